@@ -186,7 +186,7 @@ impl Repr {
 
     /// The header and payload length.
     pub const fn buffer_len(&self) -> usize {
-        HEADER_LEN + self.payload_len
+        HEADER_LEN.saturating_add(self.payload_len)
     }
 
     /// Writes the header, with a zero checksum; fill the payload, then call

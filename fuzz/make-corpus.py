@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""Builds a small seed corpus for every fuzz target under fuzz/corpus/<target>/.
+
+Each seed is a real-looking frame (or, for a per-header target, that header
+and what follows it) with correct lengths and checksums, so the fuzzer starts
+past the length and checksum checks: VXLAN over IPv4 and IPv6, 802.1Q and
+QinQ tags, ARP, IPv4 options and fragments, IPv6 extension headers, ICMP
+errors quoting a datagram, neighbour discovery, TCP options.
+
+Usage: python3 fuzz/make-corpus.py   (from anywhere; writes next to itself)
+"""
+
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CORPUS = os.path.join(HERE, "corpus")
+
+MAC_A = bytes.fromhex("020000000001")
+MAC_B = bytes.fromhex("020000000002")
+V4_A, V4_B = bytes([192, 0, 2, 1]), bytes([192, 0, 2, 2])
+IN_A, IN_B = bytes([198, 51, 100, 1]), bytes([198, 51, 100, 2])
+V6_A = bytes.fromhex("20010db8000000000000000000000001")
+V6_B = bytes.fromhex("20010db8000000000000000000000002")
+
+
+def csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return (~s) & 0xFFFF
+
+
+def eth(dst, src, ethertype, payload, tags=()):
+    head = dst + src
+    for tpid, vid in tags:
+        head += struct.pack("!HH", tpid, vid)
+    return head + struct.pack("!H", ethertype) + payload
+
+
+def ipv4(src, dst, proto, payload, options=b"", flags_frag=0x4000, ttl=64, total=None):
+    ihl = 5 + len(options) // 4
+    total = total if total is not None else ihl * 4 + len(payload)
+    head = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, total, 0x1234, flags_frag, ttl, proto, 0, src, dst) + options
+    head = head[:10] + struct.pack("!H", csum(head)) + head[12:]
+    return head + payload
+
+
+def ipv6(src, dst, next_header, payload, hop_limit=64):
+    return struct.pack("!IHBB16s16s", 0x60012345, len(payload), next_header, hop_limit, src, dst) + payload
+
+
+def pseudo4(src, dst, proto, length):
+    return src + dst + struct.pack("!BBH", 0, proto, length)
+
+
+def pseudo6(src, dst, next_header, length):
+    return src + dst + struct.pack("!IxxxB", length, next_header)
+
+
+def udp(src_port, dst_port, payload, pseudo=None):
+    length = 8 + len(payload)
+    head = struct.pack("!HHHH", src_port, dst_port, length, 0)
+    if pseudo is not None:
+        c = csum(pseudo(length) + head + payload) or 0xFFFF
+        head = head[:6] + struct.pack("!H", c)
+    return head + payload
+
+
+def tcp(src_port, dst_port, seq, ack, flags, options, payload, pseudo):
+    assert len(options) % 4 == 0
+    off = (20 + len(options)) // 4
+    head = struct.pack("!HHIIBBHHH", src_port, dst_port, seq, ack, off << 4, flags, 64240, 0, 0) + options
+    c = csum(pseudo(len(head) + len(payload)) + head + payload)
+    return head[:16] + struct.pack("!H", c) + head[18:] + payload
+
+
+def icmp4(typ, code, rest, data):
+    msg = struct.pack("!BBH", typ, code, 0) + rest + data
+    return msg[:2] + struct.pack("!H", csum(msg)) + msg[4:]
+
+
+def icmp6(typ, code, body, src, dst):
+    msg = struct.pack("!BBH", typ, code, 0) + body
+    c = csum(pseudo6(src, dst, 58, len(msg)) + msg)
+    return msg[:2] + struct.pack("!H", c) + msg[4:]
+
+
+def vxlan(vni, inner):
+    return struct.pack("!II", 0x08000000, vni << 8) + inner
+
+
+SYN_OPTIONS = bytes.fromhex("020405b4") + bytes.fromhex("0402080a") + struct.pack("!II", 1, 0) + bytes.fromhex("01030307")
+ACK_OPTIONS = bytes.fromhex("0101080a") + struct.pack("!II", 7, 9) + bytes.fromhex("0101050a") + struct.pack("!II", 100, 200)
+
+
+def main():
+    seeds = {}  # target -> list of (name, bytes)
+
+    def add(target, name, data):
+        seeds.setdefault(target, []).append((name, data))
+
+    # Inner frames.
+    syn = tcp(40000, 80, 1000, 0, 0x02, SYN_OPTIONS, b"", lambda n: pseudo4(IN_A, IN_B, 6, n))
+    inner_ip = ipv4(IN_A, IN_B, 6, syn)
+    inner_eth = eth(MAC_B, MAC_A, 0x0800, inner_ip)
+    outer_udp = udp(49152, 4789, vxlan(42, inner_eth))
+    outer_ip = ipv4(V4_A, V4_B, 17, outer_udp)
+    frame_vxlan4 = eth(MAC_B, MAC_A, 0x0800, outer_ip)
+    add("frame", "vxlan4-tcp-syn", frame_vxlan4)
+    add("tcp", "syn-options", syn)
+    add("ipv4", "tcp-syn", inner_ip)
+    add("udp", "vxlan", outer_udp)
+    add("vxlan", "vni42", vxlan(42, inner_eth))
+
+    echo6 = icmp6(128, 0, struct.pack("!HH", 0x7768, 1) + b"wharf", V6_A, V6_B)
+    inner6 = eth(MAC_B, MAC_A, 0x86DD, ipv6(V6_A, V6_B, 58, echo6))
+    outer_udp6 = udp(50000, 8472, vxlan(43, inner6), lambda n: pseudo6(V6_A, V6_B, 17, n))
+    frame_vxlan6 = eth(MAC_B, MAC_A, 0x86DD, ipv6(V6_A, V6_B, 17, outer_udp6), tags=[(0x88A8, 10), (0x8100, 20)])
+    add("frame", "qinq-vxlan6-icmpv6-echo", frame_vxlan6)
+    add("icmpv6", "echo", echo6)
+    add("ethernet", "qinq", frame_vxlan6)
+
+    echo4 = icmp4(8, 0, struct.pack("!HH", 0x7768, 1), b"wharf wire probe")
+    frame_vlan = eth(MAC_B, MAC_A, 0x0800, ipv4(V4_A, V4_B, 1, echo4), tags=[(0x8100, 100)])
+    add("frame", "dot1q-icmp-echo", frame_vlan)
+    add("ethernet", "dot1q", frame_vlan)
+    add("icmpv4", "echo", echo4)
+
+    arp_req = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, MAC_A, V4_A, b"\0" * 6, V4_B)
+    frame_arp = eth(b"\xff" * 6, MAC_A, 0x0806, arp_req)
+    add("frame", "arp-request", frame_arp)
+    add("arp", "request", arp_req)
+    add("ethernet", "arp", frame_arp)
+
+    # ICMP fragmentation needed, quoting an IPv4/UDP header and 8 bytes.
+    quoted = ipv4(V4_A, V4_B, 17, udp(5000, 53, b"12345678"), total=1500)[:28]
+    frag_needed = icmp4(3, 4, struct.pack("!HH", 0, 1400), quoted)
+    frame_fn = eth(MAC_A, MAC_B, 0x0800, ipv4(V4_B, V4_A, 1, frag_needed))
+    add("frame", "frag-needed", frame_fn)
+    add("icmpv4", "frag-needed", frag_needed)
+
+    # IPv4 with options (Router Alert, NOP, EOL padding) carrying TCP with SACK.
+    ack = tcp(80, 40000, 5000, 1001, 0x10, ACK_OPTIONS, b"data", lambda n: pseudo4(V4_A, V4_B, 6, n))
+    opts = bytes.fromhex("94040000") + bytes.fromhex("01010100")
+    ip_opts = ipv4(V4_A, V4_B, 6, ack, options=opts)
+    add("ipv4", "options-tcp-sack", ip_opts)
+    add("tcp", "ack-sack-ts", ack)
+    add("frame", "ipv4-options", eth(MAC_B, MAC_A, 0x0800, ip_opts))
+
+    # IPv4 fragments: the first (MF) and a later one (offset 1480).
+    first = ipv4(V4_A, V4_B, 17, udp(5000, 53, b"x" * 32), flags_frag=0x2000)
+    later = ipv4(V4_A, V4_B, 17, b"y" * 16, flags_frag=1480 // 8)
+    add("ipv4", "first-fragment", first)
+    add("ipv4", "later-fragment", later)
+    add("frame", "ipv4-later-fragment", eth(MAC_B, MAC_A, 0x0800, later))
+
+    # IPv6 with hop-by-hop (Router Alert), destination options, fragment, UDP.
+    up = udp(5000, 53, b"hello", lambda n: pseudo6(V6_A, V6_B, 17, n))
+    frag_hdr = struct.pack("!BBHI", 17, 0, 0, 0xCAFE)  # offset 0, M=0: an atomic fragment
+    dst_opts = struct.pack("!BB", 44, 0) + bytes.fromhex("010400000000")
+    hbh = struct.pack("!BB", 60, 0) + bytes.fromhex("050200000100")
+    v6_ext = ipv6(V6_A, V6_B, 0, hbh + dst_opts + frag_hdr + up)
+    add("ipv6", "hbh-dst-frag-udp", v6_ext)
+    add("frame", "ipv6-extensions", eth(MAC_B, MAC_A, 0x86DD, v6_ext))
+    add("udp", "dns-v6", up)
+
+    # Neighbour solicitation with a source link-layer address option.
+    snm = bytes.fromhex("ff0200000000000000000001ff000002")
+    ns = icmp6(135, 0, b"\0" * 4 + V6_B + bytes([1, 1]) + MAC_A, V6_A, snm)
+    frame_ns = eth(bytes.fromhex("3333ff000002"), MAC_A, 0x86DD, ipv6(V6_A, snm, 58, ns, hop_limit=255))
+    add("icmpv6", "neighbor-solicit", ns)
+    add("ipv6", "neighbor-solicit", ipv6(V6_A, snm, 58, ns, hop_limit=255))
+    add("frame", "neighbor-solicit", frame_ns)
+    na = icmp6(136, 0, struct.pack("!I", 0x60000000) + V6_B + bytes([2, 1]) + MAC_B, V6_B, V6_A)
+    add("icmpv6", "neighbor-advert", na)
+
+    # Packet too big quoting an IPv6/UDP header.
+    quoted6 = ipv6(V6_A, V6_B, 17, udp(5000, 53, b"z" * 1400))[:48]
+    ptb = icmp6(2, 0, struct.pack("!I", 1280) + quoted6, V6_B, V6_A)
+    add("icmpv6", "packet-too-big", ptb)
+
+    # The checksum target reads: a field offset byte, a 4-byte new value, data.
+    add("checksum", "rewrite-address", bytes([12]) + IN_B + inner_ip[:20])
+    add("checksum", "odd-length", bytes([3]) + b"\xff\xff\x00\x01" + b"\x01\x02\x03")
+
+    # The differential target sees whole frames, like `frame`.
+    seeds["differential"] = list(seeds["frame"])
+
+    for target, items in sorted(seeds.items()):
+        directory = os.path.join(CORPUS, target)
+        os.makedirs(directory, exist_ok=True)
+        for name, data in items:
+            with open(os.path.join(directory, name), "wb") as f:
+                f.write(data)
+        print(f"{target}: {len(items)} seeds")
+
+
+if __name__ == "__main__":
+    main()
