@@ -131,3 +131,99 @@ fn transport(protocol: IpProtocol, payload: &[u8], ipv6: bool) -> Result<Transpo
         other => Transport::Other(other),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::Ipv4Addr;
+
+    /// Ethernet / IPv4 192.0.2.1 → 192.0.2.2 / UDP 49152 → 4789 / VXLAN VNI
+    /// 42 / Ethernet / IPv4 198.51.100.1 → 198.51.100.2 / TCP SYN 40000 → 80
+    /// with MSS 1460, SACK-permitted, timestamps and window scale 7.
+    const VXLAN_SYN: [u8; 124] = [
+        // outer Ethernet: dst 02:00:00:00:00:02, src 02:00:00:00:00:01, IPv4
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00,
+        // outer IPv4: IHL 5, total 110, ident 0x1234, DF, TTL 64, UDP, checksum, addresses
+        0x45, 0x00, 0x00, 0x6e, 0x12, 0x34, 0x40, 0x00, 0x40, 0x11, 0xa4, 0x47, 0xc0, 0x00, 0x02, 0x01, 0xc0, 0x00,
+        0x02, 0x02, //
+        // UDP: 49152 → 4789, length 90, no checksum
+        0xc0, 0x00, 0x12, 0xb5, 0x00, 0x5a, 0x00, 0x00, //
+        // VXLAN: I flag, VNI 42
+        0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2a, 0x00, //
+        // inner Ethernet
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00,
+        // inner IPv4: total 60, TCP
+        0x45, 0x00, 0x00, 0x3c, 0x12, 0x34, 0x40, 0x00, 0x40, 0x06, 0xd4, 0x1d, 0xc6, 0x33, 0x64, 0x01, 0xc6, 0x33,
+        0x64, 0x02, //
+        // TCP: 40000 → 80, seq 1000, data offset 10, SYN, window 64240, checksum
+        0x9c, 0x40, 0x00, 0x50, 0x00, 0x00, 0x03, 0xe8, 0x00, 0x00, 0x00, 0x00, 0xa0, 0x02, 0xfa, 0xf0, 0x58, 0x2b,
+        0x00, 0x00, //
+        // options: MSS 1460, SACK-permitted, timestamps 1/0, NOP, window scale 7
+        0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x01, 0x03,
+        0x03, 0x07,
+    ];
+
+    #[test]
+    fn walks_vxlan_to_the_inner_tcp_header() {
+        let d = dissect(&VXLAN_SYN, &[vxlan::IANA_PORT]).unwrap();
+        let Network::Ipv4(outer) = d.outer.network else { panic!("outer IPv4") };
+        assert_eq!(outer.dst_addr(), Ipv4Addr::new(192, 0, 2, 2));
+        let Transport::Udp(udp) = d.outer.transport else { panic!("outer UDP") };
+        assert_eq!(udp.dst_port(), 4789);
+        let (header, inner) = d.vxlan.expect("VXLAN");
+        assert_eq!(header.vni().get(), 42);
+        let (Network::Ipv4(ip), Transport::Tcp(tcp)) = (inner.network, inner.transport) else {
+            panic!("inner IPv4/TCP")
+        };
+        assert!(ip.verify_checksum());
+        assert_eq!(ip.src_addr(), Ipv4Addr::new(198, 51, 100, 1));
+        assert_eq!((tcp.src_port(), tcp.dst_port()), (40000, 80));
+        assert!(tcp.syn() && !tcp.ack());
+        assert!(tcp.verify_checksum(ip.src_addr().into(), ip.dst_addr().into()));
+        let repr = tcp::Repr::parse(&tcp).unwrap();
+        assert_eq!((repr.max_seg_size, repr.window_scale, repr.sack_permitted), (Some(1460), Some(7), true));
+    }
+
+    #[test]
+    fn vxlan_only_on_the_given_ports() {
+        let d = dissect(&VXLAN_SYN, &[]).unwrap();
+        assert!(d.vxlan.is_none());
+        let d = dissect(&VXLAN_SYN, &[vxlan::LINUX_PORT]).unwrap();
+        assert!(d.vxlan.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_failed_check() {
+        // Cut inside the inner TCP header: the inner IPv4 total length runs past the end.
+        assert_eq!(dissect(&VXLAN_SYN[..110], &[vxlan::IANA_PORT]).unwrap_err(), Error::Truncated);
+        // Without the VXLAN I flag (RFC 7348 §5).
+        let mut no_i_flag = VXLAN_SYN;
+        no_i_flag[42] = 0x00;
+        assert_eq!(dissect(&no_i_flag, &[vxlan::IANA_PORT]).unwrap_err(), Error::Malformed);
+        // Reserved VXLAN bits are ignored.
+        let mut reserved = VXLAN_SYN;
+        reserved[42] = 0xff;
+        reserved[49] = 0xff;
+        assert!(dissect(&reserved, &[vxlan::IANA_PORT]).unwrap().vxlan.is_some());
+        // An inner TCP data offset below 5.
+        let mut bad_offset = VXLAN_SYN;
+        bad_offset[96] = 0x40;
+        assert_eq!(dissect(&bad_offset, &[vxlan::IANA_PORT]).unwrap_err(), Error::Malformed);
+        assert_eq!(dissect(&VXLAN_SYN[..13], &[]).unwrap_err(), Error::Truncated);
+    }
+
+    #[test]
+    fn fragments_and_unknown_protocols_end_the_walk() {
+        let inner = &VXLAN_SYN[50..];
+        let mut fragment = [0u8; 74];
+        fragment.copy_from_slice(inner);
+        fragment[20] = 0x20; // MF
+        let walked = layers(&fragment).unwrap();
+        assert!(matches!(walked.transport, Transport::Fragment(IpProtocol::Tcp)));
+        let mut other = [0u8; 74];
+        other.copy_from_slice(inner);
+        other[12] = 0x88;
+        other[13] = 0xcc; // LLDP
+        assert!(matches!(layers(&other).unwrap().network, Network::Other(EtherType::Unknown(0x88cc))));
+    }
+}
