@@ -6,7 +6,7 @@
 //! checksum field is `!sum`. [`update16`] and friends take and return the
 //! field's value itself.
 
-use core::net::{Ipv4Addr, Ipv6Addr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::IpProtocol;
 
@@ -82,6 +82,18 @@ pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: IpProtocol, l
         acc += u64::from(segment);
     }
     fold(acc)
+}
+
+/// The pseudo-header sum for a transport segment of `length` bytes between
+/// two addresses of either family: [`pseudo_header_v4`] or
+/// [`pseudo_header_v6`]. `None` if the families differ or the length does
+/// not fit the pseudo-header's length field (16 bits over IPv4, 32 over IPv6).
+pub fn pseudo_header(src: IpAddr, dst: IpAddr, protocol: IpProtocol, length: usize) -> Option<u16> {
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => Some(pseudo_header_v4(s, d, protocol, u16::try_from(length).ok()?)),
+        (IpAddr::V6(s), IpAddr::V6(d)) => Some(pseudo_header_v6(s, d, protocol, u32::try_from(length).ok()?)),
+        _ => None,
+    }
 }
 
 /// RFC 1624 eqn. 3: the new value of checksum field `checksum` after a 16-bit

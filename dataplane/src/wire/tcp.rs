@@ -309,7 +309,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// (or an IPv4 segment longer than 65535 bytes) give `false`.
     pub fn verify_checksum(&self, src: IpAddr, dst: IpAddr) -> bool {
         let segment = self.buffer.as_ref();
-        match pseudo_header(src, dst, segment.len()) {
+        match checksum::pseudo_header(src, dst, IpProtocol::Tcp, segment.len()) {
             Some(pseudo) => checksum::add(pseudo, checksum::sum(segment)) == 0xffff,
             None => false,
         }
@@ -423,25 +423,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn fill_checksum(&mut self, src: IpAddr, dst: IpAddr) {
         self.set_checksum(0);
         let segment = self.buffer.as_ref();
-        if let Some(pseudo) = pseudo_header(src, dst, segment.len()) {
+        if let Some(pseudo) = checksum::pseudo_header(src, dst, IpProtocol::Tcp, segment.len()) {
             let value = !checksum::add(pseudo, checksum::sum(segment));
             self.set_checksum(value);
         }
-    }
-}
-
-/// The sum of the pseudo-header for a TCP segment of `len` bytes (RFC 9293
-/// §3.1 for IPv4, RFC 8200 §8.1 for IPv6), or `None` if the families differ or
-/// the length does not fit the pseudo-header's length field.
-fn pseudo_header(src: IpAddr, dst: IpAddr, len: usize) -> Option<u16> {
-    match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            Some(checksum::pseudo_header_v4(s, d, IpProtocol::Tcp, u16::try_from(len).ok()?))
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            Some(checksum::pseudo_header_v6(s, d, IpProtocol::Tcp, u32::try_from(len).ok()?))
-        }
-        _ => None,
     }
 }
 

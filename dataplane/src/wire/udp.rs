@@ -98,22 +98,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// zero checksum over IPv4 ("no checksum") verifies; over IPv6 it does
     /// not. `src` and `dst` must be of the same family.
     pub fn verify_checksum(&self, src: IpAddr, dst: IpAddr) -> bool {
-        let datagram = &self.buffer.as_ref()[..usize::from(self.len())];
-        match (src, dst) {
-            (IpAddr::V4(_), IpAddr::V4(_)) if self.checksum() == 0 => true,
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                checksum::add(checksum::pseudo_header_v4(s, d, IpProtocol::Udp, self.len()), checksum::sum(datagram))
-                    == 0xffff
-            }
-            (IpAddr::V6(s), IpAddr::V6(d)) => {
-                self.checksum() != 0
-                    && checksum::add(
-                        checksum::pseudo_header_v6(s, d, IpProtocol::Udp, u32::from(self.len())),
-                        checksum::sum(datagram),
-                    ) == 0xffff
-            }
-            _ => false,
+        if self.checksum() == 0 {
+            return src.is_ipv4() && dst.is_ipv4();
         }
+        let datagram = &self.buffer.as_ref()[..usize::from(self.len())];
+        checksum::pseudo_header(src, dst, IpProtocol::Udp, datagram.len())
+            .is_some_and(|pseudo| checksum::add(pseudo, checksum::sum(datagram)) == 0xffff)
     }
 }
 
@@ -146,14 +136,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// are not, the checksum is set to zero.
     pub fn fill_checksum(&mut self, src: IpAddr, dst: IpAddr) {
         self.set_checksum(0);
-        let len = self.len();
-        let pseudo = match (src, dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => checksum::pseudo_header_v4(s, d, IpProtocol::Udp, len),
-            (IpAddr::V6(s), IpAddr::V6(d)) => checksum::pseudo_header_v6(s, d, IpProtocol::Udp, u32::from(len)),
-            _ => return,
-        };
-        let datagram = &self.buffer.as_ref()[..usize::from(len)];
-        let value = !checksum::add(pseudo, checksum::sum(datagram));
+        let len = usize::from(self.len());
+        let Some(pseudo) = checksum::pseudo_header(src, dst, IpProtocol::Udp, len) else { return };
+        let value = !checksum::add(pseudo, checksum::sum(&self.buffer.as_ref()[..len]));
         self.set_checksum(if value == 0 { 0xffff } else { value });
     }
 }
