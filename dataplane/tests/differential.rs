@@ -39,3 +39,20 @@ proptest! {
         compare(&bytes).map_err(TestCaseError::fail)?;
     }
 }
+
+/// Inputs the fuzzers found, kept: each must compare without a
+/// disagreement.
+#[test]
+fn fuzz_regressions() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/regressions");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("differential-") {
+            let frame = std::fs::read(&path).unwrap();
+            compare(&frame).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            count += 1;
+        }
+    }
+    assert!(count > 0, "no regression inputs in {}", dir.display());
+}

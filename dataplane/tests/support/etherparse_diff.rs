@@ -25,6 +25,10 @@
 //!     the datagram, over IPv4 too. RFC 2675 §4 allows zero only in an IPv6
 //!     jumbogram (over 65,535 bytes, with the Jumbo Payload option); anywhere
 //!     else RFC 768's minimum of 8 holds.
+//!   - A non-first IPv6 fragment: etherparse walks on through what follows
+//!     the Fragment header as if it were more extension headers. RFC 8200
+//!     §4.5 makes it fragment data (part of the original payload), so wharf
+//!     stops there.
 //!   - A second IPv6 Fragment header: etherparse walks through it. RFC 8200
 //!     §4.1 allows each extension header at most once (Destination Options
 //!     excepted), and RFC 8200 §4.5 reassembly cannot apply two, so wharf
@@ -86,6 +90,9 @@ fn known_difference(frame: &[u8], ours: &Result<Layers<'_>, Error>) -> Option<&'
     match ours.network {
         Network::Other(EtherType::Unknown(0x9100 | 0x88e5)) | Network::Other(EtherType::Vlan | EtherType::QinQ) => {
             return Some("etherparse walks 0x9100, MACsec and a third VLAN tag");
+        }
+        Network::Ipv6(_, upper) if upper.fragment.is_some_and(|f| f.frag_offset != 0) => {
+            return Some("etherparse walks headers inside a non-first fragment (RFC 8200 §4.5)");
         }
         Network::Ipv6(packet, _) if packet.payload_len() == 0 && frame.len() > ours.ethernet.header_len() + 40 => {
             return Some("IPv6 payload length 0 without a jumbo option (RFC 2675 §3)");
