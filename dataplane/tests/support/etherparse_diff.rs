@@ -9,6 +9,9 @@
 //! Where the two differ by design the frame is not counted as a disagreement,
 //! and [`Verdict::Known`] says why. Each is one of:
 //!
+//! - etherparse checks a message wharf does not represent: an ICMP
+//!   timestamp or timestamp reply (RFC 792) must be exactly 20 bytes for
+//!   etherparse; wharf carries any ICMP type as data.
 //! - etherparse walks further than wharf does: a 0x9100 or MACsec
 //!   EtherType, a third VLAN tag, IPsec AH, IGMP, ICMPv6 carried over IPv4
 //!   and ICMPv4 over IPv6.
@@ -108,6 +111,9 @@ fn known_difference(frame: &[u8], ours: &Result<Layers<'_>, Error>) -> Option<&'
             Some("etherparse walks ICMPv4 over IPv6")
         }
         Transport::Fragment(IpProtocol::Ah) => Some("etherparse walks AH"),
+        Transport::Icmpv4(icmp) if matches!(u8::from(icmp.msg_type()), 13 | 14) && icmp.data().len() != 12 => {
+            Some("etherparse refuses ICMP timestamp messages not of 20 bytes; wharf carries them")
+        }
         _ => None,
     }
 }
