@@ -1,7 +1,22 @@
 //! wharf's control plane: what a container is and how it is wired into the
-//! data plane. For now it holds the command-line interface; namespaces,
-//! networks, IPAM, DNS and the runc runtime land here as they are built.
+//! data plane. It holds the command-line interface and the `wharf vtep`
+//! runner; namespaces, networks, IPAM, DNS and the runc runtime land here as
+//! they are built.
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod paths;
+pub mod vtep;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// The `wharf` command: parses the arguments and runs what they ask.
+pub fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli.command {
+        cli::Command::Vtep(command) => vtep::main(command),
+    }
+}

@@ -1,8 +1,5 @@
 #![forbid(unsafe_code)]
 
-use clap::Parser;
-use control::cli::Cli;
-
-fn main() {
-    let _cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    control::main()
 }

@@ -161,3 +161,113 @@ pub fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool 
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A `wharf vtep` running inside a namespace, with its own `WHARF_ROOT`;
+/// stopped with SIGTERM on drop.
+#[derive(Debug)]
+pub struct WharfVtep {
+    child: Option<Child>,
+    bin: String,
+    root: std::path::PathBuf,
+    name: String,
+    /// Lines the VTEP printed on stdout and stderr.
+    output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl WharfVtep {
+    /// Starts `BIN vtep ARGS...` in `ns` and waits up to 10 s for its ready
+    /// line. `name` is its first TAP or device, for `wharf vtep stats`.
+    pub fn start(bin: &str, ns: &Netns, name: &str, args: &[&str]) -> io::Result<WharfVtep> {
+        use std::io::BufRead;
+        let root = std::env::temp_dir().join(unique_name("root"));
+        std::fs::create_dir_all(&root)?;
+        let mut command = ns.command(bin, &["vtep"]);
+        command.args(args).env("WHARF_ROOT", &root).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.stdin(Stdio::null()).spawn()?;
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        for stream in [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn io::Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let output = output.clone();
+            let ready_tx = ready_tx.clone();
+            std::thread::spawn(move || {
+                for line in io::BufReader::new(stream).lines().map_while(Result::ok) {
+                    if line.contains("ready") {
+                        let _ = ready_tx.send(());
+                    }
+                    output.lock().unwrap().push(line);
+                }
+            });
+        }
+        let mut vtep = WharfVtep { child: Some(child), bin: bin.to_owned(), root, name: name.to_owned(), output };
+        let ready = ready_rx.recv_timeout(Duration::from_secs(10)).is_ok();
+        if !ready {
+            let status = vtep.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            return Err(io::Error::other(format!(
+                "wharf vtep did not print its ready line (exit: {status:?}); output:\n{}",
+                vtep.output()
+            )));
+        }
+        Ok(vtep)
+    }
+
+    /// Everything the VTEP printed so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().join("\n")
+    }
+
+    /// The counters from `wharf vtep stats NAME`, by name.
+    pub fn stats(&self) -> io::Result<std::collections::BTreeMap<String, u64>> {
+        let text = run(Command::new(&self.bin).args(["vtep", "stats", &self.name]).env("WHARF_ROOT", &self.root))?;
+        Ok(text
+            .lines()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                Some((words.next()?.to_owned(), words.next()?.parse().ok()?))
+            })
+            .collect())
+    }
+
+    /// One counter, 0 if absent.
+    pub fn stat(&self, name: &str) -> u64 {
+        self.stats().ok().and_then(|s| s.get(name).copied()).unwrap_or(0)
+    }
+
+    /// Stops the VTEP with SIGTERM and returns its exit status and output.
+    pub fn stop(&mut self) -> io::Result<(std::process::ExitStatus, String)> {
+        let mut child = self.child.take().ok_or_else(|| io::Error::other("already stopped"))?;
+        run(Command::new("kill").args(["-TERM", &child.id().to_string()]))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                std::thread::sleep(Duration::from_millis(50));
+                return Ok((status, self.output()));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return Err(io::Error::other(format!("wharf vtep did not stop on SIGTERM:\n{}", self.output())));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for WharfVtep {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# TCP throughput across a VXLAN overlay between two network namespaces, in one
+# run, three ways: (a) the kernel's vxlan at both ends, (b) wharf at both ends,
+# (c) wharf on one end and the kernel on the other. iperf3 is the load; the
+# table gives each result and its ratio to the kernel's.
+#
+# Usage (as root): benches/vtep-compare.sh [SECONDS] [STREAMS]
+# Needs: iproute2, iperf3, ethtool, python3, and a release build (the script runs
+# `cargo build --release -p control`). Everything lives in namespaces the
+# script creates (underlay 192.0.2.0/24, overlay 198.51.100.0/24) and is
+# removed on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10}
+streams=${2:-1}
+cargo build --release -q -p control
+wharf="$PWD/target/release/wharf"
+tag="wb$$"
+a="${tag}a"
+b="${tag}b"
+root=$(mktemp -d)
+pids=()
+
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    ip netns del "$a" 2>/dev/null || true
+    ip netns del "$b" 2>/dev/null || true
+    rm -rf "$root"
+}
+trap cleanup EXIT
+
+underlay() {
+    ip netns del "$a" 2>/dev/null || true
+    ip netns del "$b" 2>/dev/null || true
+    ip netns add "$a"
+    ip netns add "$b"
+    ip -n "$a" link add u0 type veth peer name u0 netns "$b"
+    for ns in "$a" "$b"; do ip -n "$ns" link set lo up; ip -n "$ns" link set u0 up; done
+    ip -n "$a" addr add 192.0.2.1/24 dev u0
+    ip -n "$b" addr add 192.0.2.2/24 dev u0
+}
+
+kernel_end() { # ns local remote overlay-address
+    ip -n "$1" link add vx42 type vxlan id 42 local "$2" remote "$3" dstport 4789 dev u0
+    ip -n "$1" addr add "$4/24" dev vx42
+    ip -n "$1" link set vx42 up
+}
+
+wharf_end() { # ns local remote overlay-address
+    local log="$root/$1.log"
+    WHARF_ROOT="$root/$1" ip netns exec "$1" "$wharf" vtep --vni 42 --local "$2" --remote "$3" --tap wt0 \
+        >"$log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 100); do grep -q ready "$log" && break; sleep 0.1; done
+    grep -q ready "$log" || { echo "wharf did not start:"; cat "$log"; exit 1; }
+    ip -n "$1" addr add "$4/24" dev wt0
+}
+
+measure() { # label a-kind b-kind
+    underlay
+    "$2_end" "$a" 192.0.2.1 192.0.2.2 198.51.100.1
+    "$3_end" "$b" 192.0.2.2 192.0.2.1 198.51.100.2
+    # Facing wharf, the kernel must finish its inner checksums itself: across
+    # a veth nothing else would (see the README).
+    if [ "$2" != "$3" ]; then
+        ns=$a; [ "$3" = kernel ] && ns=$b
+        ip netns exec "$ns" ethtool -K vx42 tx off >/dev/null
+    fi
+    ip netns exec "$a" ping -c 2 -W 2 -q 198.51.100.2 >/dev/null
+    ip netns exec "$b" iperf3 -s -1 -B 198.51.100.2 >/dev/null 2>&1 &
+    local server=$!
+    sleep 0.5
+    local bps
+    bps=$(ip netns exec "$a" iperf3 -c 198.51.100.2 -t "$seconds" -P "$streams" -J |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])')
+    wait "$server" 2>/dev/null || true
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    pids=()
+    echo "$1 $bps"
+}
+
+results=$(
+    measure "kernel↔kernel" kernel kernel
+    measure "wharf↔wharf" wharf wharf
+    measure "wharf↔kernel" wharf kernel
+)
+kernel=$(echo "$results" | awk 'NR==1 {print $2}')
+echo "VXLAN TCP throughput, iperf3 ${seconds}s × ${streams} stream(s), $(date -u +%Y-%m-%d):"
+echo
+echo "| path | Gbit/s | × kernel |"
+echo "|---|---:|---:|"
+echo "$results" | while read -r label bps; do
+    awk -v l="$label" -v b="$bps" -v k="$kernel" 'BEGIN { printf "| %s | %.2f | %.2f |\n", l, b / 1e9, b / k }'
+done

@@ -1,0 +1,128 @@
+//! The forwarding database: inner MAC → remote VTEP, per VNI. Static entries
+//! come from the configuration; learned ones from the outer source address of
+//! received frames, refreshed by traffic, moved when a MAC turns up behind
+//! another VTEP, and aged. The flood list (the kernel's all-zeros entries) is
+//! not here: it is the VNI's `remotes`.
+//!
+//! One table serves every VNI, keyed by (VNI index, MAC), so the cap
+//! (`max_fdb_entries`) and the memory are the VTEP's, allocated once.
+//!
+//! What this module does not do: decide when to learn or what a static entry
+//! that disagrees with traffic means (see `vtep`).
+
+use core::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use super::table::{AgeingTable, EntryKind, Learn};
+use crate::wire::vxlan::Vni;
+use crate::wire::EthernetAddress;
+
+/// A VNI's position in the configuration: how the tables name it.
+pub(crate) type VniIndex = u16;
+
+/// One FDB entry, as [`crate::vxlan::Vtep::fdb`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FdbEntry {
+    pub vni: Vni,
+    pub mac: EthernetAddress,
+    pub remote: IpAddr,
+    pub kind: EntryKind,
+}
+
+/// See the module documentation.
+#[derive(Debug, Clone)]
+pub(crate) struct Fdb {
+    table: AgeingTable<u64, IpAddr>,
+}
+
+/// The table key: the VNI index in the top 16 bits, the MAC in the low 48.
+#[inline(always)]
+fn key(vni: VniIndex, mac: EthernetAddress) -> u64 {
+    let m = mac.0;
+    u64::from_be_bytes([(vni >> 8) as u8, vni as u8, m[0], m[1], m[2], m[3], m[4], m[5]])
+}
+
+fn unkey(key: u64) -> (VniIndex, EthernetAddress) {
+    let b = key.to_be_bytes();
+    (u16::from_be_bytes([b[0], b[1]]), EthernetAddress([b[2], b[3], b[4], b[5], b[6], b[7]]))
+}
+
+impl Fdb {
+    /// An FDB holding `statics`, with room for `max_learned` learned entries
+    /// living `ageing` without traffic.
+    pub(crate) fn new(
+        statics: impl IntoIterator<Item = (VniIndex, EthernetAddress, IpAddr)>,
+        max_learned: usize,
+        ageing: Duration,
+    ) -> Fdb {
+        let statics = statics.into_iter().map(|(vni, mac, remote)| (key(vni, mac), remote));
+        Fdb { table: AgeingTable::new(statics, max_learned, ageing) }
+    }
+
+    /// The remote behind `mac` in VNI `vni`.
+    #[inline]
+    pub(crate) fn lookup(&self, vni: VniIndex, mac: EthernetAddress) -> Option<IpAddr> {
+        self.table.get(&key(vni, mac))
+    }
+
+    /// Learns that `mac` in VNI `vni` is behind `remote`, at `now`. A new
+    /// or moved entry must pass `admit`.
+    #[inline]
+    pub(crate) fn learn(
+        &mut self,
+        vni: VniIndex,
+        mac: EthernetAddress,
+        remote: IpAddr,
+        now: Instant,
+        admit: impl FnOnce(&IpAddr) -> bool,
+    ) -> Learn<IpAddr> {
+        self.table.learn(key(vni, mac), remote, now, admit)
+    }
+
+    /// Ages out learned entries; returns how many went.
+    pub(crate) fn expire(&mut self, now: Instant) -> usize {
+        self.table.expire(now)
+    }
+
+    /// Every entry, with the VNI index.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (VniIndex, EthernetAddress, IpAddr, EntryKind)> + '_ {
+        self.table.iter().map(|(k, remote, kind)| {
+            let (vni, mac) = unkey(k);
+            (vni, mac, remote, kind)
+        })
+    }
+
+    /// How many learned entries there are.
+    pub(crate) fn learned(&self) -> usize {
+        self.table.learned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::Ipv4Addr;
+
+    const MAC: EthernetAddress = EthernetAddress([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+    const A: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+    const B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 3));
+
+    #[test]
+    fn keys_round_trip_and_separate_vnis() {
+        assert_eq!(key(0x0102, MAC), 0x0102_5254_0012_3456);
+        assert_eq!(unkey(key(0xffff, MAC)), (0xffff, MAC));
+        let t0 = Instant::now();
+        let mut fdb = Fdb::new([(0, MAC, A)], 4, Duration::from_secs(1));
+        assert_eq!(fdb.lookup(0, MAC), Some(A));
+        assert_eq!(fdb.lookup(1, MAC), None);
+        assert_eq!(fdb.learn(1, MAC, B, t0, |_| true), Learn::Learned);
+        assert_eq!(fdb.lookup(1, MAC), Some(B));
+        assert_eq!(fdb.learn(0, MAC, B, t0, |_| true), Learn::Static(A));
+        assert_eq!(fdb.learned(), 1);
+        let mut all: Vec<_> = fdb.iter().collect();
+        all.sort_unstable_by_key(|e| e.0);
+        assert_eq!(all, [(0, MAC, A, EntryKind::Static), (1, MAC, B, EntryKind::Learned)]);
+        assert_eq!(fdb.expire(t0 + Duration::from_secs(1)), 1);
+        assert_eq!(fdb.lookup(1, MAC), None);
+    }
+}
