@@ -11,6 +11,7 @@
 //! [`crate::wire`]). What the frame means — forward it, translate it — is not
 //! decided here.
 
+use super::read_u16;
 use super::{arp, ethernet, icmpv4, icmpv6, ipv4, ipv6, tcp, udp, vxlan, Error, EtherType, IpProtocol, Result};
 
 /// The network layer of a frame.
@@ -60,7 +61,7 @@ pub struct Dissection<'a> {
 /// `&[vxlan::IANA_PORT]` for the standard port, an empty slice for none).
 /// Only one level of encapsulation is walked. A VXLAN header without the I
 /// flag is `Malformed` (RFC 7348 §5).
-#[inline]
+#[inline(always)]
 pub fn dissect<'a>(frame: &'a [u8], vxlan_ports: &[u16]) -> Result<Dissection<'a>> {
     let outer = layers(frame)?;
     let vxlan = match outer.transport {
@@ -78,11 +79,13 @@ pub fn dissect<'a>(frame: &'a [u8], vxlan_ports: &[u16]) -> Result<Dissection<'a
 }
 
 /// Walks one Ethernet frame, without looking into VXLAN.
-#[inline]
+#[inline(always)]
 pub fn layers(frame: &[u8]) -> Result<Layers<'_>> {
     let ethernet = ethernet::Frame::new_checked(frame)?;
-    let payload = frame.get(ethernet.header_len()..).unwrap_or_default();
-    let (network, transport) = match ethernet.ethertype() {
+    // The header length (and so the type field after the tags) once.
+    let header_len = ethernet.header_len();
+    let payload = frame.get(header_len..).unwrap_or_default();
+    let (network, transport) = match EtherType::from(read_u16(frame, header_len - 2)) {
         EtherType::Arp => (Network::Arp(arp::Packet::new_checked(payload)?), Transport::None),
         EtherType::Ipv4 => {
             let packet = ipv4::Packet::new_checked(payload)?;
@@ -115,13 +118,13 @@ pub fn layers(frame: &[u8]) -> Result<Layers<'_>> {
 }
 
 /// The payload of a checked datagram, borrowed for as long as the frame.
-#[inline]
+#[inline(always)]
 fn udp_payload(datagram: udp::Packet<&[u8]>) -> &[u8] {
     let end = usize::from(datagram.len());
     datagram.into_inner().get(udp::HEADER_LEN..end).unwrap_or_default()
 }
 
-#[inline]
+#[inline(always)]
 fn transport(protocol: IpProtocol, payload: &[u8], ipv6: bool) -> Result<Transport<'_>> {
     Ok(match protocol {
         IpProtocol::Tcp => Transport::Tcp(tcp::Packet::new_checked(payload)?),

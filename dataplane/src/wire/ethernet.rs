@@ -31,6 +31,13 @@ enum_with_unknown! {
     }
 }
 
+/// Whether a raw type field announces a VLAN tag: [`EtherType::is_vlan_tpid`]
+/// without the conversion, for the per-frame checks.
+#[inline(always)]
+fn is_tpid(value: u16) -> bool {
+    value == 0x8100 || value == 0x88a8
+}
+
 impl EtherType {
     /// Whether this value, found in a type field, announces a VLAN tag
     /// (0x8100 or 0x88a8).
@@ -236,7 +243,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
             if len < need {
                 return Err(Error::Truncated);
             }
-            if !EtherType::from(read_u16(self.buffer.as_ref(), need - 2)).is_vlan_tpid() {
+            if !is_tpid(read_u16(self.buffer.as_ref(), need - 2)) {
                 return Ok(());
             }
             need += VLAN_TAG_LEN;
@@ -254,11 +261,12 @@ impl<T: AsRef<[u8]>> Frame<T> {
     }
 
     /// How many tags the type fields announce: 0, 1 or 2.
+    #[inline(always)]
     fn tag_count(&self) -> usize {
         let buffer = self.buffer.as_ref();
-        if !EtherType::from(read_u16(buffer, field::ETHERTYPE.start)).is_vlan_tpid() {
+        if !is_tpid(read_u16(buffer, field::ETHERTYPE.start)) {
             0
-        } else if !EtherType::from(read_u16(buffer, field::OUTER_NEXT.start)).is_vlan_tpid() {
+        } else if !is_tpid(read_u16(buffer, field::OUTER_NEXT.start)) {
             1
         } else {
             2
@@ -293,11 +301,13 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
     /// The type of the payload: the type field after the tags. For a frame
     /// with three or more tags this is the third TPID.
+    #[inline(always)]
     pub fn ethertype(&self) -> EtherType {
         read_u16(self.buffer.as_ref(), self.header_len() - 2).into()
     }
 
     /// The header's length with its tags: 14, 18 or 22.
+    #[inline(always)]
     pub fn header_len(&self) -> usize {
         HEADER_LEN + self.tag_count() * VLAN_TAG_LEN
     }

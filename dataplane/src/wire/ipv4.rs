@@ -170,6 +170,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The Protocol field.
+    #[inline(always)]
     pub fn next_header(&self) -> IpProtocol {
         IpProtocol::from(self.buffer.as_ref()[field::PROTOCOL])
     }
