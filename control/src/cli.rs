@@ -102,6 +102,11 @@ pub struct VtepArgs {
     /// The underlay path MTU: larger frames are dropped and counted.
     #[arg(long, value_name = "BYTES")]
     pub mtu: Option<u16>,
+    /// Answer a frame too big for the underlay with ICMP "fragmentation
+    /// needed" (IPv4 with DF) or ICMPv6 "packet too big", so the sender
+    /// lowers its path MTU; without it such frames are only dropped.
+    #[arg(long)]
+    pub frag_needed: bool,
     /// A TOML file with several VNIs and static FDB entries (see the README);
     /// flags given as well override its settings.
     #[arg(long, value_name = "FILE")]
@@ -142,6 +147,9 @@ impl VtepArgs {
             file.udp6zerocsumrx = Some(true);
         }
         file.mtu = self.mtu.or(file.mtu);
+        if self.frag_needed {
+            file.frag_needed = Some(true);
+        }
         let mut spec = file.into_unvalidated_spec()?;
         if let Some(vni) = self.vni {
             let port = match (&self.tap, &self.dev) {

@@ -268,3 +268,67 @@ fn dev_mode_carries_a_container_veth() {
     assert!(stats["tx_packets"] > 14_000 && stats["rx_packets"] > 14_000, "{stats:?}");
     assert_eq!(stats["drop_bad_offload"], 0, "{stats:?}");
 }
+
+/// `--frag-needed`: a frame too big for the underlay is answered with ICMP
+/// fragmentation needed, so the sender learns the overlay MTU; the kernel's
+/// ping reports it.
+#[test]
+fn frag_needed_tells_the_sender_the_mtu() {
+    let p = pair(&["--frag-needed"]);
+    p.a.exec("ping", &["-c", "1", "-W", "2", "198.51.100.2"]).unwrap();
+    p.a.ip(&["link", "set", "wt0", "mtu", "9000"]).unwrap();
+    let out =
+        p.a.command("ping", &["-c", "2", "-i", "0.3", "-W", "1", "-s", "3000", "-M", "do", "198.51.100.2"])
+            .output()
+            .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("mtu = 1450") || text.contains("mtu=1450"), "ping did not learn the MTU:\n{text}");
+    assert!(p.vtep.stat("too_big_replies") >= 1);
+    assert!(p.vtep.stat("drop_too_big") >= 1);
+}
+
+/// The same interoperation over an IPv6 underlay, on the kernel's and
+/// flannel's port 8472: the outer UDP checksum is computed both ways.
+#[test]
+fn ipv6_underlay_interoperates() {
+    require_root();
+    let a = Netns::new("v6a").unwrap();
+    let b = Netns::new("v6b").unwrap();
+    a.veth("u0", &b, "u0").unwrap();
+    a.ip(&["addr", "add", "2001:db8:1::1/64", "dev", "u0", "nodad"]).unwrap();
+    b.ip(&["addr", "add", "2001:db8:1::2/64", "dev", "u0", "nodad"]).unwrap();
+    b.ip(&[
+        "link",
+        "add",
+        "vx43",
+        "type",
+        "vxlan",
+        "id",
+        "43",
+        "local",
+        "2001:db8:1::2",
+        "remote",
+        "2001:db8:1::1",
+        "dstport",
+        "8472",
+        "dev",
+        "u0",
+    ])
+    .unwrap();
+    b.ip(&["addr", "add", "198.51.100.2/24", "dev", "vx43"]).unwrap();
+    b.ip(&["link", "set", "vx43", "up"]).unwrap();
+    b.exec("ethtool", &["-K", "vx43", "tx", "off"]).unwrap();
+    let args =
+        ["--vni", "43", "--local", "2001:db8:1::1", "--remote", "2001:db8:1::2", "--dstport", "8472", "--tap", "wt0"];
+    let vtep = WharfVtep::start(WHARF, &a, "wt0", &args).unwrap();
+    a.ip(&["addr", "add", "198.51.100.1/24", "dev", "wt0"]).unwrap();
+    // 70 bytes of outer headers over IPv6: the TAP got MTU 1430.
+    let link = a.ip(&["-o", "link", "show", "wt0"]).unwrap();
+    assert!(link.contains("mtu 1430"), "{link}");
+    assert!(wait_for(Duration::from_secs(5), || a.exec("ping", &["-c", "1", "-W", "1", "198.51.100.2"]).is_ok()));
+    b.exec("ping", &["-c", "3", "-i", "0.2", "-W", "2", "198.51.100.1"]).unwrap();
+    transfer(&a, &b, "198.51.100.2", 10 * 1024 * 1024);
+    let stats = vtep.stats().unwrap();
+    assert_eq!(stats["drop_bad_outer"], 0, "{stats:?}");
+    assert!(stats["rx_packets"] >= 100 && stats["tx_packets"] >= 7000, "{stats:?}");
+}

@@ -44,9 +44,9 @@ const SLOTS: usize = 256;
 const MIN_SLOT_FRAME: usize = 2048;
 /// Datagrams per `recvmmsg`.
 const RX_BATCH: usize = 64;
-/// Room for one datagram: larger ones (reassembled fragments) are cut and
-/// dropped.
-const RX_MSG: usize = 4096;
+/// Room for one message: a datagram, or with UDP GRO several of one flow
+/// coalesced (larger single datagrams, reassembled fragments, are dropped).
+const RX_MSG: usize = 65_535;
 /// Frames read from a port before the batch is sent.
 const READ_BURST: usize = 64;
 /// The largest frame a TAP with TSO hands over, with its virtio header.
@@ -270,6 +270,7 @@ fn vtep_config(spec: &Spec) -> Result<VtepConfig, RunError> {
     config.udp6_zero_checksum_tx = spec.udp6_zero_checksum_tx;
     config.udp6_zero_checksum_rx = spec.udp6_zero_checksum_rx;
     config.underlay_mtu = spec.underlay_mtu;
+    config.frag_needed = spec.frag_needed;
     for (index, v) in spec.vnis.iter().enumerate() {
         let invalid = |what: String, why: &str| RunError::Io {
             what,
@@ -330,6 +331,8 @@ impl Io {
         let rx = UdpSocket::bind_with(rx_addr, UdpOptions { nonblocking: true, ..UdpOptions::default() })
             .map_err(io_context(format!("bind the underlay socket {rx_addr}")))?;
         rx.set_recv_fragment_size(true).map_err(io_context("ask for fragment sizes"))?;
+        // GRO where the kernel has it: fewer, larger messages per recvmmsg.
+        rx.set_gro(true).map_err(io_context("turn UDP GRO on"))?;
         if spec.local.is_ipv6() {
             rx.set_udp6_zero_checksum_rx(spec.udp6_zero_checksum_rx).map_err(io_context("set udp6zerocsumrx"))?;
         }
@@ -609,6 +612,7 @@ mod tests {
             udp6_zero_checksum_tx: false,
             udp6_zero_checksum_rx: false,
             underlay_mtu: 1500,
+            frag_needed: false,
             vnis: vec![VniSpec {
                 vni: 42,
                 port: LocalPort::Tap("wt0".into()),

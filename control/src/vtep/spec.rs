@@ -73,6 +73,9 @@ pub struct Spec {
     pub udp6_zero_checksum_tx: bool,
     pub udp6_zero_checksum_rx: bool,
     pub underlay_mtu: u16,
+    /// Answer frames too big for the underlay with ICMP fragmentation
+    /// needed (IPv4 with DF) or ICMPv6 packet too big.
+    pub frag_needed: bool,
     pub vnis: Vec<VniSpec>,
 }
 
@@ -115,6 +118,7 @@ pub struct File {
     pub udp6zerocsumtx: Option<bool>,
     pub udp6zerocsumrx: Option<bool>,
     pub mtu: Option<u16>,
+    pub frag_needed: Option<bool>,
     #[serde(default)]
     pub vni: Vec<FileVni>,
 }
@@ -212,6 +216,7 @@ impl File {
             udp6_zero_checksum_tx: self.udp6zerocsumtx.unwrap_or(false),
             udp6_zero_checksum_rx: self.udp6zerocsumrx.unwrap_or(false),
             underlay_mtu: self.mtu.unwrap_or(DEFAULT_UNDERLAY_MTU),
+            frag_needed: self.frag_needed.unwrap_or(false),
             vnis,
         })
     }
