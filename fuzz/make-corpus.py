@@ -186,6 +186,25 @@ def main():
     add("checksum", "rewrite-address", bytes([12]) + IN_B + inner_ip[:20])
     add("checksum", "odd-length", bytes([3]) + b"\xff\xff\x00\x01" + b"\x01\x02\x03")
 
+    # The VTEP targets: a selector byte (configuration), then a UDP payload
+    # (decap) or an inner frame (encap → decap round trip).
+    for selector in (0x00, 0x01, 0x40):
+        add("vxlan_decap", f"vni42-{selector:02x}", bytes([selector]) + vxlan(42, inner_eth))
+        add("vxlan_roundtrip", f"syn-{selector:02x}", bytes([selector]) + inner_eth)
+    add("vxlan_decap", "arp", bytes([0]) + vxlan(42, frame_arp))
+    add("vxlan_roundtrip", "arp", bytes([0]) + frame_arp)
+
+    # virtio-net headers (little-endian): flags, gso type, hdr_len, gso_size,
+    # csum_start, csum_offset; gso: the header, a control byte (bit 0: repair
+    # lengths and checksums), an output-size byte, then the frame.
+    tso4 = struct.pack("<BBHHHH", 1, 1, 66, 1448, 34, 16)
+    plain = struct.pack("<BBHHHH", 0, 0, 0, 0, 0, 0)
+    add("virtio_net", "tso4", tso4)
+    add("virtio_net", "none", plain)
+    big = tcp(40000, 80, 1000, 1, 0x18, b"", b"x" * 3000, lambda n: pseudo4(IN_A, IN_B, 6, n))
+    add("gso", "tso4-3000", tso4 + bytes([1, 255]) + eth(MAC_B, MAC_A, 0x0800, ipv4(IN_A, IN_B, 6, big)))
+    add("gso", "plain-syn", plain + bytes([1, 255]) + inner_eth)
+
     # The differential target sees whole frames, like `frame`.
     seeds["differential"] = list(seeds["frame"])
 

@@ -113,16 +113,18 @@ impl std::error::Error for Error {}
 /// The result of a check or a parse in this module.
 pub type Result<T> = core::result::Result<T, Error>;
 
-/// Reads a big-endian `u16` at `at`. Callers have checked the length.
+/// Reads a big-endian `u16` at `at`. Callers have checked the length. One
+/// range check and one load: the slice is exactly two bytes, so the
+/// conversion cannot fail.
 #[inline(always)]
 fn read_u16(buf: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([buf[at], buf[at + 1]])
+    u16::from_be_bytes(buf[at..at + 2].try_into().unwrap_or_default())
 }
 
 /// Reads a big-endian `u32` at `at`. Callers have checked the length.
 #[inline(always)]
 fn read_u32(buf: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
+    u32::from_be_bytes(buf[at..at + 4].try_into().unwrap_or_default())
 }
 
 /// Writes a big-endian `u16` at `at`. Callers have checked the length.
