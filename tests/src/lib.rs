@@ -271,3 +271,62 @@ impl Drop for WharfVtep {
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }
+
+/// Hosts `a` and `b` joined by a veth `u0` on the underlay: 192.0.2.1/24 in
+/// `a`, 192.0.2.2/24 in `b`.
+pub fn underlay_pair(tag_a: &str, tag_b: &str) -> io::Result<(Netns, Netns)> {
+    let a = Netns::new(tag_a)?;
+    let b = Netns::new(tag_b)?;
+    a.veth("u0", &b, "u0")?;
+    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "u0"])?;
+    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "u0"])?;
+    Ok((a, b))
+}
+
+/// A kernel vxlan device over the underlay link `u0`:
+/// `ip link add NAME type vxlan id VNI local LOCAL remote REMOTE dstport PORT dev u0 EXTRA...`,
+/// with the overlay address `overlay` (CIDR) on it, up.
+#[derive(Debug, Clone, Copy)]
+pub struct KernelVxlan<'a> {
+    pub name: &'a str,
+    pub vni: u32,
+    pub local: &'a str,
+    pub remote: &'a str,
+    pub dstport: u16,
+    pub overlay: &'a str,
+}
+
+impl KernelVxlan<'_> {
+    /// VNI 42 on port 4789 from 192.0.2.2 to 192.0.2.1, overlay 198.51.100.2/24:
+    /// host `b` of an [`underlay_pair`].
+    pub const B42: KernelVxlan<'static> = KernelVxlan {
+        name: "vx42",
+        vni: 42,
+        local: "192.0.2.2",
+        remote: "192.0.2.1",
+        dstport: 4789,
+        overlay: "198.51.100.2/24",
+    };
+
+    pub fn create(&self, ns: &Netns, extra: &[&str]) -> io::Result<()> {
+        let (vni, dstport) = (self.vni.to_string(), self.dstport.to_string());
+        let mut args = vec!["link", "add", self.name, "type", "vxlan", "id", &vni, "local", self.local];
+        args.extend(["remote", self.remote, "dstport", &dstport, "dev", "u0"]);
+        args.extend_from_slice(extra);
+        ns.ip(&args)?;
+        let nodad: &[&str] = if self.overlay.contains(':') { &["nodad"] } else { &[] };
+        ns.ip(&[&["addr", "add", self.overlay, "dev", self.name][..], nodad].concat())?;
+        ns.ip(&["link", "set", self.name, "up"])?;
+        Ok(())
+    }
+
+    /// [`KernelVxlan::create`], with transmit checksum offload off: facing a
+    /// userspace VTEP across a veth, nothing else would finish the inner
+    /// checksums the kernel leaves to hardware (CHECKSUM_PARTIAL); a NIC
+    /// does that on the wire.
+    pub fn create_facing_userspace(&self, ns: &Netns) -> io::Result<()> {
+        self.create(ns, &[])?;
+        ns.exec("ethtool", &["-K", self.name, "tx", "off"])?;
+        Ok(())
+    }
+}

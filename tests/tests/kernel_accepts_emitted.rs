@@ -5,37 +5,14 @@
 //! a TCP SYN with options, a UDP datagram — and answer each, which it does
 //! only if every length and checksum is right.
 
-use tests::{require_root, Netns};
+use tests::{require_root, underlay_pair, KernelVxlan};
 
 #[test]
 fn kernel_vxlan_accepts_frames_we_emit() {
     require_root();
-    let a = Netns::new("pa").unwrap();
-    let b = Netns::new("pb").unwrap();
-    a.veth("u0", &b, "u0").unwrap();
-    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "u0"]).unwrap();
-    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "u0"]).unwrap();
-    b.ip(&[
-        "link",
-        "add",
-        "vx42",
-        "type",
-        "vxlan",
-        "id",
-        "42",
-        "local",
-        "192.0.2.2",
-        "remote",
-        "192.0.2.1",
-        "dstport",
-        "4789",
-        "dev",
-        "u0",
-    ])
-    .unwrap();
-    b.ip(&["addr", "add", "198.51.100.2/24", "dev", "vx42"]).unwrap();
+    let (a, b) = underlay_pair("pa", "pb").unwrap();
+    KernelVxlan::B42.create(&b, &[]).unwrap();
     b.ip(&["addr", "add", "2001:db8:42::2/64", "dev", "vx42", "nodad"]).unwrap();
-    b.ip(&["link", "set", "vx42", "up"]).unwrap();
     let peer_mac = b.mac("vx42").unwrap();
 
     let output =

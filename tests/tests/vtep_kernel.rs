@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use tests::{require_root, wait_for, Netns, WharfVtep};
+use tests::{require_root, underlay_pair, wait_for, KernelVxlan, Netns, WharfVtep};
 
 const WHARF: &str = env!("CARGO_BIN_EXE_wharf-e2e");
 const BLAST: &str = env!("CARGO_BIN_EXE_blast");
@@ -22,36 +22,8 @@ struct Pair {
 
 fn pair(extra: &[&str]) -> Pair {
     require_root();
-    let a = Netns::new("va").unwrap();
-    let b = Netns::new("vb").unwrap();
-    a.veth("u0", &b, "u0").unwrap();
-    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "u0"]).unwrap();
-    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "u0"]).unwrap();
-    b.ip(&[
-        "link",
-        "add",
-        "vx42",
-        "type",
-        "vxlan",
-        "id",
-        "42",
-        "local",
-        "192.0.2.2",
-        "remote",
-        "192.0.2.1",
-        "dstport",
-        "4789",
-        "dev",
-        "u0",
-    ])
-    .unwrap();
-    b.ip(&["addr", "add", "198.51.100.2/24", "dev", "vx42"]).unwrap();
-    b.ip(&["link", "set", "vx42", "up"]).unwrap();
-    // Across a veth nothing finishes a checksum the kernel left to hardware
-    // (CHECKSUM_PARTIAL): a socket receiver would see the inner TCP
-    // checksums unfinished. A NIC completes them on the wire; here the
-    // kernel's vxlan computes them itself.
-    b.exec("ethtool", &["-K", "vx42", "tx", "off"]).unwrap();
+    let (a, b) = underlay_pair("va", "vb").unwrap();
+    KernelVxlan::B42.create_facing_userspace(&b).unwrap();
     let mut args = vec!["--vni", "42", "--local", "192.0.2.1", "--remote", "192.0.2.2", "--tap", "wt0"];
     args.extend_from_slice(extra);
     let vtep = WharfVtep::start(WHARF, &a, "wt0", &args).unwrap();
@@ -222,32 +194,8 @@ fn stops_cleanly_on_sigterm() {
 fn dev_mode_carries_a_container_veth() {
     require_root();
     let c = Netns::new("vc").unwrap();
-    let a = Netns::new("va").unwrap();
-    let b = Netns::new("vb").unwrap();
-    a.veth("u0", &b, "u0").unwrap();
-    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "u0"]).unwrap();
-    b.ip(&["addr", "add", "192.0.2.2/24", "dev", "u0"]).unwrap();
-    b.ip(&[
-        "link",
-        "add",
-        "vx42",
-        "type",
-        "vxlan",
-        "id",
-        "42",
-        "local",
-        "192.0.2.2",
-        "remote",
-        "192.0.2.1",
-        "dstport",
-        "4789",
-        "dev",
-        "u0",
-    ])
-    .unwrap();
-    b.ip(&["addr", "add", "198.51.100.2/24", "dev", "vx42"]).unwrap();
-    b.ip(&["link", "set", "vx42", "up"]).unwrap();
-    b.exec("ethtool", &["-K", "vx42", "tx", "off"]).unwrap();
+    let (a, b) = underlay_pair("va", "vb").unwrap();
+    KernelVxlan::B42.create_facing_userspace(&b).unwrap();
     // The container: eth0 with the overlay address; its peer h0 in host A.
     c.veth("eth0", &a, "h0").unwrap();
     c.ip(&["addr", "add", "198.51.100.1/24", "dev", "eth0"]).unwrap();
@@ -297,27 +245,15 @@ fn ipv6_underlay_interoperates() {
     a.veth("u0", &b, "u0").unwrap();
     a.ip(&["addr", "add", "2001:db8:1::1/64", "dev", "u0", "nodad"]).unwrap();
     b.ip(&["addr", "add", "2001:db8:1::2/64", "dev", "u0", "nodad"]).unwrap();
-    b.ip(&[
-        "link",
-        "add",
-        "vx43",
-        "type",
-        "vxlan",
-        "id",
-        "43",
-        "local",
-        "2001:db8:1::2",
-        "remote",
-        "2001:db8:1::1",
-        "dstport",
-        "8472",
-        "dev",
-        "u0",
-    ])
-    .unwrap();
-    b.ip(&["addr", "add", "198.51.100.2/24", "dev", "vx43"]).unwrap();
-    b.ip(&["link", "set", "vx43", "up"]).unwrap();
-    b.exec("ethtool", &["-K", "vx43", "tx", "off"]).unwrap();
+    let vx43 = KernelVxlan {
+        name: "vx43",
+        vni: 43,
+        local: "2001:db8:1::2",
+        remote: "2001:db8:1::1",
+        dstport: 8472,
+        overlay: "198.51.100.2/24",
+    };
+    vx43.create_facing_userspace(&b).unwrap();
     let args =
         ["--vni", "43", "--local", "2001:db8:1::1", "--remote", "2001:db8:1::2", "--dstport", "8472", "--tap", "wt0"];
     let vtep = WharfVtep::start(WHARF, &a, "wt0", &args).unwrap();
