@@ -115,7 +115,6 @@ struct Pending {
     slot: usize,
     datagram: Range<usize>,
     to: Destinations,
-    socket: usize,
 }
 
 /// Frames between a burst of reads and the `sendmmsg` that sends them: each
@@ -124,27 +123,39 @@ struct Pending {
 struct Slots {
     buf: Vec<u8>,
     slot_len: usize,
-    pending: Vec<Pending>,
+    used: usize,
+    /// Per sending socket: the frames it sends, and how many datagrams
+    /// that makes (a flooded frame goes to every remote).
+    pending: Vec<(Vec<Pending>, usize)>,
 }
 
 impl Slots {
-    fn new(max_inner_frame: usize) -> Slots {
+    fn new(max_inner_frame: usize, sockets: usize) -> Slots {
         let slot_len = HEADROOM + max_inner_frame.max(MIN_SLOT_FRAME);
-        Slots { buf: vec![0; SLOTS * slot_len], slot_len, pending: Vec::with_capacity(SLOTS) }
+        Slots {
+            buf: vec![0; SLOTS * slot_len],
+            slot_len,
+            used: 0,
+            pending: (0..sockets).map(|_| (Vec::with_capacity(SLOTS), 0)).collect(),
+        }
     }
 
     fn is_full(&self) -> bool {
-        self.pending.len() == SLOTS
+        self.used == SLOTS
     }
 
     /// The next free slot.
     fn next(&mut self) -> (usize, &mut [u8]) {
-        let slot = self.pending.len();
+        let slot = self.used;
         (slot, &mut self.buf[slot * self.slot_len..(slot + 1) * self.slot_len])
     }
 
-    fn get(&self, slot: usize) -> &[u8] {
-        &self.buf[slot * self.slot_len..(slot + 1) * self.slot_len]
+    /// Queues the frame in the slot [`Slots::next`] gave for `socket`.
+    fn push(&mut self, socket: usize, pending: Pending, datagrams: usize) {
+        let (queue, count) = &mut self.pending[socket];
+        queue.push(pending);
+        *count += datagrams;
+        self.used += 1;
     }
 
     /// The most one slot holds after its headroom.
@@ -155,11 +166,17 @@ impl Slots {
 
 /// Everything that changes while packets move.
 struct State {
-    vtep: Vtep,
-    slots: Slots,
+    engine: Engine,
     read_buf: Vec<u8>,
     rx_batch: RecvBatch,
     dev_batches: Vec<Option<FrameBatch>>,
+}
+
+/// The VTEP core, the frames waiting to be sent, and the runner's counters:
+/// what encapsulating a frame changes.
+struct Engine {
+    vtep: Vtep,
+    slots: Slots,
     stats: RunnerStats,
 }
 
@@ -177,10 +194,9 @@ pub fn run(spec: &Spec, stats_socket: &Path) -> Result<(), RunError> {
 
     let io = Io::open(spec, vtep.config().max_inner_frame())?;
     let server = StatsServer::bind(stats_socket).map_err(io_context("open the stats socket"))?;
-    let slots = Slots::new(vtep.config().max_inner_frame());
+    let slots = Slots::new(vtep.config().max_inner_frame(), io.tx.len());
     let mut state = State {
-        vtep,
-        slots,
+        engine: Engine { vtep, slots, stats: RunnerStats::default() },
         read_buf: vec![0; HEADROOM + TAP_READ_LEN],
         rx_batch: RecvBatch::new(RX_BATCH, RX_MSG),
         dev_batches: io
@@ -188,7 +204,6 @@ pub fn run(spec: &Spec, stats_socket: &Path) -> Result<(), RunError> {
             .iter()
             .map(|p| matches!(p, Port::Dev(_)).then(|| FrameBatch::new(READ_BURST, HEADROOM, TAP_READ_LEN)))
             .collect(),
-        stats: RunnerStats::default(),
     };
     println!(
         "wharf vtep: ready: {}; local {}:{}, sending from {} port(s) in {}-{}; stats at {}",
@@ -232,7 +247,7 @@ pub fn run(spec: &Spec, stats_socket: &Path) -> Result<(), RunError> {
         }
         let now = Instant::now();
         if now >= next_expiry {
-            state.vtep.expire(now);
+            state.engine.vtep.expire(now);
             next_expiry = now + Duration::from_secs(1);
         }
     }
@@ -352,29 +367,28 @@ impl Io {
 impl State {
     /// Reads a burst of frames from `port`, encapsulates them and sends them.
     fn read_port(&mut self, io: &Io, port: usize) {
+        let now = Instant::now();
         match &io.ports[port] {
             Port::Tap(tap) => {
                 // The virtio header lands just before HEADROOM, the frame at it.
                 let at = HEADROOM - VNET_LEN;
                 for _ in 0..READ_BURST {
                     let Ok(n) = tap.read(&mut self.read_buf[at..]) else { break };
-                    let State { vtep, slots, read_buf, stats, .. } = self;
-                    encap_frame(io, vtep, slots, stats, port, read_buf, at..at + n);
+                    self.engine.encap_frame(io, port, &mut self.read_buf, at..at + n, now);
                 }
             }
             Port::Dev(socket) => {
-                let State { vtep, slots, dev_batches, stats, .. } = self;
-                let Some(Some(batch)) = dev_batches.get_mut(port) else { return };
+                let Some(Some(batch)) = self.dev_batches.get_mut(port) else { return };
                 if socket.recv_batch(batch).is_ok() {
                     for i in 0..batch.len() {
                         if let Some((buf, read)) = batch.slot_mut(i) {
-                            encap_frame(io, vtep, slots, stats, port, buf, read);
+                            self.engine.encap_frame(io, port, buf, read, now);
                         }
                     }
                 }
             }
         }
-        flush(io, &self.vtep, &mut self.slots, &mut self.stats);
+        self.engine.flush(io);
     }
 
     /// Receives batches from the underlay and delivers their frames.
@@ -387,11 +401,11 @@ impl State {
             }
             for datagram in self.rx_batch.iter() {
                 if datagram.fragment_size.is_some() {
-                    self.stats.drop_fragmented += 1;
+                    self.engine.stats.drop_fragmented += 1;
                     continue;
                 }
                 if datagram.truncated {
-                    self.stats.drop_truncated += 1;
+                    self.engine.stats.drop_truncated += 1;
                     continue;
                 }
                 // One datagram, or several coalesced by GRO; an empty one is
@@ -401,11 +415,11 @@ impl State {
                 loop {
                     let (segment, tail) = rest.split_at(rest.len().min(size));
                     if let Decap::Deliver { port, frame, .. } =
-                        self.vtep.decap(datagram.source, segment, 0..segment.len(), now)
+                        self.engine.vtep.decap(datagram.source, segment, 0..segment.len(), now)
                     {
                         let written = io.ports.get(usize::from(port)).map(|target| target.write(&segment[frame]));
                         if !matches!(written, Some(Ok(_))) {
-                            self.stats.port_write_errors += 1;
+                            self.engine.stats.port_write_errors += 1;
                         }
                     }
                     rest = tail;
@@ -424,12 +438,12 @@ impl State {
     /// every drop named `drop_REASON`.
     fn snapshot(&self, io: &Io) -> String {
         let mut text = String::new();
-        for (name, value) in self.vtep.stats().iter() {
+        for (name, value) in self.engine.vtep.stats().iter() {
             let is_drop = DropReason::ALL.iter().any(|reason| reason.name() == name);
             let prefix = if is_drop { "drop_" } else { "" };
             text.push_str(&format!("{prefix}{name} {value}\n"));
         }
-        let runner = self.stats;
+        let runner = self.engine.stats;
         for (name, value) in [
             ("drop_fragmented", runner.drop_fragmented),
             ("drop_truncated", runner.drop_truncated),
@@ -444,72 +458,73 @@ impl State {
     }
 }
 
-/// Segments (or checksums) one frame read from `port` — `buf[read]`, its
-/// virtio header first, with at least [`HEADROOM`] bytes before the frame —
-/// into slots, encapsulating each; answers go straight back to the port.
-fn encap_frame(
-    io: &Io,
-    vtep: &mut Vtep,
-    slots: &mut Slots,
-    stats: &mut RunnerStats,
-    port: usize,
-    buf: &mut [u8],
-    read: Range<usize>,
-) {
-    let now = Instant::now();
-    let port_id = port as u16;
-    let header = buf
-        .get(read.clone())
-        .ok_or(dataplane::wire::Error::Truncated)
-        .and_then(|read| virtio_net::Header::new_checked(read).and_then(|h| virtio_net::Repr::parse(&h)));
-    let Ok(header) = header else {
-        stats.drop_bad_offload += 1;
-        return;
-    };
-    let frame = read.start + VNET_LEN..read.end;
-    // A single frame too large for any slot is too large for the underlay:
-    // the VTEP drops it as too big (or answers that it is) in place.
-    if !header.gso.is_gso() && frame.len() > slots.frame_room() {
-        if let Some(done) = complete_and_encap(vtep, buf, frame, &header, port_id, now) {
-            if let Encap::Reply(reply) = done {
-                if io.ports[port].write(&buf[reply.frame]).is_err() {
-                    stats.port_write_errors += 1;
-                }
-            }
-        } else {
+impl Engine {
+    /// Segments (or checksums) one frame read from `port` — `buf[read]`, its
+    /// virtio header first, with at least [`HEADROOM`] bytes before the
+    /// frame — into slots, encapsulating each; answers go straight back to
+    /// the port.
+    fn encap_frame(&mut self, io: &Io, port: usize, buf: &mut [u8], read: Range<usize>, now: Instant) {
+        let Engine { vtep, slots, stats } = self;
+        let port_id = port as u16;
+        let header = buf
+            .get(read.clone())
+            .ok_or(dataplane::wire::Error::Truncated)
+            .and_then(|read| virtio_net::Header::new_checked(read).and_then(|h| virtio_net::Repr::parse(&h)));
+        let Ok(header) = header else {
             stats.drop_bad_offload += 1;
-        }
-        return;
-    }
-    let Ok(mut segments) = Segmenter::new(&buf[frame], &header) else {
-        stats.drop_bad_offload += 1;
-        return;
-    };
-    loop {
-        if slots.is_full() {
-            flush(io, vtep, slots, stats);
-        }
-        let (slot, slot_buf) = slots.next();
-        let len = match segments.next_into(&mut slot_buf[HEADROOM..]) {
-            None => return,
-            Some(Ok(len)) => len,
-            Some(Err(_)) => {
-                stats.drop_bad_offload += 1;
-                return;
-            }
+            return;
         };
-        match vtep.encap(port_id, slot_buf, HEADROOM..HEADROOM + len, now) {
-            Encap::Forward(forward) => {
-                let socket = io.tx_socket(forward.src_port);
-                slots.pending.push(Pending { slot, datagram: forward.datagram, to: forward.to, socket });
-            }
-            Encap::Reply(reply) => {
-                if io.ports[port].write(&slot_buf[reply.frame]).is_err() {
-                    stats.port_write_errors += 1;
+        let frame = read.start + VNET_LEN..read.end;
+        // A single frame too large for any slot is too large for the underlay:
+        // the VTEP drops it as too big (or answers that it is) in place.
+        if !header.gso.is_gso() && frame.len() > slots.frame_room() {
+            if let Some(done) = complete_and_encap(vtep, buf, frame, &header, port_id, now) {
+                if let Encap::Reply(reply) = done {
+                    if io.ports[port].write(&buf[reply.frame]).is_err() {
+                        stats.port_write_errors += 1;
+                    }
                 }
+            } else {
+                stats.drop_bad_offload += 1;
             }
-            Encap::Drop(_) => {}
+            return;
         }
+        let Ok(mut segments) = Segmenter::new(&buf[frame], &header) else {
+            stats.drop_bad_offload += 1;
+            return;
+        };
+        loop {
+            if slots.is_full() {
+                flush(io, vtep, slots, stats);
+            }
+            let (slot, slot_buf) = slots.next();
+            let len = match segments.next_into(&mut slot_buf[HEADROOM..]) {
+                None => return,
+                Some(Ok(len)) => len,
+                Some(Err(_)) => {
+                    stats.drop_bad_offload += 1;
+                    return;
+                }
+            };
+            match vtep.encap(port_id, slot_buf, HEADROOM..HEADROOM + len, now) {
+                Encap::Forward(forward) => {
+                    let socket = io.tx_socket(forward.src_port);
+                    let datagrams = vtep.destinations(&forward.to).len();
+                    slots.push(socket, Pending { slot, datagram: forward.datagram, to: forward.to }, datagrams);
+                }
+                Encap::Reply(reply) => {
+                    if io.ports[port].write(&slot_buf[reply.frame]).is_err() {
+                        stats.port_write_errors += 1;
+                    }
+                }
+                Encap::Drop(_) => {}
+            }
+        }
+    }
+
+    /// Sends every pending datagram.
+    fn flush(&mut self, io: &Io) {
+        flush(io, &self.vtep, &mut self.slots, &mut self.stats);
     }
 }
 
@@ -530,23 +545,23 @@ fn complete_and_encap(
 
 /// Sends every pending datagram, one `sendmmsg` batch per pool socket.
 fn flush(io: &Io, vtep: &Vtep, slots: &mut Slots, stats: &mut RunnerStats) {
-    for (index, socket) in io.tx.iter().enumerate() {
-        let transmits = || {
-            slots.pending.iter().filter(move |p| p.socket == index).flat_map(|p| {
-                let payload = &slots.get(p.slot)[p.datagram.clone()];
-                vtep.destinations(&p.to)
-                    .iter()
-                    .map(move |remote| Transmit::new(SocketAddr::new(*remote, io.dst_port), payload))
-            })
-        };
-        let expected = transmits().count();
-        if expected == 0 {
+    let Slots { buf, slot_len, used, pending } = slots;
+    for (socket, (queue, expected)) in io.tx.iter().zip(pending.iter_mut()) {
+        if *expected == 0 {
             continue;
         }
-        let sent = socket.send_batch(transmits()).unwrap_or(0);
-        stats.underlay_send_errors += (expected - sent) as u64;
+        let transmits = queue.iter().flat_map(|p| {
+            let payload = &buf[p.slot * *slot_len..(p.slot + 1) * *slot_len][p.datagram.clone()];
+            vtep.destinations(&p.to)
+                .iter()
+                .map(move |remote| Transmit::new(SocketAddr::new(*remote, io.dst_port), payload))
+        });
+        let sent = socket.send_batch(transmits).unwrap_or(0);
+        stats.underlay_send_errors += (*expected - sent) as u64;
+        queue.clear();
+        *expected = 0;
     }
-    slots.pending.clear();
+    *used = 0;
 }
 
 /// The sending sockets: bound to ports spread over the source-port range,
