@@ -4,6 +4,8 @@
 //!   VTEP and the NAT engine touch, from Ethernet to VXLAN.
 //! - [`gso`]: segmentation of TSO/USO superframes from a TAP device with
 //!   offloads, and completion of partial checksums (sans-IO).
+//! - [`gro`]: coalescing of decapsulated TCP segments into superframes for a
+//!   TAP device with offloads, the inverse of [`gso`] (sans-IO).
 //! - [`vxlan`]: the VTEP core — FDB, encapsulation, decapsulation,
 //!   neighbour suppression — driven with bytes and `now` (sans-IO).
 //! - [`sys`]: the only place for `unsafe` and libc: TAP, AF_PACKET, batched
@@ -14,6 +16,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod gro;
 pub mod gso;
 #[allow(unsafe_code)]
 pub mod sys;

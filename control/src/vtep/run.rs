@@ -7,8 +7,9 @@
 //! superframes segmented and partial checksums completed by
 //! [`dataplane::gso`]) into a pool of preallocated slots, encapsulated in
 //! place and sent in batches with `sendmmsg`; datagrams from the underlay are
-//! received in batches with `recvmmsg`, decapsulated in place and written to
-//! their port. Nothing is allocated per packet.
+//! received in batches with `recvmmsg` and decapsulated in place; consecutive
+//! TCP segments of one flow are coalesced ([`dataplane::gro`]) and written to
+//! their port as one GSO superframe. Nothing is allocated per packet.
 //!
 //! The underlay: one socket bound to `local:dstport` receives; a pool of
 //! sockets bound to ports inside the source-port range sends, the inner
@@ -24,6 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dataplane::gro::Coalescer;
 use dataplane::gso::Segmenter;
 use dataplane::sys::packet::{FrameBatch, PacketOptions, PacketSocket};
 use dataplane::sys::poll::{poll, Events, PollFd};
@@ -51,6 +53,9 @@ const RX_MSG: usize = 65_535;
 const READ_BURST: usize = 64;
 /// The largest frame a TAP with TSO hands over, with its virtio header.
 const TAP_READ_LEN: usize = 65_536 + virtio_net::HEADER_LEN + 64;
+/// The largest coalesced write: a virtio header and a 64 KiB IP packet
+/// behind up to two VLAN tags.
+const COALESCE_LEN: usize = VNET_LEN + 22 + 65_535;
 /// The virtio-net header length used on TAPs and AF_PACKET sockets.
 const VNET_LEN: usize = virtio_net::HEADER_LEN;
 
@@ -94,6 +99,15 @@ impl Port {
         match self {
             Port::Tap(tap) => tap.write_frame(frame),
             Port::Dev(socket) => socket.send_frame(frame),
+        }
+    }
+
+    /// Writes bytes that start with their own virtio header: a frame, or a
+    /// coalesced TCP superframe the kernel takes as GSO.
+    fn write_with_header(&self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            Port::Tap(tap) => tap.write(bytes),
+            Port::Dev(socket) => socket.send(bytes),
         }
     }
 }
@@ -170,6 +184,9 @@ struct State {
     read_buf: Vec<u8>,
     rx_batch: RecvBatch,
     dev_batches: Vec<Option<FrameBatch>>,
+    /// Per port: consecutive TCP segments of one flow, decapsulated from a
+    /// receive batch, become one superframe and one write (userspace GRO).
+    coalescers: Vec<Coalescer>,
 }
 
 /// The VTEP core, the frames waiting to be sent, and the runner's counters:
@@ -204,6 +221,7 @@ pub fn run(spec: &Spec, stats_socket: &Path) -> Result<(), RunError> {
             .iter()
             .map(|p| matches!(p, Port::Dev(_)).then(|| FrameBatch::new(READ_BURST, HEADROOM, TAP_READ_LEN)))
             .collect(),
+        coalescers: io.ports.iter().map(|_| Coalescer::new(COALESCE_LEN)).collect(),
     };
     println!(
         "wharf vtep: ready: {}; local {}:{}, sending from {} port(s) in {}-{}; stats at {}",
@@ -417,16 +435,23 @@ impl State {
                     if let Decap::Deliver { port, frame, .. } =
                         self.engine.vtep.decap(datagram.source, segment, 0..segment.len(), now)
                     {
-                        let written = io.ports.get(usize::from(port)).map(|target| target.write(&segment[frame]));
-                        if !matches!(written, Some(Ok(_))) {
-                            self.engine.stats.port_write_errors += 1;
-                        }
+                        let port = usize::from(port);
+                        let (Some(target), Some(coalescer)) = (io.ports.get(port), self.coalescers.get_mut(port))
+                        else {
+                            continue;
+                        };
+                        let stats = &mut self.engine.stats;
+                        coalescer.push(&segment[frame], &mut |bytes| write_counted(target, bytes, stats));
                     }
                     rest = tail;
                     if rest.is_empty() {
                         break;
                     }
                 }
+            }
+            let stats = &mut self.engine.stats;
+            for (coalescer, target) in self.coalescers.iter_mut().zip(&io.ports) {
+                coalescer.flush(&mut |bytes| write_counted(target, bytes, stats));
             }
             if self.rx_batch.len() < RX_BATCH {
                 return;
@@ -525,6 +550,13 @@ impl Engine {
     /// Sends every pending datagram.
     fn flush(&mut self, io: &Io) {
         flush(io, &self.vtep, &mut self.slots, &mut self.stats);
+    }
+}
+
+/// Writes `bytes` (virtio header first) to `port`, counting a failure.
+fn write_counted(port: &Port, bytes: &[u8], stats: &mut RunnerStats) {
+    if port.write_with_header(bytes).is_err() {
+        stats.port_write_errors += 1;
     }
 }
 
