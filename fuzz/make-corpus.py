@@ -205,6 +205,19 @@ def main():
     add("gso", "tso4-3000", tso4 + bytes([1, 255]) + eth(MAC_B, MAC_A, 0x0800, ipv4(IN_A, IN_B, 6, big)))
     add("gso", "plain-syn", plain + bytes([1, 255]) + inner_eth)
 
+    # gro: a limit byte, then frames each behind a 2-byte length: a run of
+    # consecutive segments of one flow, then a pure ACK.
+    run = b""
+    for i in range(4):
+        seg = tcp(40000, 80, 1000 + i * 100, 1, 0x10, b"", bytes([i]) * 100, lambda n: pseudo4(IN_A, IN_B, 6, n))
+        frame = eth(MAC_B, MAC_A, 0x0800, ipv4(IN_A, IN_B, 6, seg))
+        frame = frame[:18] + struct.pack("!H", 0x1234 + i) + frame[20:]  # consecutive idents
+        ip = frame[14:34]
+        ip = ip[:10] + b"\0\0" + ip[12:]
+        frame = frame[:14] + ip[:10] + struct.pack("!H", csum(ip)) + ip[12:] + frame[34:]
+        run += struct.pack("!H", len(frame)) + frame
+    add("gro", "four-segments", bytes([255]) + run + struct.pack("!H", len(inner_eth)) + inner_eth)
+
     # The differential target sees whole frames, like `frame`.
     seeds["differential"] = list(seeds["frame"])
 
