@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # TCP throughput across a VXLAN overlay between two network namespaces, in one
-# run, three ways: (a) the kernel's vxlan at both ends, (b) wharf at both ends,
-# (c) wharf on one end and the kernel on the other. iperf3 is the load; the
+# run: (a) the kernel's vxlan at both ends, (b) wharf at both ends, (c) wharf on
+# one end and the kernel on the other; then (b) and (c) again with --udpcsum,
+# which lets wharf send with UDP GSO. iperf3 is the load; the
 # table gives each result and its ratio to the kernel's.
 #
 # Usage (as root): benches/vtep-compare.sh [SECONDS] [STREAMS]
@@ -49,8 +50,9 @@ kernel_end() { # ns local remote overlay-address
 
 wharf_end() { # ns local remote overlay-address
     local log="$root/$1.log"
+    # shellcheck disable=SC2086 # $wharf_flags is a list of flags
     WHARF_ROOT="$root/$1" ip netns exec "$1" "$wharf" vtep --vni 42 --local "$2" --remote "$3" --tap wt0 \
-        >"$log" 2>&1 &
+        $wharf_flags >"$log" 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do grep -q ready "$log" && break; sleep 0.1; done
     grep -q ready "$log" || { echo "wharf did not start:"; cat "$log"; exit 1; }
@@ -81,10 +83,14 @@ measure() { # label a-kind b-kind
     echo "$1 $bps"
 }
 
+wharf_flags=""
 results=$(
     measure "kernel↔kernel" kernel kernel
     measure "wharf↔wharf" wharf wharf
     measure "wharf↔kernel" wharf kernel
+    wharf_flags="--udpcsum"
+    measure "wharf↔wharf,_--udpcsum_(UDP_GSO)" wharf wharf
+    measure "wharf↔kernel,_--udpcsum_(UDP_GSO)" wharf kernel
 )
 kernel=$(echo "$results" | awk 'NR==1 {print $2}')
 echo "VXLAN TCP throughput, iperf3 ${seconds}s × ${streams} stream(s), $(date -u +%Y-%m-%d):"
@@ -92,5 +98,5 @@ echo
 echo "| path | Gbit/s | × kernel |"
 echo "|---|---:|---:|"
 echo "$results" | while read -r label bps; do
-    awk -v l="$label" -v b="$bps" -v k="$kernel" 'BEGIN { printf "| %s | %.2f | %.2f |\n", l, b / 1e9, b / k }'
+    awk -v l="$label" -v b="$bps" -v k="$kernel" 'BEGIN { gsub("_", " ", l); printf "| %s | %.2f | %.2f |\n", l, b / 1e9, b / k }'
 done

@@ -121,6 +121,10 @@ struct Io {
     tx: Vec<UdpSocket>,
     src_ports: (u16, u16),
     dst_port: u16,
+    /// Send runs of equal-sized datagrams to one remote as one UDP GSO
+    /// message: only with outer checksums on (the kernel refuses
+    /// UDP_SEGMENT on a socket that sends zero checksums).
+    gso: bool,
 }
 
 /// A frame waiting in a slot to be sent.
@@ -138,6 +142,10 @@ struct Slots {
     buf: Vec<u8>,
     slot_len: usize,
     used: usize,
+    /// With UDP GSO: the datagrams of a socket's queue copied back to back,
+    /// and the messages that send them (a run, or one datagram each).
+    gso_buf: Vec<u8>,
+    gso_messages: Vec<(Range<usize>, SocketAddr, Option<u16>)>,
     /// Per sending socket: the frames it sends, and how many datagrams
     /// that makes (a flooded frame goes to every remote).
     pending: Vec<(Vec<Pending>, usize)>,
@@ -150,6 +158,8 @@ impl Slots {
             buf: vec![0; SLOTS * slot_len],
             slot_len,
             used: 0,
+            gso_buf: vec![0; SLOTS * slot_len],
+            gso_messages: Vec::with_capacity(SLOTS),
             pending: (0..sockets).map(|_| (Vec::with_capacity(SLOTS), 0)).collect(),
         }
     }
@@ -370,7 +380,9 @@ impl Io {
             rx.set_udp6_zero_checksum_rx(spec.udp6_zero_checksum_rx).map_err(io_context("set udp6zerocsumrx"))?;
         }
         let tx = tx_pool(spec)?;
-        Ok(Io { ports, names, rx, tx, src_ports: spec.src_ports, dst_port: spec.dst_port })
+        let checksummed = if spec.local.is_ipv4() { spec.udp_checksum } else { !spec.udp6_zero_checksum_tx };
+        let gso = checksummed && tx.iter().all(UdpSocket::gso_supported);
+        Ok(Io { ports, names, rx, tx, src_ports: spec.src_ports, dst_port: spec.dst_port, gso })
     }
 
     /// The pool socket for a flow's source port: the range is split evenly.
@@ -577,23 +589,94 @@ fn complete_and_encap(
 
 /// Sends every pending datagram, one `sendmmsg` batch per pool socket.
 fn flush(io: &Io, vtep: &Vtep, slots: &mut Slots, stats: &mut RunnerStats) {
-    let Slots { buf, slot_len, used, pending } = slots;
+    let Slots { buf, slot_len, used, pending, gso_buf, gso_messages } = slots;
     for (socket, (queue, expected)) in io.tx.iter().zip(pending.iter_mut()) {
         if *expected == 0 {
             continue;
         }
-        let transmits = queue.iter().flat_map(|p| {
-            let payload = &buf[p.slot * *slot_len..(p.slot + 1) * *slot_len][p.datagram.clone()];
-            vtep.destinations(&p.to)
-                .iter()
-                .map(move |remote| Transmit::new(SocketAddr::new(*remote, io.dst_port), payload))
-        });
-        let sent = socket.send_batch(transmits).unwrap_or(0);
-        stats.underlay_send_errors += (*expected - sent) as u64;
+        let datagram = |p: &Pending| &buf[p.slot * *slot_len..(p.slot + 1) * *slot_len][p.datagram.clone()];
+        let unsent = if io.gso {
+            plan_gso(io, vtep, queue, &datagram, gso_buf, gso_messages);
+            let transmits = gso_messages.iter().map(|(range, dst, segment_size)| Transmit {
+                dst: *dst,
+                payload: &gso_buf[range.clone()],
+                segment_size: *segment_size,
+            });
+            gso_messages.len() - socket.send_batch(transmits).unwrap_or(0)
+        } else {
+            let transmits = queue.iter().flat_map(|p| {
+                let payload = datagram(p);
+                vtep.destinations(&p.to)
+                    .iter()
+                    .map(move |remote| Transmit::new(SocketAddr::new(*remote, io.dst_port), payload))
+            });
+            *expected - socket.send_batch(transmits).unwrap_or(0)
+        };
+        stats.underlay_send_errors += unsent as u64;
         queue.clear();
         *expected = 0;
     }
     *used = 0;
+}
+
+/// Copies a socket's queue into `gso_buf` and plans its messages: runs of
+/// unicast datagrams to one remote, all of one size but the last (which may
+/// be shorter), become one UDP GSO message; anything else goes alone, once
+/// per remote.
+fn plan_gso<'a>(
+    io: &Io,
+    vtep: &Vtep,
+    queue: &'a [Pending],
+    datagram: &impl Fn(&'a Pending) -> &'a [u8],
+    gso_buf: &mut [u8],
+    messages: &mut Vec<(Range<usize>, SocketAddr, Option<u16>)>,
+) {
+    messages.clear();
+    let mut at = 0;
+    // The run being built: its destination, start, segment size, count.
+    let mut run: Option<(SocketAddr, usize, usize, usize)> = None;
+    let close = |run: Option<(SocketAddr, usize, usize, usize)>, end: usize, messages: &mut Vec<_>| {
+        if let Some((dst, start, size, count)) = run {
+            let segment_size = (count > 1).then_some(size as u16);
+            messages.push((start..end, dst, segment_size));
+        }
+    };
+    for p in queue {
+        let bytes = datagram(p);
+        let Some(room) = gso_buf.get_mut(at..at + bytes.len()) else { break };
+        room.copy_from_slice(bytes);
+        let (start, end) = (at, at + bytes.len());
+        at = end;
+        let Destinations::Unicast(remote) = p.to else {
+            close(run.take(), start, messages);
+            for remote in vtep.destinations(&p.to) {
+                messages.push((start..end, SocketAddr::new(*remote, io.dst_port), None));
+            }
+            continue;
+        };
+        let dst = SocketAddr::new(remote, io.dst_port);
+        run = match run {
+            Some((run_dst, run_start, size, count))
+                if run_dst == dst
+                    && bytes.len() <= size
+                    && count < dataplane::sys::udp::MAX_GSO_SEGMENTS
+                    && end - run_start <= 65_000 =>
+            {
+                if bytes.len() < size {
+                    // A shorter datagram ends the run.
+                    close(Some((run_dst, run_start, size, count + 1)), end, messages);
+                    None
+                } else {
+                    Some((run_dst, run_start, size, count + 1))
+                }
+            }
+            other => {
+                close(other, start, messages);
+                Some((dst, start, bytes.len(), 1))
+            }
+        };
+    }
+    close(run, at, messages);
 }
 
 /// The sending sockets: bound to ports spread over the source-port range,
