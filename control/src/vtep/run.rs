@@ -6,8 +6,9 @@
 //! One thread, one `poll(2)`. Frames from a port are read (TSO/USO
 //! superframes segmented and partial checksums completed by
 //! [`dataplane::gso`]) into a pool of preallocated slots, encapsulated in
-//! place and sent in batches with `sendmmsg`; datagrams from the underlay are
-//! received in batches with `recvmmsg` and decapsulated in place; consecutive
+//! place and sent in batches with `sendmmsg` (with outer checksums on, a run
+//! of datagrams to one remote goes as one UDP GSO message); datagrams from the
+//! underlay are received in batches with `recvmmsg` and decapsulated in place; consecutive
 //! TCP segments of one flow are coalesced ([`dataplane::gro`]) and written to
 //! their port as one GSO superframe. Nothing is allocated per packet.
 //!
