@@ -8,9 +8,10 @@
 //! [`dataplane::gso`]) into a pool of preallocated slots, encapsulated in
 //! place and sent in batches with `sendmmsg` (with outer checksums on, a run
 //! of datagrams to one remote goes as one UDP GSO message); datagrams from the
-//! underlay are received in batches with `recvmmsg` and decapsulated in place; consecutive
-//! TCP segments of one flow are coalesced ([`dataplane::gro`]) and written to
-//! their port as one GSO superframe. Nothing is allocated per packet.
+//! underlay are received in batches with `recvmmsg` and decapsulated in
+//! place; consecutive TCP segments of one flow are coalesced
+//! ([`dataplane::gro`]) and written to their port as one GSO superframe.
+//! Nothing is allocated per packet.
 //!
 //! The underlay: one socket bound to `local:dstport` receives; a pool of
 //! sockets bound to ports inside the source-port range sends, the inner
