@@ -233,9 +233,11 @@ impl WharfVtep {
             .collect())
     }
 
-    /// One counter, 0 if absent.
+    /// One counter. Panics if the VTEP does not answer or has no such
+    /// counter: a comparison of two zeros must not pass for a test.
     pub fn stat(&self, name: &str) -> u64 {
-        self.stats().ok().and_then(|s| s.get(name).copied()).unwrap_or(0)
+        let stats = self.stats().unwrap_or_else(|e| panic!("wharf vtep stats: {e}\n{}", self.output()));
+        *stats.get(name).unwrap_or_else(|| panic!("no counter {name} in {stats:?}"))
     }
 
     /// Stops the VTEP with SIGTERM and returns its exit status and output.

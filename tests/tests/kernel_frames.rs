@@ -15,15 +15,7 @@ use std::time::Duration;
 use dataplane::wire::dissect::{dissect, Network, Transport};
 use dataplane::wire::ethernet::VlanTags;
 use dataplane::wire::{arp, icmpv4, icmpv6, tcp, Error, EthernetAddress, IpProtocol};
-use tests::{pcap, require_root, wait_for, Background, Netns};
-
-fn mac(text: &str) -> EthernetAddress {
-    let mut bytes = [0u8; 6];
-    for (byte, part) in bytes.iter_mut().zip(text.split(':')) {
-        *byte = u8::from_str_radix(part, 16).expect("hex MAC");
-    }
-    EthernetAddress(bytes)
-}
+use tests::{pcap, require_root, wait_for, Background, KernelVxlan, Netns};
 
 /// What the capture held, counted while walking it.
 #[derive(Debug, Default)]
@@ -54,57 +46,23 @@ fn kernel_vxlan_frames_dissect() {
         ns.ip(&["addr", "add", &format!("192.0.2.{last}/24"), "dev", "u0"]).unwrap();
         ns.ip(&["addr", "add", &format!("2001:db8:1::{last}/64"), "dev", "u0", "nodad"]).unwrap();
         let peer = if last == "1" { "2" } else { "1" };
-        ns.ip(&[
-            "link",
-            "add",
-            "vx42",
-            "type",
-            "vxlan",
-            "id",
-            "42",
-            "local",
-            &format!("192.0.2.{last}"),
-            "remote",
-            &format!("192.0.2.{peer}"),
-            "dstport",
-            "4789",
-            "dev",
-            "u0",
-            "udpcsum",
-        ])
-        .unwrap();
-        ns.ip(&[
-            "link",
-            "add",
-            "vx43",
-            "type",
-            "vxlan",
-            "id",
-            "43",
-            "local",
-            &format!("2001:db8:1::{last}"),
-            "remote",
-            &format!("2001:db8:1::{peer}"),
-            "dstport",
-            "8472",
-            "dev",
-            "u0",
-            "noudp6zerocsumtx",
-        ])
-        .unwrap();
-        ns.ip(&["addr", "add", &format!("198.51.100.{last}/24"), "dev", "vx42"]).unwrap();
-        ns.ip(&["addr", "add", &format!("2001:db8:43::{last}/64"), "dev", "vx43", "nodad"]).unwrap();
-        for link in ["vx42", "vx43"] {
-            ns.ip(&["link", "set", link, "up"]).unwrap();
-        }
+        let (local4, remote4) = (format!("192.0.2.{last}"), format!("192.0.2.{peer}"));
+        let (local6, remote6) = (format!("2001:db8:1::{last}"), format!("2001:db8:1::{peer}"));
+        let (overlay4, overlay6) = (format!("198.51.100.{last}/24"), format!("2001:db8:43::{last}/64"));
+        let vx42 =
+            KernelVxlan { name: "vx42", vni: 42, local: &local4, remote: &remote4, dstport: 4789, overlay: &overlay4 };
+        vx42.create(ns, &["udpcsum"]).unwrap();
+        let vx43 =
+            KernelVxlan { name: "vx43", vni: 43, local: &local6, remote: &remote6, dstport: 8472, overlay: &overlay6 };
+        vx43.create(ns, &["noudp6zerocsumtx"]).unwrap();
         // Checksums are computed in software, so the capture holds final
         // values rather than offload placeholders.
         for link in ["u0", "vx42", "vx43"] {
             ns.exec("ethtool", &["-K", link, "tx", "off"]).unwrap();
         }
     }
-    let vx43_a = mac(&a.mac("vx43").unwrap());
-    let vx43_b = mac(&b.mac("vx43").unwrap());
+    let vx43_a: EthernetAddress = a.mac("vx43").unwrap().parse().unwrap();
+    let vx43_b: EthernetAddress = b.mac("vx43").unwrap().parse().unwrap();
 
     let file = std::env::temp_dir().join(format!("{}.pcap", a.name()));
     let _cleanup = RemoveOnDrop(file.clone());

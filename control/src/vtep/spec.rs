@@ -158,18 +158,9 @@ impl File {
     }
 }
 
-/// Parses `aa:bb:cc:dd:ee:ff`.
+/// Parses `aa:bb:cc:dd:ee:ff`, naming the text when it is not a MAC address.
 pub fn parse_mac(text: &str) -> Result<EthernetAddress, SpecError> {
-    let mut bytes = [0u8; 6];
-    let mut parts = text.split(':');
-    for byte in &mut bytes {
-        let part = parts.next().filter(|p| p.len() == 2).ok_or_else(|| invalid(format!("MAC address {text:?}")))?;
-        *byte = u8::from_str_radix(part, 16).map_err(|_| invalid(format!("MAC address {text:?}")))?;
-    }
-    if parts.next().is_some() {
-        return Err(invalid(format!("MAC address {text:?}")));
-    }
-    Ok(EthernetAddress(bytes))
+    text.parse().map_err(|_| invalid(format!("MAC address {text:?}")))
 }
 
 /// A device name the kernel accepts: 1 to 15 bytes, no '/', ':' or space.

@@ -99,6 +99,25 @@ impl fmt::Display for EthernetAddress {
     }
 }
 
+impl core::str::FromStr for EthernetAddress {
+    type Err = super::Error;
+
+    /// Parses `aa:bb:cc:dd:ee:ff` (six pairs of hex digits), as
+    /// [`fmt::Display`] prints it; anything else is `Malformed`.
+    fn from_str(text: &str) -> Result<EthernetAddress> {
+        let mut bytes = [0u8; 6];
+        let mut parts = text.split(':');
+        for byte in &mut bytes {
+            let part = parts.next().filter(|p| p.len() == 2).ok_or(Error::Malformed)?;
+            *byte = u8::from_str_radix(part, 16).map_err(|_| Error::Malformed)?;
+        }
+        if parts.next().is_some() {
+            return Err(Error::Malformed);
+        }
+        Ok(EthernetAddress(bytes))
+    }
+}
+
 /// One VLAN tag: its TPID and the fields of its tag control information
 /// (TCI = PCP:3 | DEI:1 | VID:12, IEEE 802.1Q §9.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -460,6 +479,17 @@ mod tests {
         0x00, 0x1e, // payload: the third TCI (VID 30)
         0x08, 0x00, // payload: the real type
     ];
+
+    #[test]
+    fn addresses_parse_as_they_print() {
+        assert_eq!(SRC.to_string().parse::<EthernetAddress>().unwrap(), SRC);
+        assert_eq!("02:00:5E:00:00:01".parse::<EthernetAddress>().unwrap(), EthernetAddress([2, 0, 0x5e, 0, 0, 1]));
+        for bad in
+            ["", "02:00:5e:00:00", "02:00:5e:00:00:01:02", "2:0:5e:0:0:1", "0g:00:00:00:00:00", "02-00-5e-00-00-01"]
+        {
+            assert_eq!(bad.parse::<EthernetAddress>(), Err(Error::Malformed), "{bad:?}");
+        }
+    }
 
     fn tag(tpid: EtherType, pcp: u8, dei: bool, vid: u16) -> VlanTag {
         VlanTag { tpid, pcp, dei, vid }

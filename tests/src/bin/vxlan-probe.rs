@@ -305,15 +305,6 @@ fn known<T>(parsed: wire::Result<T>) -> wire::Result<Option<T>> {
     }
 }
 
-fn parse_mac(text: &str) -> Option<EthernetAddress> {
-    let mut bytes = [0u8; 6];
-    let mut parts = text.split(':');
-    for byte in &mut bytes {
-        *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(EthernetAddress(bytes))
-}
-
 fn run(args: &[String]) -> Result<()> {
     let [local, remote, vni, peer_mac] = args else {
         return Err("usage: vxlan-probe LOCAL REMOTE VNI PEER_MAC".into());
@@ -321,7 +312,7 @@ fn run(args: &[String]) -> Result<()> {
     let local: IpAddr = local.parse().map_err(|e| format!("LOCAL {local}: {e}"))?;
     let remote: IpAddr = remote.parse().map_err(|e| format!("REMOTE {remote}: {e}"))?;
     let vni = vni.parse().ok().and_then(Vni::new).ok_or_else(|| format!("VNI {vni}: not a 24-bit number"))?;
-    let peer_mac = parse_mac(peer_mac).ok_or_else(|| format!("PEER_MAC {peer_mac}: not a MAC address"))?;
+    let peer_mac: EthernetAddress = peer_mac.parse().map_err(|_| format!("PEER_MAC {peer_mac}: not a MAC address"))?;
     let socket = UdpSocket::bind((local, vxlan::IANA_PORT)).map_err(|e| format!("bind {local}: {e}"))?;
     socket.set_read_timeout(Some(Duration::from_millis(50))).map_err(|e| e.to_string())?;
     let mut probe = Probe { socket, remote: (remote, vxlan::IANA_PORT).into(), vni, peer_mac, buf: [0; 2048] };
