@@ -186,6 +186,10 @@ impl Proxy {
                 Err(err) => return Err(err),
             }
             let now = Instant::now();
+            if events.is_empty() {
+                // A quiet second: give pooled pipes and buffers back.
+                self.pool.trim();
+            }
             for event in events.iter() {
                 let token = event.token().0;
                 let readable = event.is_readable() || event.is_read_closed() || event.is_error();

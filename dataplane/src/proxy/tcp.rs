@@ -45,7 +45,7 @@ pub struct Pool {
 
 impl Pool {
     pub fn new(relay: Relay) -> Pool {
-        Pool { relay, free: Vec::new(), keep: 256 }
+        Pool { relay, free: Vec::new(), keep: 64 }
     }
 
     fn take(&mut self) -> io::Result<Channel> {
@@ -62,6 +62,12 @@ impl Pool {
         if self.free.len() < self.keep {
             self.free.push(channel);
         }
+    }
+
+    /// Closes every idle channel (the proxy has gone quiet): a pipe is two
+    /// descriptors and up to a megabyte of kernel memory.
+    pub fn trim(&mut self) {
+        self.free.clear();
     }
 
     /// Idle channels held.
