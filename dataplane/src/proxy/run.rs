@@ -275,11 +275,9 @@ impl Proxy {
                     continue;
                 }
             };
-            for stream in [&client, &server] {
-                let _ = stream.set_nodelay(true);
-                let _ = SockRef::from(stream)
-                    .set_tcp_keepalive(&TcpKeepalive::new().with_time(KEEPALIVE).with_interval(KEEPALIVE));
-            }
+            // The accepted socket inherited TCP_NODELAY and keepalive from
+            // the listener; the container side needs them set.
+            set_stream_options(SockRef::from(&server));
             let slot = match self.free_slots.pop() {
                 Some(slot) => slot,
                 None => {
@@ -310,13 +308,11 @@ impl Proxy {
         ready.readable |= readable;
         ready.writable |= writable;
         let mut failed = false;
+        // epoll reports a connecting socket writable once the handshake is
+        // over: established, or failed with SO_ERROR set.
         if !conn.connected && token % 2 == 1 && writable {
             match conn.server.take_error() {
-                Ok(None) => match conn.server.peer_addr() {
-                    Ok(_) => conn.connected = true,
-                    Err(err) if err.kind() == io::ErrorKind::NotConnected => {}
-                    Err(_) => failed = true,
-                },
+                Ok(None) => conn.connected = true,
                 _ => failed = true,
             }
         }
@@ -390,6 +386,7 @@ fn listen_tcp(host: SocketAddr) -> Result<TcpListener, StartError> {
     if host.is_ipv6() {
         socket.set_only_v6(true).map_err(|err| fail("setsockopt(IPV6_V6ONLY)", err))?;
     }
+    set_stream_options(SockRef::from(&socket));
     socket.bind(&host.into()).map_err(|err| fail("bind", err))?;
     socket.listen(4096).map_err(|err| fail("listen", err))?;
     Ok(TcpListener::from_std(socket.into()))
@@ -408,7 +405,15 @@ fn adopt_tcp(fd: OwnedFd) -> Result<TcpListener, StartError> {
         return Err(fail("is not listening".into()));
     }
     socket.set_nonblocking(true).map_err(|err| fail(format!("O_NONBLOCK: {err}")))?;
+    set_stream_options(SockRef::from(&socket));
     Ok(TcpListener::from_std(socket.into()))
+}
+
+/// TCP_NODELAY and keepalive. Set on a listener, accepted sockets inherit
+/// them.
+fn set_stream_options(socket: SockRef<'_>) {
+    let _ = socket.set_tcp_nodelay(true);
+    let _ = socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(KEEPALIVE).with_interval(KEEPALIVE));
 }
 
 /// A UDP socket bound to `host`, reporting each datagram's destination.
@@ -446,4 +451,46 @@ fn bind_stats(path: &PathBuf) -> Result<UnixListener, StartError> {
         let _ = std::fs::remove_file(path);
     }
     UnixListener::bind(path).map_err(|err| StartError(format!("stats socket {}: bind: {err}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The accept path relies on the kernel copying TCP_NODELAY and the
+    /// keepalive settings from the listener to each accepted socket.
+    #[test]
+    fn accepted_sockets_inherit_nodelay_and_keepalive() {
+        let listener = listen_tcp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        let accepted = loop {
+            match listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(err) => panic!("{err}"),
+            }
+        };
+        let sock = SockRef::from(&accepted);
+        assert!(sock.tcp_nodelay().unwrap());
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), KEEPALIVE);
+        assert_eq!(sock.tcp_keepalive_interval().unwrap(), KEEPALIVE);
+    }
+
+    #[test]
+    fn a_port_in_use_is_named_in_the_error() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let err = listen_tcp(addr).unwrap_err();
+        assert!(err.0.starts_with(&format!("listen tcp {addr}: bind: ")), "{}", err.0);
+        assert!(err.0.contains("in use"), "{}", err.0);
+    }
+
+    #[test]
+    fn sctp_says_why_it_cannot_listen() {
+        let err = sctp_error("127.0.0.1:9".parse().unwrap());
+        assert!(err.0.starts_with("listen sctp 127.0.0.1:9: "), "{}", err.0);
+        assert!(err.0.contains("sctp"), "{}", err.0);
+    }
 }
