@@ -218,6 +218,13 @@ def main():
         run += struct.pack("!H", len(frame)) + frame
     add("gro", "four-segments", bytes([255]) + run + struct.pack("!H", len(inner_eth)) + inner_eth)
 
+    # wharf-proxy's command line: SPECs, a config file, NUL-separated argv.
+    add("proxy_args", "spec-range", b"tcp:0.0.0.0:8000-8999:172.17.0.2:8000-8999")
+    add("proxy_args", "spec-v6", b"udp:[::1]:5353:[fd00::2]:53")
+    add("proxy_args", "config", b"# ports\ntcp:0.0.0.0:80:10.0.0.2:80\nudp:0.0.0.0:53:10.0.0.2:53 # dns\n")
+    add("proxy_args", "argv-docker", b"-proto\0tcp\0-host-ip\0000.0.0.0\0-host-port\0008080\0-container-ip\000172.17.0.2\0-container-port\00080")
+    add("proxy_args", "argv-extensions", b"-map=tcp:127.0.0.1:80:10.0.0.2:80\0-drain-timeout\0001m30s\0-proxy-protocol\0v2")
+
     # The differential target sees whole frames, like `frame`.
     seeds["differential"] = list(seeds["frame"])
 

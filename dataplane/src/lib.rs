@@ -8,6 +8,8 @@
 //!   TAP device with offloads, the inverse of [`gso`] (sans-IO).
 //! - [`vxlan`]: the VTEP core — FDB, encapsulation, decapsulation,
 //!   neighbour suppression — driven with bytes and `now` (sans-IO).
+//! - [`proxy`]: `wharf-proxy`, the docker-proxy drop-in: TCP and UDP port
+//!   forwarding in one event loop.
 //! - [`sys`]: the only place for `unsafe` and libc: TAP, AF_PACKET, batched
 //!   UDP.
 //!
@@ -18,6 +20,7 @@
 
 pub mod gro;
 pub mod gso;
+pub mod proxy;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod vxlan;

@@ -600,9 +600,8 @@ fn flush(io: &Io, vtep: &Vtep, slots: &mut Slots, stats: &mut RunnerStats) {
         let unsent = if io.gso {
             plan_gso(io, vtep, queue, &datagram, gso_buf, gso_messages);
             let transmits = gso_messages.iter().map(|(range, dst, segment_size)| Transmit {
-                dst: *dst,
-                payload: &gso_buf[range.clone()],
                 segment_size: *segment_size,
+                ..Transmit::new(*dst, &gso_buf[range.clone()])
             });
             gso_messages.len() - socket.send_batch(transmits).unwrap_or(0)
         } else {

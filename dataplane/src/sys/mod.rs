@@ -9,6 +9,8 @@
 //!   with UDP GSO (`UDP_SEGMENT`) and GRO (`UDP_GRO`) where the kernel has
 //!   them, and the checksum options of the kernel's vxlan device.
 //! - [`poll`]: a thin `poll(2)`.
+//! - [`splice`]: pipes and `splice(2)`, for the proxy's zero-copy TCP relay.
+//! - [`process`]: descriptors inherited from a parent, the open-file limit.
 //! - [`netns`]: per-thread network namespaces, for tests and tools.
 //! - [`iface`]: interface index, MAC, MTU, up, IPv4 address — by name, in the
 //!   calling thread's namespace (re-exported here: [`ifindex`], [`mac`], ...).
@@ -34,6 +36,8 @@ pub mod iface;
 pub mod netns;
 pub mod packet;
 pub mod poll;
+pub mod process;
+pub mod splice;
 pub mod tap;
 pub mod udp;
 

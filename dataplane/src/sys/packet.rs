@@ -919,7 +919,10 @@ mod tests {
             let sock = UdpSocket::bind(SocketAddr::from((ip_a, 0))).unwrap();
             let payload = [0x5a; 4000];
             let dst = SocketAddr::from((ip_peer, 4789));
-            assert_eq!(sock.send_batch([Transmit { dst, payload: &payload, segment_size: Some(1000) }]).unwrap(), 1);
+            assert_eq!(
+                sock.send_batch([Transmit { segment_size: Some(1000), ..Transmit::new(dst, &payload) }]).unwrap(),
+                1
+            );
 
             // Answer the kernel's ARP request for the peer from whb.
             let mut batch = FrameBatch::new(8, 16, 65_550);

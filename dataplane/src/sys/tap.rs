@@ -602,7 +602,8 @@ mod tests {
             assert!(sock.gso_supported(), "UDP GSO is in every kernel since 4.18");
             let payload = [0xab; 4000];
             let dst = SocketAddr::from((PEER_IP, 4789));
-            let sent = sock.send_batch([Transmit { dst, payload: &payload, segment_size: Some(1000) }]).unwrap();
+            let sent =
+                sock.send_batch([Transmit { segment_size: Some(1000), ..Transmit::new(dst, &payload) }]).unwrap();
             assert_eq!(sent, 1);
 
             // The kernel asks for 192.0.2.2 first; answer, then collect.

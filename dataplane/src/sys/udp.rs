@@ -37,7 +37,7 @@
 use std::ffi::c_int;
 use std::io;
 use std::mem;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use super::mmsg::{self, CmsgBuf, MsgScratch, CMSG_BUF_LEN};
@@ -93,12 +93,19 @@ pub struct Transmit<'a> {
     /// `Some(n)`: a GSO send, `payload` cut into datagrams of `n` bytes (the
     /// last may be shorter). `None`: one datagram.
     pub segment_size: Option<u16>,
+    /// Bytes sent in front of `payload` in the same datagram (a second I/O
+    /// vector, not a copy): a PROXY protocol header. Empty for none.
+    pub prefix: &'a [u8],
+    /// The source address to send from (`IP_PKTINFO` / `IPV6_PKTINFO`), for
+    /// a socket bound to a wildcard address on a host with several: reply
+    /// from the address the peer sent to. `None`: the kernel's choice.
+    pub src: Option<IpAddr>,
 }
 
 impl<'a> Transmit<'a> {
     /// One datagram of `payload` to `dst`.
     pub fn new(dst: SocketAddr, payload: &'a [u8]) -> Transmit<'a> {
-        Transmit { dst, payload, segment_size: None }
+        Transmit { dst, payload, segment_size: None, prefix: &[], src: None }
     }
 }
 
@@ -109,6 +116,7 @@ struct DatagramMeta {
     source: SocketAddr,
     segment_size: Option<usize>,
     fragment_size: Option<usize>,
+    local: Option<IpAddr>,
     truncated: bool,
 }
 
@@ -128,6 +136,9 @@ pub struct Datagram<'a> {
     /// IP fragments and the kernel reassembled it; this is the largest
     /// fragment's size (`IP_RECVFRAGSIZE`). `None` for an unfragmented one.
     pub fragment_size: Option<usize>,
+    /// With [`UdpSocket::set_recv_pktinfo`]: the address the datagram was
+    /// sent to (one of the host's addresses, for a wildcard-bound socket).
+    pub local: Option<IpAddr>,
     /// The datagram was longer than the buffer and was cut (`MSG_TRUNC`).
     pub truncated: bool,
 }
@@ -168,8 +179,14 @@ impl RecvBatch {
     pub fn new(count: usize, msg_size: usize) -> RecvBatch {
         let count = count.clamp(1, mmsg::MAX_BATCH);
         let msg_size = msg_size.max(1);
-        let empty =
-            DatagramMeta { len: 0, source: UNSPECIFIED, segment_size: None, fragment_size: None, truncated: false };
+        let empty = DatagramMeta {
+            len: 0,
+            source: UNSPECIFIED,
+            segment_size: None,
+            fragment_size: None,
+            local: None,
+            truncated: false,
+        };
         RecvBatch {
             buf: vec![0; count * msg_size].into_boxed_slice(),
             msg_size,
@@ -209,6 +226,7 @@ impl RecvBatch {
             source: meta.source,
             segment_size: meta.segment_size,
             fragment_size: meta.fragment_size,
+            local: meta.local,
             truncated: meta.truncated,
         })
     }
@@ -294,6 +312,62 @@ impl UdpSocket {
     /// Sets or clears `O_NONBLOCK`.
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         super::set_nonblocking(self.fd.as_fd(), nonblocking, &self.target())
+    }
+
+    /// Adopts a bound UDP socket handed over by a parent process (docker's
+    /// `-use-listen-fd`). Fails when `fd` is not a datagram socket of IPv4
+    /// or IPv6.
+    pub fn from_fd(fd: OwnedFd) -> io::Result<UdpSocket> {
+        let target = format!("fd {}", fd.as_raw_fd());
+        let ty = getsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_TYPE, "getsockopt(SO_TYPE)", &target)?;
+        if ty != libc::SOCK_DGRAM {
+            return Err(invalid_input("getsockopt(SO_TYPE)", &target, "not a datagram socket"));
+        }
+        let local = local_addr(fd.as_fd(), &target)?;
+        Ok(UdpSocket { fd, is_v6: local.is_ipv6(), local })
+    }
+
+    /// Connects the socket to `peer`: datagrams from anyone else are no
+    /// longer received, and ICMP errors from `peer` (port unreachable) are
+    /// reported on the next call as `ConnectionRefused`, once.
+    pub fn connect(&self, peer: SocketAddr) -> io::Result<()> {
+        let (raw, len) = RawSockAddr::new(peer, self.is_v6);
+        // SAFETY: `raw` is a live sockaddr of `len` bytes.
+        let ret = unsafe { libc::connect(self.fd.as_raw_fd(), raw.as_ptr(), len) };
+        if ret < 0 {
+            return Err(last_error("connect", &peer.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Asks the kernel to say, per received datagram, which of the host's
+    /// addresses it was sent to (`IP_PKTINFO` / `IPV6_RECVPKTINFO`): see
+    /// [`Datagram::local`]. An IPv6 socket that also takes IPv4 gets both.
+    pub fn set_recv_pktinfo(&self, on: bool) -> io::Result<()> {
+        let fd = self.fd.as_fd();
+        let target = self.target();
+        if self.is_v6 {
+            setsockopt_int(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_RECVPKTINFO,
+                c_int::from(on),
+                "setsockopt(IPV6_RECVPKTINFO)",
+                &target,
+            )?;
+            // IPv4 on a dual-stack socket; fails harmlessly on a v6-only one.
+            let _ = setsockopt_int(
+                fd,
+                libc::IPPROTO_IP,
+                libc::IP_PKTINFO,
+                c_int::from(on),
+                "setsockopt(IP_PKTINFO)",
+                &target,
+            );
+            Ok(())
+        } else {
+            setsockopt_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, c_int::from(on), "setsockopt(IP_PKTINFO)", &target)
+        }
     }
 
     /// Asks the kernel to say, per received datagram, whether it was
@@ -466,6 +540,7 @@ impl UdpSocket {
             let hdr = &batch.scratch.hdrs[i];
             let mut segment_size = None;
             let mut fragment_size = None;
+            let mut local = None;
             // SAFETY: the kernel left msg_control pointing at this message's
             // CmsgBuf and set msg_controllen to what it wrote.
             unsafe {
@@ -479,6 +554,8 @@ impl UdpSocket {
                         (libc::IPPROTO_IP, libc::IP_RECVFRAGSIZE) | (libc::IPPROTO_IPV6, libc::IPV6_RECVFRAGSIZE) => {
                             fragment_size = value
                         }
+                        (libc::IPPROTO_IP, libc::IP_PKTINFO) => local = pktinfo_v4(data),
+                        (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => local = pktinfo_v6(data),
                         _ => {}
                     }
                 })
@@ -491,6 +568,7 @@ impl UdpSocket {
                 source: batch.names[i].decode(hdr.msg_hdr.msg_namelen).unwrap_or(UNSPECIFIED),
                 segment_size,
                 fragment_size,
+                local,
                 truncated: hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
             };
         }
@@ -515,7 +593,8 @@ impl UdpSocket {
         let mut total = 0;
         // SAFETY: plain integers and raw pointers; all zeros is valid.
         let mut hdrs: [libc::mmsghdr; CHUNK] = unsafe { mem::zeroed() };
-        let mut iovs = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; CHUNK];
+        let mut iovs = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; 2 * CHUNK];
+        let mut iov_counts = [1usize; CHUNK];
         let mut names = [RawSockAddr::zeroed(); CHUNK];
         let mut name_lens: [libc::socklen_t; CHUNK] = [0; CHUNK];
         let mut cmsgs = [CmsgBuf::ZERO; CHUNK];
@@ -525,8 +604,17 @@ impl UdpSocket {
             let mut n = 0;
             for msg in msgs.by_ref().take(CHUNK) {
                 (names[n], name_lens[n]) = RawSockAddr::new(msg.dst, self.is_v6);
-                iovs[n] =
+                let payload =
                     libc::iovec { iov_base: msg.payload.as_ptr() as *mut libc::c_void, iov_len: msg.payload.len() };
+                if msg.prefix.is_empty() {
+                    iovs[2 * n] = payload;
+                    iov_counts[n] = 1;
+                } else {
+                    iovs[2 * n] =
+                        libc::iovec { iov_base: msg.prefix.as_ptr() as *mut libc::c_void, iov_len: msg.prefix.len() };
+                    iovs[2 * n + 1] = payload;
+                    iov_counts[n] = 2;
+                }
                 cmsg_lens[n] = match msg.segment_size {
                     Some(size) => {
                         mmsg::write_cmsg(&mut cmsgs[n], libc::SOL_UDP, libc::UDP_SEGMENT, &size.to_ne_bytes())
@@ -534,6 +622,9 @@ impl UdpSocket {
                     }
                     None => 0,
                 };
+                if let Some(src) = msg.src {
+                    cmsg_lens[n] += write_pktinfo(&mut cmsgs[n], cmsg_lens[n], src, self.is_v6).unwrap_or(0);
+                }
                 n += 1;
             }
             if n == 0 {
@@ -546,8 +637,8 @@ impl UdpSocket {
                 let mut hdr = mmsg::empty_msghdr();
                 hdr.msg_name = names_base.wrapping_add(i).cast();
                 hdr.msg_namelen = name_lens[i];
-                hdr.msg_iov = iovs_base.wrapping_add(i);
-                hdr.msg_iovlen = 1;
+                hdr.msg_iov = iovs_base.wrapping_add(2 * i);
+                hdr.msg_iovlen = iov_counts[i] as _;
                 if cmsg_lens[i] > 0 {
                     hdr.msg_control = cmsgs_base.wrapping_add(i).cast();
                     hdr.msg_controllen = cmsg_lens[i] as _;
@@ -605,6 +696,45 @@ impl AsRawFd for UdpSocket {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
+}
+
+/// The destination address of an `IP_PKTINFO` control message
+/// (`struct in_pktinfo`: ifindex, spec_dst, addr).
+fn pktinfo_v4(data: &[u8]) -> Option<IpAddr> {
+    let addr: [u8; 4] = data.get(8..12)?.try_into().ok()?;
+    Some(IpAddr::V4(Ipv4Addr::from(addr)))
+}
+
+/// The destination address of an `IPV6_PKTINFO` control message
+/// (`struct in6_pktinfo`: addr, ifindex). IPv4-mapped comes back as IPv4.
+fn pktinfo_v6(data: &[u8]) -> Option<IpAddr> {
+    let addr: [u8; 16] = data.get(..16)?.try_into().ok()?;
+    let addr = Ipv6Addr::from(addr);
+    Some(addr.to_ipv4_mapped().map_or(IpAddr::V6(addr), IpAddr::V4))
+}
+
+/// Appends, at `offset` of `buf`, the control message that makes a datagram
+/// leave from `src`; returns its space, or `None` when it does not fit. An
+/// IPv4 source from an IPv6 socket goes as `IP_PKTINFO` (dual stack).
+fn write_pktinfo(buf: &mut CmsgBuf, offset: usize, src: IpAddr, socket_is_v6: bool) -> Option<usize> {
+    let mut one = CmsgBuf::ZERO;
+    let space = match src {
+        IpAddr::V4(v4) => {
+            // in_pktinfo { ipi_ifindex: 0, ipi_spec_dst: src, ipi_addr: 0 }
+            let mut data = [0u8; 12];
+            data[4..8].copy_from_slice(&v4.octets());
+            mmsg::write_cmsg(&mut one, libc::IPPROTO_IP, libc::IP_PKTINFO, &data)?
+        }
+        IpAddr::V6(v6) if socket_is_v6 => {
+            // in6_pktinfo { ipi6_addr: src, ipi6_ifindex: 0 }
+            let mut data = [0u8; 20];
+            data[..16].copy_from_slice(&v6.octets());
+            mmsg::write_cmsg(&mut one, libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &data)?
+        }
+        IpAddr::V6(_) => return None,
+    };
+    buf.0.get_mut(offset..offset + space)?.copy_from_slice(&one.0[..space]);
+    Some(space)
 }
 
 /// Asks for a buffer size: the FORCE option first (root may exceed the
@@ -797,7 +927,7 @@ mod tests {
             assert!(gro.set_gro(true).unwrap(), "UDP_GRO is in every kernel since 5.0");
             let data: Vec<u8> = (0..10_000).map(|i| (i / 1000) as u8).collect();
             for dst in [plain.local_addr().unwrap(), gro.local_addr().unwrap()] {
-                let sent = a.send_batch([Transmit { dst, payload: &data, segment_size: Some(1000) }]).unwrap();
+                let sent = a.send_batch([Transmit { segment_size: Some(1000), ..Transmit::new(dst, &data) }]).unwrap();
                 assert_eq!(sent, 1);
             }
 
@@ -831,13 +961,13 @@ mod tests {
             a.set_udp4_zero_checksum_tx(true).unwrap();
             let dst = b.local_addr().unwrap();
             let data = [7u8; 3000];
-            let err = a.send_batch([Transmit { dst, payload: &data, segment_size: Some(1000) }]).unwrap_err();
+            let err = a.send_batch([Transmit { segment_size: Some(1000), ..Transmit::new(dst, &data) }]).unwrap_err();
             assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
             assert_eq!(a.send_batch([Transmit::new(dst, &data[..1000])]).unwrap(), 1);
             let got = recv_messages(&b, &mut RecvBatch::new(4, 2048), 1);
             assert_eq!(got.len(), 1);
             a.set_udp4_zero_checksum_tx(false).unwrap();
-            assert_eq!(a.send_batch([Transmit { dst, payload: &data, segment_size: Some(1000) }]).unwrap(), 1);
+            assert_eq!(a.send_batch([Transmit { segment_size: Some(1000), ..Transmit::new(dst, &data) }]).unwrap(), 1);
         })
         .unwrap();
     }
@@ -957,7 +1087,7 @@ mod tests {
                 a.send_batch((0..64).map(|_| Transmit::new(dst, &datagram))).unwrap_or(0)
             });
             run("GSO, 44 segments per send", 44, &|| {
-                a.send_batch([Transmit { dst, payload: &big, segment_size: Some(1450) }]).unwrap_or(0)
+                a.send_batch([Transmit { segment_size: Some(1450), ..Transmit::new(dst, &big) }]).unwrap_or(0)
             });
         })
         .unwrap();

@@ -1,0 +1,496 @@
+//! The proxy's event loop: one thread, one `epoll` (through mio), every
+//! listener, connection and flow of every mapping on it. No thread per
+//! connection, no lock, no allocation per packet or per read.
+//!
+//! Start-up opens every listener first (or adopts the inherited fd 4) and
+//! only then reports ready; any failure is reported with what failed on
+//! which address, and nothing keeps running. SIGTERM and SIGINT stop the
+//! listeners and let open TCP connections finish for the drain timeout;
+//! a second signal stops at once. SIGUSR1 writes the counters to stderr.
+//!
+//! What this module does not do: parse flags ([`args`](super::args)), move
+//! bytes ([`tcp`](super::tcp), [`udp`](super::udp)).
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Registry, Token};
+use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
+
+use super::args::Options;
+use super::flows::FlowTable;
+use super::mapping::Protocol;
+use super::proxy_protocol::{Header, Transport};
+use super::stats::{self, Counters};
+use super::tcp::{Conn, Pool, Progress, Ready};
+use super::udp::{Udp, UdpListener};
+use crate::sys::udp::{UdpOptions, UdpSocket};
+
+const SIGNAL_TERM: Token = Token(0);
+const SIGNAL_USR1: Token = Token(1);
+const STATS: Token = Token(2);
+const LISTENER_BASE: usize = 16;
+/// Connection `slot` uses `CONN_BASE + 2 × slot` (client) and `+ 1` (container).
+const CONN_BASE: usize = 1 << 32;
+const FLOW_BASE: usize = 1 << 48;
+
+/// TCP keepalive on both sockets of a connection, as Go's default dialer
+/// and listener set it.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// A start-up failure, as the user and dockerd see it.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+enum Listener {
+    Tcp { mapping: usize, container: SocketAddr, socket: TcpListener },
+    Udp,
+}
+
+/// A proxy that is listening.
+pub struct Proxy {
+    options: Options,
+    poll: Poll,
+    listeners: Vec<Listener>,
+    udp_listeners: Vec<Option<UdpListener>>,
+    conns: Vec<Option<Conn>>,
+    free_slots: Vec<usize>,
+    pool: Pool,
+    udp: Udp,
+    counters: Vec<Counters>,
+    signals: Signals,
+    stats: Option<(UnixListener, PathBuf)>,
+    /// Listeners that ran out of descriptors while accepting, to retry.
+    accept_backlog: Vec<usize>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy").field("mappings", &self.options.mappings.len()).finish_non_exhaustive()
+    }
+}
+
+struct Signals {
+    term: UnixStream,
+    usr1: UnixStream,
+}
+
+impl Proxy {
+    /// Opens every listener (adopting `inherited`, fd 4, for the single
+    /// mapping when asked) and the stats socket.
+    pub fn start(options: Options, inherited: Option<OwnedFd>) -> Result<Proxy, StartError> {
+        let poll = Poll::new().map_err(|err| StartError(format!("epoll: {err}")))?;
+        let registry = poll.registry();
+        let signals = Signals::register(registry).map_err(|err| StartError(format!("signal handlers: {err}")))?;
+        let mut listeners = Vec::new();
+        let mut udp_listeners = Vec::new();
+        let mut inherited = if options.use_listen_fd {
+            Some(inherited.ok_or_else(|| StartError("-use-listen-fd: no socket was inherited as fd 4".into()))?)
+        } else {
+            None
+        };
+        for (index, mapping) in options.mappings.iter().enumerate() {
+            for (host, container) in mapping.pairs() {
+                let token = Token(LISTENER_BASE + listeners.len());
+                match mapping.proto {
+                    Protocol::Tcp => {
+                        let socket = match inherited.take() {
+                            Some(fd) => adopt_tcp(fd)?,
+                            None => listen_tcp(host)?,
+                        };
+                        let mut socket = socket;
+                        registry
+                            .register(&mut socket, token, Interest::READABLE)
+                            .map_err(|err| StartError(format!("epoll add {host}: {err}")))?;
+                        listeners.push(Listener::Tcp { mapping: index, container, socket });
+                        udp_listeners.push(None);
+                    }
+                    Protocol::Udp => {
+                        let socket = match inherited.take() {
+                            Some(fd) => adopt_udp(fd)?,
+                            None => bind_udp(host)?,
+                        };
+                        registry
+                            .register(&mut SourceFd(&socket.as_raw_fd()), token, Interest::READABLE)
+                            .map_err(|err| StartError(format!("epoll add {host}: {err}")))?;
+                        listeners.push(Listener::Udp);
+                        udp_listeners.push(Some(UdpListener { mapping: index, socket, container }));
+                    }
+                    Protocol::Sctp => return Err(sctp_error(host)),
+                }
+            }
+        }
+        let stats = match &options.stats_socket {
+            Some(path) => {
+                let mut listener = bind_stats(path)?;
+                registry
+                    .register(&mut listener, STATS, Interest::READABLE)
+                    .map_err(|err| StartError(format!("epoll add {}: {err}", path.display())))?;
+                Some((listener, path.clone()))
+            }
+            None => None,
+        };
+        let flows = FlowTable::new(options.udp_max_flows, options.udp_timeout);
+        let udp = Udp::new(flows, options.proxy_protocol, FLOW_BASE);
+        Ok(Proxy {
+            counters: vec![Counters::default(); options.mappings.len()],
+            pool: Pool::new(options.tcp_relay),
+            options,
+            poll,
+            listeners,
+            udp_listeners,
+            conns: Vec::new(),
+            free_slots: Vec::new(),
+            udp,
+            signals,
+            stats,
+            accept_backlog: Vec::new(),
+        })
+    }
+
+    /// The counters, one line per mapping.
+    pub fn render_stats(&self) -> String {
+        stats::render(&self.options.mappings, &self.counters)
+    }
+
+    /// Runs until SIGTERM or SIGINT, then drains; returns when done.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut draining: Option<Instant> = None;
+        loop {
+            let now = Instant::now();
+            if let Some(deadline) = draining {
+                if self.open_conns() == 0 || now >= deadline {
+                    return Ok(());
+                }
+            }
+            let mut timeout = Duration::from_secs(1);
+            if let Some(expiry) = self.udp.flows.next_expiry() {
+                timeout = timeout.min(expiry.saturating_duration_since(now) + Duration::from_millis(1));
+            }
+            if let Some(deadline) = draining {
+                timeout = timeout.min(deadline.saturating_duration_since(now));
+            }
+            if !self.accept_backlog.is_empty() {
+                timeout = timeout.min(Duration::from_millis(50));
+            }
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            }
+            let now = Instant::now();
+            if events.is_empty() {
+                // A quiet second: give pooled pipes and buffers back.
+                self.pool.trim();
+            }
+            for event in events.iter() {
+                let token = event.token().0;
+                let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+                let writable = event.is_writable() || event.is_write_closed() || event.is_error();
+                match token {
+                    t if t == SIGNAL_TERM.0 => {
+                        drain_pipe(&mut self.signals.term);
+                        if draining.is_some() {
+                            return Ok(());
+                        }
+                        draining = Some(now + self.options.drain_timeout);
+                        self.stop_listening();
+                    }
+                    t if t == SIGNAL_USR1.0 => {
+                        drain_pipe(&mut self.signals.usr1);
+                        eprint!("{}", self.render_stats());
+                    }
+                    t if t == STATS.0 => self.serve_stats(),
+                    t if t >= FLOW_BASE => {
+                        self.udp.from_container(t - FLOW_BASE, &self.udp_listeners, &mut self.counters, now)
+                    }
+                    t if t >= CONN_BASE => self.conn_event(t - CONN_BASE, readable, writable),
+                    t if t >= LISTENER_BASE => self.listener_event(t - LISTENER_BASE, now),
+                    _ => {}
+                }
+            }
+            if !self.accept_backlog.is_empty() {
+                for index in std::mem::take(&mut self.accept_backlog) {
+                    self.listener_event(index, now);
+                }
+            }
+            self.udp.expire(&mut self.counters, now);
+        }
+    }
+
+    fn open_conns(&self) -> usize {
+        self.conns.len() - self.free_slots.len()
+    }
+
+    /// Closes every listener and UDP flow: nothing new is accepted.
+    fn stop_listening(&mut self) {
+        self.listeners.clear();
+        self.udp.close_all(&mut self.counters);
+        self.udp_listeners.clear();
+        self.accept_backlog.clear();
+    }
+
+    fn listener_event(&mut self, index: usize, now: Instant) {
+        if let Some(Some(listener)) = self.udp_listeners.get(index) {
+            self.udp.from_clients(index, listener, &mut self.counters, self.poll.registry(), now);
+            return;
+        }
+        loop {
+            let Some(Listener::Tcp { mapping, container, socket }) = self.listeners.get(index) else { return };
+            let (mapping, container) = (*mapping, *container);
+            let (client, peer) = match socket.accept() {
+                Ok(accepted) => accepted,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err)
+                    if matches!(
+                        err.raw_os_error(),
+                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                    ) =>
+                {
+                    // Out of descriptors: leave the rest queued, retry soon.
+                    self.counters[mapping].errors += 1;
+                    self.accept_backlog.push(index);
+                    return;
+                }
+                // The client gave up before we took it (ECONNABORTED...).
+                Err(_) => continue,
+            };
+            self.counters[mapping].connections += 1;
+            let header = self.options.proxy_protocol.map(|version| {
+                let local = client.local_addr().unwrap_or(peer);
+                Header::new(version, Transport::Stream, peer, local)
+            });
+            let server = match TcpStream::connect(container) {
+                Ok(server) => server,
+                Err(_) => {
+                    self.counters[mapping].errors += 1;
+                    continue;
+                }
+            };
+            // The accepted socket inherited TCP_NODELAY and keepalive from
+            // the listener; the container side needs them set.
+            set_stream_options(SockRef::from(&server));
+            let slot = match self.free_slots.pop() {
+                Some(slot) => slot,
+                None => {
+                    self.conns.push(None);
+                    self.conns.len() - 1
+                }
+            };
+            let mut conn = Conn::new(mapping, client, server, header);
+            let registry = self.poll.registry();
+            let both = Interest::READABLE | Interest::WRITABLE;
+            let registered = registry
+                .register(&mut conn.client, Token(CONN_BASE + 2 * slot), both)
+                .and_then(|()| registry.register(&mut conn.server, Token(CONN_BASE + 2 * slot + 1), both));
+            if registered.is_err() {
+                self.counters[mapping].errors += 1;
+                self.free_slots.push(slot);
+                continue;
+            }
+            self.counters[mapping].active += 1;
+            self.conns[slot] = Some(conn);
+        }
+    }
+
+    fn conn_event(&mut self, token: usize, readable: bool, writable: bool) {
+        let slot = token / 2;
+        let Some(Some(conn)) = self.conns.get_mut(slot) else { return };
+        let ready: &mut Ready = if token % 2 == 0 { &mut conn.client_ready } else { &mut conn.server_ready };
+        ready.readable |= readable;
+        ready.writable |= writable;
+        let mut failed = false;
+        // epoll reports a connecting socket writable once the handshake is
+        // over: established, or failed with SO_ERROR set.
+        if !conn.connected && token % 2 == 1 && writable {
+            match conn.server.take_error() {
+                Ok(None) => conn.connected = true,
+                _ => failed = true,
+            }
+        }
+        let counters = &mut self.counters[conn.mapping];
+        let progress = if failed { Progress::Failed } else { conn.pump(&mut self.pool, counters) };
+        match progress {
+            Progress::Open => {}
+            Progress::Done | Progress::Failed => {
+                let Some(mut conn) = self.conns[slot].take() else { return };
+                if progress == Progress::Failed {
+                    counters.errors += 1;
+                    conn.reset();
+                }
+                conn.release(&mut self.pool);
+                counters.active -= 1;
+                self.free_slots.push(slot);
+            }
+        }
+    }
+
+    fn serve_stats(&mut self) {
+        let Some((listener, _)) = &self.stats else { return };
+        while let Ok((stream, _)) = listener.accept() {
+            let text = self.render_stats();
+            let stream = StdUnixStream::from(OwnedFd::from(stream));
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+            let _ = (&stream).write_all(text.as_bytes());
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some((_, path)) = &self.stats {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl Signals {
+    fn register(registry: &Registry) -> io::Result<Signals> {
+        let (term_read, term_write) = StdUnixStream::pair()?;
+        let (usr1_read, usr1_write) = StdUnixStream::pair()?;
+        for end in [&term_read, &term_write, &usr1_read, &usr1_write] {
+            end.set_nonblocking(true)?;
+        }
+        signal_hook::low_level::pipe::register(libc::SIGTERM, term_write.try_clone()?)?;
+        signal_hook::low_level::pipe::register(libc::SIGINT, term_write)?;
+        signal_hook::low_level::pipe::register(libc::SIGUSR1, usr1_write)?;
+        let mut term = UnixStream::from_std(term_read);
+        let mut usr1 = UnixStream::from_std(usr1_read);
+        registry.register(&mut term, SIGNAL_TERM, Interest::READABLE)?;
+        registry.register(&mut usr1, SIGNAL_USR1, Interest::READABLE)?;
+        Ok(Signals { term, usr1 })
+    }
+}
+
+fn drain_pipe(stream: &mut UnixStream) {
+    let mut buf = [0u8; 64];
+    while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// A listening TCP socket on `host`: `SO_REUSEADDR` (as Go sets it), IPv6
+/// only for an IPv6 address (docker runs one proxy per family).
+fn listen_tcp(host: SocketAddr) -> Result<TcpListener, StartError> {
+    let fail = |op: &str, err: io::Error| StartError(format!("listen tcp {host}: {op}: {err}"));
+    let socket = Socket::new(Domain::for_address(host), Type::STREAM.nonblocking().cloexec(), None)
+        .map_err(|err| fail("socket", err))?;
+    socket.set_reuse_address(true).map_err(|err| fail("setsockopt(SO_REUSEADDR)", err))?;
+    if host.is_ipv6() {
+        socket.set_only_v6(true).map_err(|err| fail("setsockopt(IPV6_V6ONLY)", err))?;
+    }
+    set_stream_options(SockRef::from(&socket));
+    socket.bind(&host.into()).map_err(|err| fail("bind", err))?;
+    socket.listen(4096).map_err(|err| fail("listen", err))?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// Adopts the listening TCP socket docker passed as fd 4.
+fn adopt_tcp(fd: OwnedFd) -> Result<TcpListener, StartError> {
+    let socket = Socket::from(fd);
+    let fail = |why: String| StartError(format!("-use-listen-fd: fd 4 {why}"));
+    match socket.r#type() {
+        Ok(ty) if ty == Type::STREAM => {}
+        Ok(_) => return Err(fail("is not a stream socket".into())),
+        Err(err) => return Err(fail(format!("is not a socket: {err}"))),
+    }
+    if !socket.is_listener().map_err(|err| fail(format!("SO_ACCEPTCONN: {err}")))? {
+        return Err(fail("is not listening".into()));
+    }
+    socket.set_nonblocking(true).map_err(|err| fail(format!("O_NONBLOCK: {err}")))?;
+    set_stream_options(SockRef::from(&socket));
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// TCP_NODELAY and keepalive. Set on a listener, accepted sockets inherit
+/// them.
+fn set_stream_options(socket: SockRef<'_>) {
+    let _ = socket.set_tcp_nodelay(true);
+    let _ = socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(KEEPALIVE).with_interval(KEEPALIVE));
+}
+
+/// A UDP socket bound to `host`, reporting each datagram's destination.
+fn bind_udp(host: SocketAddr) -> Result<UdpSocket, StartError> {
+    let options = UdpOptions { v6_only: true, nonblocking: true, ..UdpOptions::default() };
+    let socket = UdpSocket::bind_with(host, options).map_err(|err| StartError(format!("listen udp {host}: {err}")))?;
+    socket.set_recv_pktinfo(true).map_err(|err| StartError(format!("listen udp {host}: {err}")))?;
+    Ok(socket)
+}
+
+/// Adopts the bound UDP socket docker passed as fd 4.
+fn adopt_udp(fd: OwnedFd) -> Result<UdpSocket, StartError> {
+    let socket = UdpSocket::from_fd(fd).map_err(|err| StartError(format!("-use-listen-fd: fd 4: {err}")))?;
+    socket.set_nonblocking(true).map_err(|err| StartError(format!("-use-listen-fd: fd 4: {err}")))?;
+    let _ = socket.set_recv_pktinfo(true);
+    Ok(socket)
+}
+
+/// What to say for an SCTP mapping: the kernel has no SCTP, or wharf-proxy
+/// has no SCTP relay.
+fn sctp_error(host: SocketAddr) -> StartError {
+    let domain = Domain::for_address(host);
+    match Socket::new(domain, Type::STREAM, Some(socket2::Protocol::from(libc::IPPROTO_SCTP))) {
+        Err(err) => StartError(format!("listen sctp {host}: sctp is not supported by this kernel (socket: {err})")),
+        Ok(_) => StartError(format!(
+            "listen sctp {host}: wharf-proxy does not forward sctp; use docker-proxy for sctp ports"
+        )),
+    }
+}
+
+/// The stats socket; a stale socket file from an earlier run is replaced.
+fn bind_stats(path: &PathBuf) -> Result<UnixListener, StartError> {
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(path);
+    }
+    UnixListener::bind(path).map_err(|err| StartError(format!("stats socket {}: bind: {err}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The accept path relies on the kernel copying TCP_NODELAY and the
+    /// keepalive settings from the listener to each accepted socket.
+    #[test]
+    fn accepted_sockets_inherit_nodelay_and_keepalive() {
+        let listener = listen_tcp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        let accepted = loop {
+            match listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(err) => panic!("{err}"),
+            }
+        };
+        let sock = SockRef::from(&accepted);
+        assert!(sock.tcp_nodelay().unwrap());
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), KEEPALIVE);
+        assert_eq!(sock.tcp_keepalive_interval().unwrap(), KEEPALIVE);
+    }
+
+    #[test]
+    fn a_port_in_use_is_named_in_the_error() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let err = listen_tcp(addr).unwrap_err();
+        assert!(err.0.starts_with(&format!("listen tcp {addr}: bind: ")), "{}", err.0);
+        assert!(err.0.contains("in use"), "{}", err.0);
+    }
+
+    #[test]
+    fn sctp_says_why_it_cannot_listen() {
+        let err = sctp_error("127.0.0.1:9".parse().unwrap());
+        assert!(err.0.starts_with("listen sctp 127.0.0.1:9: "), "{}", err.0);
+        assert!(err.0.contains("sctp"), "{}", err.0);
+    }
+}

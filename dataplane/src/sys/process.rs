@@ -1,0 +1,95 @@
+//! What a proxy process inherits and may raise: descriptors handed over by
+//! its parent (docker's readiness pipe on fd 3 and listening socket on
+//! fd 4), and the open-file limit.
+//!
+//! What this module does not do: decide what an inherited descriptor is for.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use super::last_error;
+
+/// Takes ownership of descriptor `fd` if the parent left it open, and marks
+/// it close-on-exec. Call before this process opens anything, or a
+/// descriptor of its own may already sit at that number.
+pub fn inherited_fd(fd: RawFd) -> Option<OwnedFd> {
+    // SAFETY: F_GETFD only reads the descriptor's flags; a closed number
+    // fails with EBADF.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        return None;
+    }
+    // SAFETY: F_SETFD takes an int by value on a descriptor just seen open.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) };
+    // SAFETY: the descriptor is open and, per the caller's contract, owned by
+    // no other object in this process.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Raises the limit on open descriptors as far as allowed and returns the
+/// new soft limit: with `CAP_SYS_RESOURCE` (root) soft and hard go up to
+/// `fs.nr_open`, as dockerd's own unit file sets them; otherwise the soft
+/// limit rises to the hard one, as Go programs do at start. A proxy with
+/// 10,000 connections holds 20,000 sockets.
+pub fn raise_nofile_limit() -> io::Result<libc::rlim_t> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `limit` is a live rlimit the kernel writes.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } < 0 {
+        return Err(last_error("getrlimit", "RLIMIT_NOFILE"));
+    }
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|text| text.trim().parse::<libc::rlim_t>().ok())
+        .unwrap_or(limit.rlim_max);
+    if nr_open > limit.rlim_max {
+        let wanted = libc::rlimit { rlim_cur: nr_open, rlim_max: nr_open };
+        // SAFETY: `wanted` is a live rlimit the kernel reads.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } == 0 {
+            return Ok(nr_open);
+        }
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: `limit` is a live rlimit the kernel reads.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } < 0 {
+            return Err(last_error("setrlimit", "RLIMIT_NOFILE"));
+        }
+    }
+    Ok(limit.rlim_cur)
+}
+
+/// How many descriptors this process has open (entries of /proc/self/fd).
+pub fn open_fd_count() -> io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/fd")?.count().saturating_sub(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::{AsRawFd, IntoRawFd};
+
+    #[test]
+    fn an_open_descriptor_is_taken_and_a_closed_one_is_not() {
+        let file = std::fs::File::open("/dev/null").unwrap();
+        let raw = file.into_raw_fd();
+        let owned = inherited_fd(raw).expect("open");
+        assert_eq!(owned.as_raw_fd(), raw);
+        drop(owned);
+        assert!(inherited_fd(raw).is_none(), "closed by the drop");
+    }
+
+    #[test]
+    fn the_soft_limit_rises_to_the_hard_one_or_beyond() {
+        let mut before = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: `before` is a live rlimit.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut before) };
+        let soft = raise_nofile_limit().unwrap();
+        let mut after = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: `after` is a live rlimit.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut after) };
+        assert_eq!(soft, after.rlim_cur);
+        assert_eq!(after.rlim_cur, after.rlim_max, "soft raised to hard");
+        assert!(after.rlim_max >= before.rlim_max);
+        assert!(open_fd_count().unwrap() >= 3);
+    }
+}
