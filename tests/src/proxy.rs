@@ -151,6 +151,25 @@ pub fn tcp_exchange(ns: &Netns, to: SocketAddr, request: &[u8]) -> io::Result<Ve
     Ok(reply)
 }
 
+/// Connects from `ns` to `to` and expects the proxy to close the connection
+/// without a byte of data: EOF or a reset, which may come as early as the
+/// connect itself (when the reset beats the connect's completion check).
+pub fn expect_closed(ns: &Netns, to: SocketAddr) -> Result<(), String> {
+    let is_reset = |e: &io::Error| matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe);
+    let mut stream = match connect(ns, to) {
+        Ok(stream) => stream,
+        Err(e) if is_reset(&e) => return Ok(()),
+        Err(e) => return Err(format!("connect {to}: {e}")),
+    };
+    let _ = stream.write_all(b"anyone there?");
+    match stream.read(&mut [0u8; 64]) {
+        Ok(0) => Ok(()),
+        Err(e) if is_reset(&e) => Ok(()),
+        Ok(n) => Err(format!("{n} bytes came back from {to}")),
+        Err(e) => Err(format!("read from {to}: {e}")),
+    }
+}
+
 /// A UDP socket inside `ns` bound to `bind`, with a read timeout of 2 s.
 pub fn udp_socket(ns: &Netns, bind: SocketAddr) -> UdpSocket {
     in_netns(ns, || {
@@ -439,34 +458,50 @@ impl Drop for Proxy {
     }
 }
 
-/// A path for a stats socket, removed on drop.
+/// A file path in the temp dir, unique to the call, removed on drop (also
+/// when the test fails).
 #[derive(Debug)]
-pub struct StatsPath(PathBuf);
+pub struct TempPath(PathBuf);
 
-impl StatsPath {
-    pub fn new() -> StatsPath {
-        StatsPath(std::env::temp_dir().join(format!("{}.sock", unique_name("st"))))
+impl TempPath {
+    /// `TMP/<unique name>.<ext>`; nothing is created.
+    pub fn new(ext: &str) -> TempPath {
+        TempPath(std::env::temp_dir().join(format!("{}.{ext}", unique_name("tp"))))
     }
 
     pub fn as_str(&self) -> &str {
         self.0.to_str().expect("temp dir path is UTF-8")
     }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A path for a stats socket, removed on drop.
+#[derive(Debug)]
+pub struct StatsPath(TempPath);
+
+impl StatsPath {
+    pub fn new() -> StatsPath {
+        StatsPath(TempPath::new("sock"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
 
     /// The counters the proxy serves on this socket.
     pub fn read(&self) -> io::Result<Counters> {
-        read_stats(&self.0)
+        read_stats(&self.0 .0)
     }
 }
 
 impl Default for StatsPath {
     fn default() -> StatsPath {
         StatsPath::new()
-    }
-}
-
-impl Drop for StatsPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }
 

@@ -9,7 +9,9 @@
 
 use std::time::Duration;
 
-use tests::proxy::{run_proxy, sock, tcp_exchange, Outcome, Proxy, TcpServer, Topology, CONTAINER_IP, HOST_IP};
+use tests::proxy::{
+    run_proxy, sock, tcp_exchange, Outcome, Proxy, TcpServer, TempPath, Topology, CONTAINER_IP, HOST_IP,
+};
 use tests::{require_root, Netns};
 
 const PROXY: &str = env!("CARGO_BIN_EXE_wharf-proxy-e2e");
@@ -27,14 +29,13 @@ fn run(ns: &Netns, args: &[&str]) -> Outcome {
 fn every_accepted_flag_spelling_starts_and_forwards() {
     let topo = Topology::new();
     let _server = TcpServer::echo(&topo.container, sock(CONTAINER_IP, 80));
-    let config = std::env::temp_dir().join(format!("{}.conf", tests::unique_name("cf")));
+    let config = TempPath::new("conf");
     std::fs::write(
-        &config,
+        config.as_str(),
         "# wharf-proxy mappings\n\n   \ntcp:198.51.100.1:8006:198.51.100.2:80\n# udp:198.51.100.1:9:198.51.100.2:9\n\
          tcp:198.51.100.1:8007-8008:198.51.100.2:80 # two host ports, one container port\n",
     )
     .unwrap();
-    let config = config.to_str().unwrap().to_owned();
     let spellings: Vec<(Vec<u16>, Vec<&str>)> = vec![
         (
             vec![8001],
@@ -111,7 +112,7 @@ fn every_accepted_flag_spelling_starts_and_forwards() {
                 "-use-listen-fd=false",
             ],
         ),
-        (vec![8006, 8007, 8008], vec!["-config", &config]),
+        (vec![8006, 8007, 8008], vec!["-config", config.as_str()]),
         (
             vec![8009, 8010],
             vec!["-map", "tcp:198.51.100.1:8009:198.51.100.2:80", "--map=tcp:198.51.100.1:8010:198.51.100.2:80"],
@@ -126,7 +127,6 @@ fn every_accepted_flag_spelling_starts_and_forwards() {
             assert_eq!(String::from_utf8_lossy(&reply), request, "{}", proxy.output());
         }
     }
-    let _ = std::fs::remove_file(&config);
 }
 
 /// Each bad argument list, and what stderr must say.

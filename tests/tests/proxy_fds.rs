@@ -3,7 +3,7 @@
 //! exit 1); fd 4, with `-use-listen-fd`, is the listening (TCP) or bound
 //! (UDP) socket to serve on. And the proxy gives back every descriptor it
 //! took: after 10,000 connections, 1,000 open at a time, it holds as many
-//! as it did idle.
+//! as it did idle, also when 500 more clients give up at once.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -219,6 +219,16 @@ fn ten_thousand_connections_leave_no_descriptor_behind() {
         drop(streams);
     }
 
+    // And 500 clients that give up at once: most close before the proxy's
+    // connection to the container has completed.
+    in_netns(&topo.host, || {
+        for i in 0..500 {
+            let stream = TcpStream::connect_timeout(&sock(HOST_IP, 8080), PATIENCE)
+                .unwrap_or_else(|e| panic!("quitter {i}: {e}\n{}", proxy.output()));
+            drop(stream);
+        }
+    });
+
     let settled = wait_for(Duration::from_secs(15), || proxy.fd_count() == idle);
     assert!(
         settled,
@@ -229,7 +239,7 @@ fn ten_thousand_connections_leave_no_descriptor_behind() {
     let mapping = "tcp:198.51.100.1:8080:198.51.100.2:80";
     assert!(wait_for(PATIENCE, || stats.read().is_ok_and(|c| c.get(mapping, "active") == 0)));
     let counters = stats.read().unwrap();
-    assert_eq!(counters.get(mapping, "connections"), 1 + (BATCHES * AT_ONCE) as u64);
+    assert_eq!(counters.get(mapping, "connections"), 1 + (BATCHES * AT_ONCE) as u64 + 500);
     assert_eq!(counters.get(mapping, "errors"), 0);
     assert_eq!(counters.get(mapping, "bytes_in"), 4 + 4 * (BATCHES * AT_ONCE) as u64);
     assert_eq!(counters.get(mapping, "bytes_out"), 4 + 4 * (BATCHES * AT_ONCE) as u64);

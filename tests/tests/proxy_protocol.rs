@@ -1,7 +1,7 @@
 //! wharf-proxy's PROXY protocol header (HAProxy's spec, versions 1 and 2),
 //! byte for byte as the container's server reads it: the v1 line for TCP
-//! over IPv4 and IPv6, the v2 binary header for TCP4, TCP6 and UDP4 (for
-//! UDP, in front of every datagram). The client's address is the outside
+//! over IPv4 and IPv6, the v2 binary header for TCP4, TCP6, UDP4 and UDP6
+//! (for UDP, in front of every datagram). The client's address is the outside
 //! one; the destination is the proxy's address the client connected to.
 //! Replies reach the client without any header.
 
@@ -152,6 +152,42 @@ fn v2_header_before_every_udp_datagram() {
         let seen = seen_rx.recv_timeout(PATIENCE).unwrap();
         assert_eq!(seen, [&header[..], payload].concat(), "datagram {payload:?} as the container got it");
     }
+}
+
+#[test]
+fn v2_header_for_udp6() {
+    let topo = Topology::new();
+    let (seen_tx, seen_rx) = mpsc::channel::<Vec<u8>>();
+    let _server = UdpServer::start(&topo.container, sock(CONTAINER_IP6, 53), move |socket, datagram, from| {
+        let _ = seen_tx.send(datagram.to_vec());
+        let _ = socket.send_to(datagram.get(52..).unwrap_or(datagram), from);
+    });
+    let args = [
+        "-proto=udp",
+        "-host-ip=2001:db8:1::1",
+        "-host-port=5353",
+        "-container-ip=2001:db8:1::2",
+        "-container-port=53",
+        "-proxy-protocol=v2",
+    ];
+    let proxy = Proxy::start(PROXY, &topo.host, &args);
+    let client = udp_socket(&topo.outside, sock(OUTSIDE_IP6, 40001));
+    let mut expected = SIGNATURE.to_vec();
+    expected.extend_from_slice(&[
+        0x21, // version 2, command PROXY
+        0x22, // AF_INET6, DGRAM
+        0x00, 0x24, // 36 bytes of addresses follow
+        0x20, 0x01, 0x0d, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, // source 2001:db8:2::2
+        0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, // destination 2001:db8:1::1
+        0x9c, 0x41, // source port 40001
+        0x14, 0xe9, // destination port 5353
+    ]);
+    expected.extend_from_slice(b"six");
+    let (reply, from) =
+        udp_exchange(&client, sock(HOST_IP6, 5353), b"six").unwrap_or_else(|e| panic!("{e}\n{}", proxy.output()));
+    assert_eq!(from, sock(HOST_IP6, 5353));
+    assert_eq!(reply, b"six", "the reply carries no header");
+    assert_eq!(seen_rx.recv_timeout(PATIENCE).unwrap(), expected);
 }
 
 #[test]

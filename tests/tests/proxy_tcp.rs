@@ -1,6 +1,7 @@
 //! wharf-proxy's TCP relay, with both data paths (`-tcp-relay splice` and
 //! `copy`): 64 MiB each way arrive byte-exact across a half-close in either
-//! direction; a reset on one side resets the other; an unreachable
+//! direction, and 16 MiB each way at once (full duplex); a server that
+//! speaks first is heard; a reset on one side resets the other; an unreachable
 //! container closes the client and counts an error; SIGTERM drains (no new
 //! connections, open ones finish, exit 0), and gives up after
 //! `-drain-timeout`.
@@ -11,7 +12,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use tests::proxy::{
-    connect, in_netns, sock, Pattern, Proxy, StatsPath, TcpServer, Topology, CONTAINER_IP, HOST_IP, PATIENCE,
+    connect, expect_closed, in_netns, sock, Pattern, Proxy, StatsPath, TcpServer, Topology, CONTAINER_IP, HOST_IP,
+    PATIENCE,
 };
 use tests::wait_for;
 
@@ -106,6 +108,66 @@ fn large_transfers_with_half_close_copy() {
     big_transfers_with_half_close("copy");
 }
 
+/// Both sides write 16 MiB at once while reading what the other sends: a
+/// relay that serves one direction at a time, or stops reading while its
+/// write blocks, deadlocks here.
+fn full_duplex(relay: &str) {
+    const SIZE: u64 = 16 * 1024 * 1024;
+    let topo = Topology::new();
+    let (seen_tx, seen_rx) = mpsc::channel::<Result<u64, String>>();
+    let _server = TcpServer::start(&topo.container, sock(CONTAINER_IP, 80), move |stream| {
+        let _ = stream.set_read_timeout(Some(PATIENCE));
+        let mut writer = stream.try_clone().unwrap();
+        let sending = std::thread::spawn(move || {
+            Pattern::new(11).write(&mut writer, SIZE).and_then(|_| writer.shutdown(Shutdown::Write))
+        });
+        let got = Pattern::new(12).verify(&mut &stream).map_err(|e| e.to_string());
+        let sent = sending.join().unwrap().map_err(|e| format!("send: {e}"));
+        let _ = seen_tx.send(sent.and(got));
+    });
+    let proxy = start(&topo, relay, &[]);
+    let client = connect(&topo.outside, sock(HOST_IP, 8080)).unwrap();
+    let mut writer = client.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        Pattern::new(12).write(&mut writer, SIZE).and_then(|_| writer.shutdown(Shutdown::Write))
+    });
+    let got = Pattern::new(11).verify(&mut &client);
+    assert_eq!(got.as_ref().ok(), Some(&SIZE), "{relay}: the client received {got:?}\n{}", proxy.output());
+    assert!(sending.join().unwrap().is_ok(), "{relay}: the client could not send");
+    let seen = seen_rx.recv_timeout(PATIENCE + PATIENCE).expect("the server reported");
+    assert_eq!(seen, Ok(SIZE), "{relay}: what the server received");
+}
+
+#[test]
+fn full_duplex_splice() {
+    full_duplex("splice");
+}
+
+#[test]
+fn full_duplex_copy() {
+    full_duplex("copy");
+}
+
+#[test]
+fn a_server_that_speaks_first_is_heard() {
+    let topo = Topology::new();
+    // An SMTP-like server: the banner goes out on accept, before the client
+    // says anything.
+    let _server = TcpServer::start(&topo.container, sock(CONTAINER_IP, 80), |mut stream| {
+        let _ = stream.write_all(b"220 ready\r\n");
+        let _ = stream.set_read_timeout(Some(PATIENCE));
+        let _ = stream.read(&mut [0u8; 1]);
+    });
+    for (relay, port) in [("splice", 8080u16), ("copy", 8081)] {
+        let map = format!("tcp:198.51.100.1:{port}:198.51.100.2:80");
+        let proxy = Proxy::start(PROXY, &topo.host, &["-map", &map, "-tcp-relay", relay]);
+        let mut client = connect(&topo.outside, sock(HOST_IP, port)).unwrap();
+        let mut banner = [0u8; 11];
+        client.read_exact(&mut banner).unwrap_or_else(|e| panic!("{relay}: no banner: {e}\n{}", proxy.output()));
+        assert_eq!(&banner, b"220 ready\r\n");
+    }
+}
+
 /// Closing a socket with unread bytes in its receive queue makes the
 /// kernel send RST instead of FIN: a reset without SO_LINGER.
 fn is_reset(result: &io::Result<usize>) -> bool {
@@ -162,10 +224,8 @@ fn an_unreachable_container_closes_the_client_and_counts_an_error() {
     // Nothing listens on the container's port 80: the connection is refused.
     let stats = StatsPath::new();
     let proxy = start(&topo, "splice", &["-stats-socket", stats.as_str()]);
-    let mut client = connect(&topo.outside, sock(HOST_IP, 8080)).unwrap();
-    let _ = client.write_all(b"anyone there?");
-    let result = client.read(&mut [0u8; 16]);
-    assert!(matches!(result, Ok(0)) || is_reset(&result), "the client is closed, got {result:?}\n{}", proxy.output());
+    let closed = expect_closed(&topo.outside, sock(HOST_IP, 8080));
+    assert_eq!(closed, Ok(()), "the client is closed\n{}", proxy.output());
     assert!(wait_for(PATIENCE, || stats.read().is_ok_and(|c| c.get(MAPPING, "errors") == 1)), "{:?}", stats.read());
     let counters = stats.read().unwrap();
     assert_eq!(counters.get(MAPPING, "connections"), 1);
@@ -210,6 +270,9 @@ fn sigterm_drains_open_connections_then_exits_0() {
 
     let received = Pattern::new(7).verify(&mut client);
     assert_eq!(received.ok(), Some(CHUNKS * CHUNK), "the open transfer completes\n{}", proxy.output());
+    // The server has closed; the client closes too, which ends the last
+    // connection (until then it is half-open, and the proxy rightly waits).
+    drop(client);
     let status = proxy.wait(Duration::from_secs(3)).unwrap_or_else(|| panic!("still running\n{}", proxy.output()));
     assert_eq!(status.code(), Some(0), "{}", proxy.output());
     let elapsed = signalled.elapsed();

@@ -4,7 +4,9 @@
 //! comes from the address the client sent to; the flow table is bounded
 //! (`-udp-max-flows`) and idle flows expire (`-udp-timeout`).
 
-use std::net::UdpSocket;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tests::proxy::{
@@ -27,7 +29,16 @@ fn fifty_clients_get_their_own_echoes() {
     const CLIENTS: usize = 50;
     const ROUNDS: usize = 20;
     let topo = Topology::new();
-    let _server = UdpServer::echo(&topo.container, sock(CONTAINER_IP, 53));
+    // The echo server also notes, per client, which proxy address each
+    // datagram came from: one connected socket per client means one
+    // source port per client, and a different one for each.
+    let sources: Arc<Mutex<BTreeMap<String, BTreeSet<SocketAddr>>>> = Arc::default();
+    let noted = sources.clone();
+    let _server = UdpServer::start(&topo.container, sock(CONTAINER_IP, 53), move |socket, datagram, from| {
+        let client = String::from_utf8_lossy(datagram).split(' ').take(2).collect::<Vec<_>>().join(" ");
+        noted.lock().unwrap().entry(client).or_default().insert(from);
+        let _ = socket.send_to(datagram, from);
+    });
     let stats = StatsPath::new();
     let proxy = start(&topo, &stats, &[]);
     let clients: Vec<UdpSocket> = (0..CLIENTS).map(|_| udp_socket(&topo.outside, sock("0.0.0.0", 0))).collect();
@@ -63,6 +74,36 @@ fn fifty_clients_get_their_own_echoes() {
     assert_eq!(counters.get(MAPPING, "datagrams_in"), datagrams, "{counters:?}");
     assert_eq!(counters.get(MAPPING, "datagrams_out"), datagrams, "{counters:?}");
     assert_eq!(counters.get(MAPPING, "connections"), 0, "{counters:?}");
+
+    let sources = sources.lock().unwrap();
+    assert_eq!(sources.len(), CLIENTS, "{sources:?}");
+    for (client, from) in sources.iter() {
+        assert_eq!(from.len(), 1, "{client} reached the container from several sockets: {from:?}");
+    }
+    let distinct: BTreeSet<&SocketAddr> = sources.values().flatten().collect();
+    assert_eq!(distinct.len(), CLIENTS, "clients shared a socket towards the container: {sources:?}");
+}
+
+#[test]
+fn datagrams_of_every_size_arrive_whole() {
+    let topo = Topology::new();
+    let _server = UdpServer::echo(&topo.container, sock(CONTAINER_IP, 53));
+    let stats = StatsPath::new();
+    let proxy = start(&topo, &stats, &[]);
+    let client = udp_socket(&topo.outside, sock("0.0.0.0", 0));
+    // Empty; one MTU's worth and one byte more (fragmented on the veths);
+    // jumbo; the largest an IPv4 datagram carries.
+    let sizes = [0usize, 1, 1472, 1473, 9000, 65_507];
+    for size in sizes {
+        let payload: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let (reply, _) = udp_exchange(&client, sock(HOST_IP, 5353), &payload)
+            .unwrap_or_else(|e| panic!("{size} bytes: {e}\n{}", proxy.output()));
+        assert_eq!(reply.len(), size, "a {size}-byte datagram came back as {} bytes", reply.len());
+        assert!(reply == payload, "a {size}-byte datagram came back changed");
+    }
+    let counters = stats.read().unwrap();
+    assert_eq!(counters.get(MAPPING, "datagrams_in"), sizes.len() as u64, "{counters:?}");
+    assert_eq!(counters.get(MAPPING, "datagrams_out"), sizes.len() as u64, "{counters:?}");
 }
 
 #[test]
