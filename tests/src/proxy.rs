@@ -111,18 +111,6 @@ pub fn in_netns<T: Send>(ns: &Netns, f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
-/// Spawns a thread that lives inside `ns` (threads it spawns do too).
-pub fn spawn_in<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
-    let name = ns.name().to_owned();
-    std::thread::Builder::new()
-        .stack_size(256 * 1024)
-        .spawn(move || {
-            netns::enter(&name).unwrap_or_else(|e| panic!("enter netns {name}: {e}"));
-            f()
-        })
-        .expect("spawn a thread")
-}
-
 /// `ip:port`, IPv6 in brackets.
 pub fn sock(ip: &str, port: u16) -> SocketAddr {
     let ip: std::net::IpAddr = ip.parse().unwrap_or_else(|e| panic!("bad IP {ip}: {e}"));
