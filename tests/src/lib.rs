@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod pcap;
+pub mod proxy;
 
 use std::io;
 use std::process::{Child, Command, Output, Stdio};
