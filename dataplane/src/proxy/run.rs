@@ -28,7 +28,7 @@ use super::flows::FlowTable;
 use super::mapping::Protocol;
 use super::proxy_protocol::{Header, Transport};
 use super::stats::{self, Counters};
-use super::tcp::{Conn, Pool, Progress, Ready};
+use super::tcp::{self, Conn, Pool, Progress, Ready};
 use super::udp::{Udp, UdpListener};
 use crate::sys::udp::{UdpOptions, UdpSocket};
 
@@ -68,6 +68,22 @@ pub struct Proxy {
     stats: Option<(UnixListener, PathBuf)>,
     /// Listeners that ran out of descriptors while accepting, to retry.
     accept_backlog: Vec<usize>,
+    /// Clients accepted when no descriptor was left for their container
+    /// connection, oldest first: they wait (no listener accepts meanwhile)
+    /// until a connection closes and frees one.
+    waiting: std::collections::VecDeque<Waiting>,
+    /// A descriptor held back (on /dev/null) for the stats socket, to be
+    /// given up when connections have taken every other one.
+    reserve_fd: Option<std::fs::File>,
+}
+
+/// An accepted client without its container connection yet.
+struct Waiting {
+    listener: usize,
+    mapping: usize,
+    container: SocketAddr,
+    client: TcpStream,
+    header: Option<Header>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -151,6 +167,8 @@ impl Proxy {
             signals,
             stats,
             accept_backlog: Vec::new(),
+            waiting: std::collections::VecDeque::new(),
+            reserve_fd: std::fs::File::open("/dev/null").ok(),
         })
     }
 
@@ -177,7 +195,7 @@ impl Proxy {
             if let Some(deadline) = draining {
                 timeout = timeout.min(deadline.saturating_duration_since(now));
             }
-            if !self.accept_backlog.is_empty() {
+            if !self.accept_backlog.is_empty() || !self.waiting.is_empty() {
                 timeout = timeout.min(Duration::from_millis(50));
             }
             match self.poll.poll(&mut events, Some(timeout)) {
@@ -216,7 +234,8 @@ impl Proxy {
                     _ => {}
                 }
             }
-            if !self.accept_backlog.is_empty() {
+            self.connect_waiting();
+            if !self.accept_backlog.is_empty() && self.waiting.is_empty() {
                 for index in std::mem::take(&mut self.accept_backlog) {
                     self.listener_event(index, now);
                 }
@@ -235,6 +254,7 @@ impl Proxy {
         self.udp.close_all(&mut self.counters);
         self.udp_listeners.clear();
         self.accept_backlog.clear();
+        self.waiting.clear();
     }
 
     fn listener_event(&mut self, index: usize, now: Instant) {
@@ -243,6 +263,13 @@ impl Proxy {
             return;
         }
         loop {
+            if !self.waiting.is_empty() {
+                // Clients already wait for descriptors: leave new ones queued.
+                if !self.accept_backlog.contains(&index) {
+                    self.accept_backlog.push(index);
+                }
+                return;
+            }
             let Some(Listener::Tcp { mapping, container, socket }) = self.listeners.get(index) else { return };
             let (mapping, container) = (*mapping, *container);
             let (client, peer) = match socket.accept() {
@@ -256,8 +283,9 @@ impl Proxy {
                     ) =>
                 {
                     // Out of descriptors: leave the rest queued, retry soon.
-                    self.counters[mapping].errors += 1;
-                    self.accept_backlog.push(index);
+                    if !self.accept_backlog.contains(&index) {
+                        self.accept_backlog.push(index);
+                    }
                     return;
                 }
                 // The client gave up before we took it (ECONNABORTED...).
@@ -268,37 +296,70 @@ impl Proxy {
                 let local = client.local_addr().unwrap_or(peer);
                 Header::new(version, Transport::Stream, peer, local)
             });
-            let server = match TcpStream::connect(container) {
-                Ok(server) => server,
-                Err(_) => {
-                    self.counters[mapping].errors += 1;
-                    continue;
-                }
-            };
-            // The accepted socket inherited TCP_NODELAY and keepalive from
-            // the listener; the container side needs them set.
-            set_stream_options(SockRef::from(&server));
-            let slot = match self.free_slots.pop() {
-                Some(slot) => slot,
-                None => {
-                    self.conns.push(None);
-                    self.conns.len() - 1
-                }
-            };
-            let mut conn = Conn::new(mapping, client, server, header);
-            let registry = self.poll.registry();
-            let both = Interest::READABLE | Interest::WRITABLE;
-            let registered = registry
-                .register(&mut conn.client, Token(CONN_BASE + 2 * slot), both)
-                .and_then(|()| registry.register(&mut conn.server, Token(CONN_BASE + 2 * slot + 1), both));
-            if registered.is_err() {
-                self.counters[mapping].errors += 1;
-                self.free_slots.push(slot);
-                continue;
+            let waiting = Waiting { listener: index, mapping, container, client, header };
+            if let Err(waiting) = self.connect(waiting) {
+                self.waiting.push_back(waiting);
             }
-            self.counters[mapping].active += 1;
-            self.conns[slot] = Some(conn);
         }
+    }
+
+    /// Retries the clients waiting for a descriptor, oldest first.
+    fn connect_waiting(&mut self) {
+        while let Some(waiting) = self.waiting.pop_front() {
+            if let Err(waiting) = self.connect(waiting) {
+                self.waiting.push_front(waiting);
+                return;
+            }
+        }
+    }
+
+    /// Opens the container connection of an accepted client and starts
+    /// relaying; gives the client back when no descriptor is left for it.
+    fn connect(&mut self, waiting: Waiting) -> Result<(), Waiting> {
+        let Waiting { listener, mapping, container, client, header } = waiting;
+        let mut server = TcpStream::connect(container);
+        if server.as_ref().is_err_and(tcp::is_out_of_descriptors) && self.pool.idle() > 0 {
+            // Idle pooled pipes hold descriptors a connection needs more.
+            self.pool.trim();
+            server = TcpStream::connect(container);
+        }
+        let server = match server {
+            Ok(server) => server,
+            Err(err) if tcp::is_out_of_descriptors(&err) => {
+                if !self.accept_backlog.contains(&listener) {
+                    self.accept_backlog.push(listener);
+                }
+                return Err(Waiting { listener, mapping, container, client, header });
+            }
+            Err(_) => {
+                self.counters[mapping].errors += 1;
+                return Ok(());
+            }
+        };
+        // The accepted socket inherited TCP_NODELAY and keepalive from
+        // the listener; the container side needs them set.
+        set_stream_options(SockRef::from(&server));
+        let slot = match self.free_slots.pop() {
+            Some(slot) => slot,
+            None => {
+                self.conns.push(None);
+                self.conns.len() - 1
+            }
+        };
+        let mut conn = Conn::new(mapping, client, server, header);
+        let registry = self.poll.registry();
+        let both = Interest::READABLE | Interest::WRITABLE;
+        let registered = registry
+            .register(&mut conn.client, Token(CONN_BASE + 2 * slot), both)
+            .and_then(|()| registry.register(&mut conn.server, Token(CONN_BASE + 2 * slot + 1), both));
+        if registered.is_err() {
+            self.counters[mapping].errors += 1;
+            self.free_slots.push(slot);
+            return Ok(());
+        }
+        self.counters[mapping].active += 1;
+        self.conns[slot] = Some(conn);
+        Ok(())
     }
 
     fn conn_event(&mut self, token: usize, readable: bool, writable: bool) {
@@ -333,16 +394,43 @@ impl Proxy {
         }
     }
 
+    /// Answers every waiting stats connection. With every descriptor in
+    /// use by connections, the reserved one is given up for the moment, so
+    /// the counters can still be read at the limit.
     fn serve_stats(&mut self) {
         let Some((listener, _)) = &self.stats else { return };
-        while let Ok((stream, _)) = listener.accept() {
-            let text = self.render_stats();
-            let stream = StdUnixStream::from(OwnedFd::from(stream));
-            let _ = stream.set_nonblocking(false);
-            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-            let _ = (&stream).write_all(text.as_bytes());
+        loop {
+            let stream = match listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(err) if tcp::is_out_of_descriptors(&err) && self.reserve_fd.is_some() => {
+                    // accept(2) takes the descriptor before it looks at
+                    // the queue: EMFILE says nothing about a client waiting.
+                    self.reserve_fd = None;
+                    let accepted = listener.accept();
+                    if let Ok((stream, _)) = &accepted {
+                        write_stats(stream, &self.render_stats());
+                    }
+                    let served = accepted.is_ok();
+                    drop(accepted);
+                    self.reserve_fd = std::fs::File::open("/dev/null").ok();
+                    if !served || self.reserve_fd.is_none() {
+                        return;
+                    }
+                    continue;
+                }
+                Err(_) => return,
+            };
+            write_stats(&stream, &self.render_stats());
         }
     }
+}
+
+/// Writes the counters to a stats client (blocking, for at most a second).
+fn write_stats(stream: &UnixStream, text: &str) {
+    let stream = SockRef::from(stream);
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = (&*stream).write_all(text.as_bytes());
 }
 
 impl Drop for Proxy {

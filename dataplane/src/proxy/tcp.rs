@@ -52,10 +52,16 @@ impl Pool {
         if let Some(channel) = self.free.pop() {
             return Ok(channel);
         }
-        Ok(match self.relay {
-            Relay::Splice => Channel::Pipe(Pipe::new(CHANNEL_SIZE)?),
-            Relay::Copy => Channel::Buffer(vec![0; CHANNEL_SIZE].into_boxed_slice()),
-        })
+        if self.relay == Relay::Splice {
+            match Pipe::new(CHANNEL_SIZE) {
+                Ok(pipe) => return Ok(Channel::Pipe(pipe)),
+                // Out of descriptors: a buffer needs none, so the
+                // connection carries on, copying.
+                Err(err) if is_out_of_descriptors(&err) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(Channel::Buffer(vec![0; CHANNEL_SIZE].into_boxed_slice()))
     }
 
     fn give(&mut self, channel: Channel) {
@@ -74,6 +80,13 @@ impl Pool {
     pub fn idle(&self) -> usize {
         self.free.len()
     }
+}
+
+/// `EMFILE` or `ENFILE`: the process or the system has no descriptor left.
+/// Looks inside the context that [`sys`](crate::sys) set-up errors carry.
+pub fn is_out_of_descriptors(err: &io::Error) -> bool {
+    let errno = err.raw_os_error().or_else(|| crate::sys::Error::of(err).and_then(|e| e.raw_os_error()));
+    matches!(errno, Some(libc::EMFILE | libc::ENFILE))
 }
 
 /// One direction of a connection.
@@ -298,4 +311,18 @@ fn move_bytes(
         }
     }
     Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_out_of_descriptors_is_recognised_bare_or_with_context() {
+        assert!(is_out_of_descriptors(&io::Error::from_raw_os_error(libc::EMFILE)));
+        assert!(is_out_of_descriptors(&io::Error::from_raw_os_error(libc::ENFILE)));
+        assert!(!is_out_of_descriptors(&io::Error::from_raw_os_error(libc::ECONNREFUSED)));
+        let wrapped = crate::sys::context_for_tests("pipe2", "relay pipe", io::Error::from_raw_os_error(libc::EMFILE));
+        assert!(is_out_of_descriptors(&wrapped));
+    }
 }
