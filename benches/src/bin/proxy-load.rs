@@ -459,7 +459,7 @@ fn udp_send(mut flags: Flags) -> Result<()> {
     let per_message = if gso { (MAX_PAYLOAD / size).min(MAX_GSO_SEGMENTS) } else { 1 };
     let payload = vec![0x5a; size * per_message];
     let transmits = if gso {
-        vec![Transmit { dst: to, payload: &payload, segment_size: u16::try_from(size).ok() }]
+        vec![Transmit { segment_size: u16::try_from(size).ok(), ..Transmit::new(to, &payload) }]
     } else {
         vec![Transmit::new(to, &payload); batch]
     };
