@@ -406,7 +406,7 @@ fn udp_sink(mut flags: Flags) -> Result<()> {
             match socket.recv_batch(&mut batch) {
                 Ok(_) => {
                     for datagram in batch.iter() {
-                        datagrams += datagram.segments().len() as u64;
+                        datagrams += datagram.segments().count() as u64;
                         bytes += datagram.payload.len() as u64;
                     }
                     last = Instant::now();

@@ -509,6 +509,9 @@ fn bind_udp(host: SocketAddr) -> Result<UdpSocket, StartError> {
     let options = UdpOptions { v6_only: true, nonblocking: true, ..UdpOptions::default() };
     let socket = UdpSocket::bind_with(host, options).map_err(|err| StartError(format!("listen udp {host}: {err}")))?;
     socket.set_recv_pktinfo(true).map_err(|err| StartError(format!("listen udp {host}: {err}")))?;
+    // Trains of datagrams from one client (NIC GRO, a GSO sender) come up
+    // as one message, boundaries kept.
+    let _ = socket.set_gro(true);
     Ok(socket)
 }
 
@@ -517,6 +520,7 @@ fn adopt_udp(fd: OwnedFd) -> Result<UdpSocket, StartError> {
     let socket = UdpSocket::from_fd(fd).map_err(|err| StartError(format!("-use-listen-fd: fd 4: {err}")))?;
     socket.set_nonblocking(true).map_err(|err| StartError(format!("-use-listen-fd: fd 4: {err}")))?;
     let _ = socket.set_recv_pktinfo(true);
+    let _ = socket.set_gro(true);
     Ok(socket)
 }
 

@@ -12,7 +12,7 @@
 //! What this module does not do: decide timeouts or bounds (options), or
 //! wait for readiness (the [`run`](super::run) loop).
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
@@ -22,7 +22,7 @@ use mio::{Interest, Registry, Token};
 use super::flows::FlowTable;
 use super::proxy_protocol::{Header, Transport, Version};
 use super::stats::Counters;
-use crate::sys::udp::{RecvBatch, Transmit, UdpOptions, UdpSocket};
+use crate::sys::udp::{RecvBatch, UdpOptions, UdpSocket};
 
 /// Datagrams per `recvmmsg`.
 const BATCH: usize = 64;
@@ -60,12 +60,14 @@ pub struct Udp {
     batch: Option<RecvBatch>,
     proxy_protocol: Option<Version>,
     token_base: usize,
+    /// The kernel segments UDP GSO sends (cleared if it refuses).
+    gso: bool,
 }
 
 impl Udp {
     /// Flow `id` is registered with `Token(token_base + id)`.
     pub fn new(flows: FlowTable<Key, Flow>, proxy_protocol: Option<Version>, token_base: usize) -> Udp {
-        Udp { flows, batch: None, proxy_protocol, token_base }
+        Udp { flows, batch: None, proxy_protocol, token_base, gso: true }
     }
 
     /// Forwards what clients sent to listener `index`.
@@ -102,14 +104,13 @@ impl Udp {
                 self.flows.touch(id, now);
                 if let Some((_, flow)) = self.flows.get(id) {
                     let prefix = flow.header.as_ref().map_or(&[][..], |h| h.as_bytes());
-                    let run = (i..end).filter_map(|j| batch.get(j));
-                    let run = run.map(|d| Transmit { prefix, ..Transmit::new(listener.container, d.payload) });
-                    let sent = send_run(&flow.socket, run);
-                    let bytes: usize = (i..i + sent).filter_map(|j| batch.get(j)).map(|d| d.payload.len()).sum();
+                    let datagrams = (i..end).filter_map(|j| batch.get(j)).flat_map(|d| d.segments());
+                    let to = Path { socket: &flow.socket, dst: listener.container, src: None, prefix };
+                    let sent = to.send(datagrams, &mut self.gso);
                     let c = &mut counters[listener.mapping];
-                    c.datagrams_in += sent as u64;
-                    c.bytes_in += bytes as u64;
-                    c.errors += (end - i - sent) as u64;
+                    c.datagrams_in += sent.datagrams;
+                    c.bytes_in += sent.bytes;
+                    c.errors += sent.dropped;
                 }
                 i = end;
             }
@@ -144,16 +145,12 @@ impl Udp {
                 Err(_) => break,
             };
             any = true;
-            let sent = send_run(
-                &listener.socket,
-                (0..n)
-                    .filter_map(|i| batch.get(i))
-                    .map(|d| Transmit { src: flow.local, ..Transmit::new(flow.client, d.payload) }),
-            );
-            let bytes: usize = batch.iter().take(sent).map(|d| d.payload.len()).sum();
-            c.datagrams_out += sent as u64;
-            c.bytes_out += bytes as u64;
-            c.errors += (n - sent) as u64;
+            let datagrams = (0..n).filter_map(|i| batch.get(i)).flat_map(|d| d.segments());
+            let to = Path { socket: &listener.socket, dst: flow.client, src: flow.local, prefix: &[] };
+            let sent = to.send(datagrams, &mut self.gso);
+            c.datagrams_out += sent.datagrams;
+            c.bytes_out += sent.bytes;
+            c.errors += sent.dropped;
             if n < batch.capacity() {
                 break;
             }
@@ -239,23 +236,133 @@ fn connect_to(container: SocketAddr) -> io::Result<UdpSocket> {
         nonblocking: true,
         ..UdpOptions::default()
     };
-    let socket = UdpSocket::bind_with(any, options)?;
+    let mut socket = UdpSocket::bind_with(any, options)?;
     socket.connect(container)?;
+    // Replies that arrive as a train come up as one message.
+    let _ = socket.set_gro(true);
     Ok(socket)
 }
 
-/// Sends a run of datagrams; returns how many left. A pending ICMP error
-/// (reported once) is skipped over; a full socket drops the rest.
-fn send_run<'a>(socket: &UdpSocket, run: impl Iterator<Item = Transmit<'a>> + Clone) -> usize {
-    let mut sent = 0;
-    let mut refused = 0;
-    loop {
-        match socket.send_batch(run.clone().skip(sent)) {
-            Ok(0) => return sent,
-            Ok(n) => sent += n,
-            Err(err) if err.kind() == io::ErrorKind::ConnectionRefused && refused < 2 => refused += 1,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return sent,
+/// The most datagrams in one GSO send (`UDP_MAX_SEGMENTS` is 64 on older
+/// kernels).
+const MAX_SEGMENTS: usize = 64;
+
+/// The most bytes in one GSO send: an IPv4 packet's payload, less the UDP
+/// header.
+const MAX_GSO_BYTES: usize = 65_000;
+
+/// Where datagrams go: a socket, a destination, a source address to send
+/// from, and a header to put in front of each (a PROXY v2 header, or none).
+struct Path<'a> {
+    socket: &'a UdpSocket,
+    dst: SocketAddr,
+    src: Option<IpAddr>,
+    prefix: &'a [u8],
+}
+
+/// What a [`Path::send`] did.
+#[derive(Debug, Default)]
+struct Sent {
+    datagrams: u64,
+    bytes: u64,
+    dropped: u64,
+}
+
+impl Path<'_> {
+    /// Sends `datagrams` in order. Runs of equal size go as one UDP GSO
+    /// send (the kernel cuts them apart again, datagram for datagram), so
+    /// a run costs one trip down the stack instead of one per datagram;
+    /// with a prefix, each datagram keeps its own copy in front. `gso` is
+    /// cleared for good when the kernel refuses to segment.
+    fn send<'d>(&self, datagrams: impl Iterator<Item = &'d [u8]>, gso: &mut bool) -> Sent {
+        let mut sent = Sent::default();
+        let mut group: [&[u8]; MAX_SEGMENTS] = [&[]; MAX_SEGMENTS];
+        let mut count = 0;
+        let mut bytes = 0;
+        for datagram in datagrams {
+            let size = group[0].len();
+            // An empty datagram never joins: as the last of a GSO send it
+            // would vanish.
+            let fits = count > 0
+                && *gso
+                && !datagram.is_empty()
+                && size > 0
+                && count < MAX_SEGMENTS
+                && datagram.len() <= size
+                && group[count - 1].len() == size
+                && bytes + self.prefix.len() + datagram.len() <= MAX_GSO_BYTES;
+            if !fits && count > 0 {
+                self.flush(&group[..count], gso, &mut sent);
+                count = 0;
+                bytes = 0;
+            }
+            group[count] = datagram;
+            count += 1;
+            bytes += self.prefix.len() + datagram.len();
+        }
+        if count > 0 {
+            self.flush(&group[..count], gso, &mut sent);
+        }
+        sent
+    }
+
+    /// Sends one group: as one GSO message, or datagram by datagram.
+    fn flush(&self, group: &[&[u8]], gso: &mut bool, sent: &mut Sent) {
+        if group.len() > 1 && *gso {
+            let mut parts = [IoSlice::new(&[]); 2 * MAX_SEGMENTS];
+            let mut n = 0;
+            for datagram in group {
+                if !self.prefix.is_empty() {
+                    parts[n] = IoSlice::new(self.prefix);
+                    n += 1;
+                }
+                parts[n] = IoSlice::new(datagram);
+                n += 1;
+            }
+            let segment = (self.prefix.len() + group[0].len()) as u16;
+            match self.retry(|| self.socket.send_segments(self.dst, self.src, Some(segment), &parts[..n])) {
+                Ok(_) => {
+                    sent.datagrams += group.len() as u64;
+                    sent.bytes += group.iter().map(|d| d.len() as u64).sum::<u64>();
+                    return;
+                }
+                Err(err) if matches!(err.raw_os_error(), Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT)) => {
+                    // No segmentation offload here: one by one from now on.
+                    *gso = false;
+                }
+                Err(_) => {
+                    sent.dropped += group.len() as u64;
+                    return;
+                }
+            }
+        }
+        for datagram in group {
+            let parts = [IoSlice::new(self.prefix), IoSlice::new(datagram)];
+            let parts = if self.prefix.is_empty() { &parts[1..] } else { &parts[..] };
+            match self.retry(|| self.socket.send_segments(self.dst, self.src, None, parts)) {
+                Ok(_) => {
+                    sent.datagrams += 1;
+                    sent.bytes += datagram.len() as u64;
+                }
+                Err(_) => sent.dropped += 1,
+            }
+        }
+    }
+
+    /// Runs `send`, again after an interruption or a pending ICMP error
+    /// (reported once, on the next call, by a connected socket).
+    fn retry(&self, mut send: impl FnMut() -> io::Result<usize>) -> io::Result<usize> {
+        let mut tries = 0;
+        loop {
+            match send() {
+                Err(err)
+                    if tries < 2
+                        && matches!(err.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::Interrupted) =>
+                {
+                    tries += 1;
+                }
+                other => return other,
+            }
         }
     }
 }

@@ -144,10 +144,12 @@ pub struct Datagram<'a> {
 }
 
 impl<'a> Datagram<'a> {
-    /// The datagrams in this message: one, or several with GRO.
-    pub fn segments(&self) -> std::slice::Chunks<'a, u8> {
+    /// The datagrams in this message: one (perhaps empty), or several with
+    /// GRO.
+    pub fn segments(&self) -> impl Iterator<Item = &'a [u8]> + Clone {
         let size = self.segment_size.unwrap_or(self.payload.len()).max(1);
-        self.payload.chunks(size)
+        let empty = self.payload.is_empty().then_some(self.payload);
+        empty.into_iter().chain(self.payload.chunks(size))
     }
 }
 
@@ -250,6 +252,9 @@ pub struct UdpSocket {
     fd: OwnedFd,
     is_v6: bool,
     local: SocketAddr,
+    /// Set by [`UdpSocket::connect`]: sends to it go without an address,
+    /// so the kernel uses the socket's cached route.
+    peer: Option<SocketAddr>,
 }
 
 impl UdpSocket {
@@ -296,7 +301,7 @@ impl UdpSocket {
             return Err(last_error("bind", &target));
         }
         let local = local_addr(sock, &target)?;
-        Ok(UdpSocket { fd, is_v6, local })
+        Ok(UdpSocket { fd, is_v6, local, peer: None })
     }
 
     /// The address the socket is bound to (the port the kernel chose for
@@ -324,20 +329,67 @@ impl UdpSocket {
             return Err(invalid_input("getsockopt(SO_TYPE)", &target, "not a datagram socket"));
         }
         let local = local_addr(fd.as_fd(), &target)?;
-        Ok(UdpSocket { fd, is_v6: local.is_ipv6(), local })
+        Ok(UdpSocket { fd, is_v6: local.is_ipv6(), local, peer: None })
     }
 
     /// Connects the socket to `peer`: datagrams from anyone else are no
     /// longer received, and ICMP errors from `peer` (port unreachable) are
     /// reported on the next call as `ConnectionRefused`, once.
-    pub fn connect(&self, peer: SocketAddr) -> io::Result<()> {
+    ///
+    /// Datagrams sent to `peer` afterwards go without a destination address:
+    /// an address makes the kernel look the route up for every datagram,
+    /// connected or not.
+    pub fn connect(&mut self, peer: SocketAddr) -> io::Result<()> {
         let (raw, len) = RawSockAddr::new(peer, self.is_v6);
         // SAFETY: `raw` is a live sockaddr of `len` bytes.
         let ret = unsafe { libc::connect(self.fd.as_raw_fd(), raw.as_ptr(), len) };
         if ret < 0 {
             return Err(last_error("connect", &peer.to_string()));
         }
+        self.peer = Some(peer);
         Ok(())
+    }
+
+    /// Sends one message made of `parts` (I/O vectors, not copied): with
+    /// `segment_size`, a UDP GSO send that the kernel cuts into datagrams of
+    /// that many bytes (every part boundary need not be one; the last
+    /// datagram may be shorter); without, one datagram. `src` picks the
+    /// source address as in [`Transmit::src`]. Returns the bytes sent. Bare
+    /// OS errors; `EIO` or `EINVAL` when the kernel cannot segment this.
+    pub fn send_segments(
+        &self,
+        dst: SocketAddr,
+        src: Option<IpAddr>,
+        segment_size: Option<u16>,
+        parts: &[std::io::IoSlice<'_>],
+    ) -> io::Result<usize> {
+        let mut cmsg = CmsgBuf::ZERO;
+        let mut cmsg_len = match segment_size {
+            Some(size) => {
+                mmsg::write_cmsg(&mut cmsg, libc::SOL_UDP, libc::UDP_SEGMENT, &size.to_ne_bytes()).unwrap_or(0)
+            }
+            None => 0,
+        };
+        if let Some(src) = src {
+            cmsg_len += write_pktinfo(&mut cmsg, cmsg_len, src, self.is_v6).unwrap_or(0);
+        }
+        let (mut name, name_len) = RawSockAddr::new(dst, self.is_v6);
+        let mut hdr = mmsg::empty_msghdr();
+        if self.peer != Some(dst) {
+            hdr.msg_name = name.as_mut_ptr().cast();
+            hdr.msg_namelen = name_len;
+        }
+        hdr.msg_iov = parts.as_ptr() as *mut libc::iovec;
+        hdr.msg_iovlen = parts.len() as _;
+        if cmsg_len > 0 {
+            hdr.msg_control = cmsg.0.as_mut_ptr().cast();
+            hdr.msg_controllen = cmsg_len as _;
+        }
+        // SAFETY: IoSlice is ABI-compatible with iovec and each part is
+        // readable for its length; the name and control buffer are live
+        // locals of the lengths given.
+        let ret = unsafe { libc::sendmsg(self.fd.as_raw_fd(), &hdr, 0) };
+        super::cvt_size(ret)
     }
 
     /// Asks the kernel to say, per received datagram, which of the host's
@@ -604,6 +656,10 @@ impl UdpSocket {
             let mut n = 0;
             for msg in msgs.by_ref().take(CHUNK) {
                 (names[n], name_lens[n]) = RawSockAddr::new(msg.dst, self.is_v6);
+                if self.peer == Some(msg.dst) {
+                    // Connected: no address, no route lookup per datagram.
+                    name_lens[n] = 0;
+                }
                 let payload =
                     libc::iovec { iov_base: msg.payload.as_ptr() as *mut libc::c_void, iov_len: msg.payload.len() };
                 if msg.prefix.is_empty() {
@@ -635,8 +691,10 @@ impl UdpSocket {
             let cmsgs_base = cmsgs.as_mut_ptr();
             for i in 0..n {
                 let mut hdr = mmsg::empty_msghdr();
-                hdr.msg_name = names_base.wrapping_add(i).cast();
-                hdr.msg_namelen = name_lens[i];
+                if name_lens[i] > 0 {
+                    hdr.msg_name = names_base.wrapping_add(i).cast();
+                    hdr.msg_namelen = name_lens[i];
+                }
                 hdr.msg_iov = iovs_base.wrapping_add(2 * i);
                 hdr.msg_iovlen = iov_counts[i] as _;
                 if cmsg_lens[i] > 0 {
