@@ -366,3 +366,39 @@ impl Path<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whatever the grouping, the receiver sees the datagrams one by one,
+    /// in order, each with its own prefix: runs of equal size, a shorter
+    /// one ending a run, an empty one, a larger one starting a new run.
+    #[test]
+    fn grouped_sends_keep_every_datagram_boundary() {
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        receiver.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+        let dst = receiver.local_addr().unwrap();
+        let any = UdpOptions { nonblocking: false, ..UdpOptions::default() };
+        let mut socket = UdpSocket::bind_with("127.0.0.1:0".parse().unwrap(), any).unwrap();
+        socket.connect(dst).unwrap();
+        let mut datagrams: Vec<Vec<u8>> = (0..70u8).map(|i| vec![i; 100]).collect();
+        datagrams.insert(10, vec![0xee; 40]);
+        datagrams.insert(11, Vec::new());
+        datagrams.push(vec![0xaa; 300]);
+        datagrams.push(vec![0xbb; 300]);
+        for prefix in [&b""[..], b"HDR:"] {
+            let mut gso = true;
+            let path = Path { socket: &socket, dst, src: None, prefix };
+            let sent = path.send(datagrams.iter().map(Vec::as_slice), &mut gso);
+            assert_eq!(sent.datagrams, datagrams.len() as u64, "with prefix {prefix:?}");
+            assert_eq!(sent.dropped, 0);
+            assert!(gso, "loopback segments UDP GSO sends");
+            let mut buf = [0u8; 2048];
+            for want in &datagrams {
+                let n = receiver.recv(&mut buf).unwrap();
+                assert_eq!(&buf[..n], [prefix, want.as_slice()].concat().as_slice());
+            }
+        }
+    }
+}
