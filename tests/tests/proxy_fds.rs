@@ -231,7 +231,9 @@ fn ten_thousand_connections_leave_no_descriptor_behind() {
         }
     });
 
-    let settled = wait_for(Duration::from_secs(15), || proxy.fd_count() == idle);
+    // Pooled pipes are closed after a quiet second, so the count may end
+    // below the idle one (taken just after a warm-up connection); never above.
+    let settled = wait_for(Duration::from_secs(15), || proxy.fd_count() <= idle);
     assert!(
         settled,
         "the proxy holds {} descriptors, {idle} when idle\nidle: {idle_fds:?}\nnow: {:?}",
@@ -334,9 +336,11 @@ asyncio.run(main())
     assert!(proxy.running(), "{}", proxy.output());
     drop(clients);
     assert!(
-        wait_for(Duration::from_secs(30), || proxy.fd_count() == idle),
-        "the proxy holds {} descriptors, {idle} when idle",
-        proxy.fd_count()
+        wait_for(Duration::from_secs(30), || proxy.fd_count() <= idle),
+        "the proxy holds {} descriptors, {idle} when idle; {} pipes; counters {:?}",
+        proxy.fd_count(),
+        proxy.fds().iter().filter(|fd| fd.contains("pipe")).count(),
+        stats.read().map(|c| c.get(mapping, "active"))
     );
     let counters = stats.read().unwrap();
     assert_eq!(counters.get(mapping, "active"), 0);

@@ -37,7 +37,12 @@ pub struct Options {
     pub proxy_protocol: Option<Version>,
     pub stats_socket: Option<PathBuf>,
     pub tcp_relay: Relay,
+    /// Worker threads for TCP (UDP runs on the first).
+    pub threads: usize,
 }
+
+/// The most worker threads `-threads` takes.
+pub const MAX_THREADS: usize = 64;
 
 /// The default TCP relay, chosen by measurement (README, "wharf-proxy").
 pub const DEFAULT_RELAY: Relay = Relay::Splice;
@@ -53,6 +58,7 @@ impl Default for Options {
             proxy_protocol: None,
             stats_socket: None,
             tcp_relay: DEFAULT_RELAY,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS),
         }
     }
 }
@@ -95,6 +101,7 @@ Usage of wharf-proxy:
   -udp-max-flows N        most UDP flows at once; the idlest is evicted (default 4096)
   -stats-socket PATH      serve the counters on this unix socket (also on SIGUSR1, to stderr)
   -tcp-relay splice|copy  how TCP bytes move (default splice)
+  -threads N              worker threads for TCP connections (default: one per core)
   -v, -version            print the version and exit
 Readiness is written to fd 3 when it is open: \"0\\n\", or \"1\\n\" and the error.
 ";
@@ -122,6 +129,7 @@ const FLAGS: &[(&str, Kind)] = &[
     ("udp-max-flows", Kind::Value),
     ("stats-socket", Kind::Value),
     ("tcp-relay", Kind::Value),
+    ("threads", Kind::Value),
 ];
 
 /// The legacy docker-proxy flags, before they become a mapping.
@@ -208,6 +216,12 @@ where
                     "splice" => Relay::Splice,
                     "copy" => Relay::Copy,
                     _ => return Err(invalid("use splice or copy".into())),
+                }
+            }
+            "threads" => {
+                options.threads = match value.parse::<usize>() {
+                    Ok(n) if (1..=MAX_THREADS).contains(&n) => n,
+                    _ => return Err(invalid(format!("give 1 to {MAX_THREADS} threads"))),
                 }
             }
             _ => unreachable!("every name in FLAGS has an arm"),
@@ -396,6 +410,8 @@ mod tests {
             "/run/p.sock",
             "-tcp-relay",
             "copy",
+            "-threads",
+            "3",
         ]);
         assert_eq!(options.mappings.len(), 2);
         assert_eq!(options.proxy_protocol, Some(Version::V2));
@@ -404,6 +420,7 @@ mod tests {
         assert_eq!(options.udp_max_flows, 10);
         assert_eq!(options.stats_socket, Some(PathBuf::from("/run/p.sock")));
         assert_eq!(options.tcp_relay, Relay::Copy);
+        assert_eq!(options.threads, 3);
         assert_eq!(parse_strs(&["-v"]), Ok(Command::Version));
         assert_eq!(parse_strs(&["--version"]), Ok(Command::Version));
         assert_eq!(parse_strs(&["-h"]), Ok(Command::Help));
@@ -425,6 +442,7 @@ mod tests {
             (&["stray"], "unexpected argument"),
             (&["---x"], "bad flag syntax"),
             (&["-udp-max-flows", "0"], "at least 1"),
+            (&["-threads", "0"], "give 1 to 64 threads"),
             (&["-map", "tcp:127.0.0.1:80:10.0.0.2:80", "-use-listen-fd"], "-use-listen-fd goes with"),
             (&["-map", "udp:127.0.0.1:53:10.0.0.2:53", "-proxy-protocol", "v1"], "UDP mappings need v2"),
             (&["-config", "/nonexistent/wharf.conf"], "cannot read /nonexistent/wharf.conf"),

@@ -55,7 +55,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         }
     };
     let _ = process::raise_nofile_limit();
-    let proxy = match run::Proxy::start(options, listen_fd) {
+    let threads = options.threads;
+    let started =
+        run::Proxy::start(options, listen_fd).and_then(|mut proxy| proxy.spawn_workers(threads).map(|()| proxy));
+    let proxy = match started {
         Ok(proxy) => proxy,
         Err(err) => {
             eprintln!("wharf-proxy: {}", err.0);

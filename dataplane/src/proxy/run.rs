@@ -16,11 +16,12 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Registry, Token};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
 use super::args::Options;
@@ -35,6 +36,7 @@ use crate::sys::udp::{UdpOptions, UdpSocket};
 const SIGNAL_TERM: Token = Token(0);
 const SIGNAL_USR1: Token = Token(1);
 const STATS: Token = Token(2);
+const WAKE: Token = Token(3);
 const LISTENER_BASE: usize = 16;
 /// Connection `slot` uses `CONN_BASE + 2 × slot` (client) and `+ 1` (container).
 const CONN_BASE: usize = 1 << 32;
@@ -63,9 +65,17 @@ pub struct Proxy {
     free_slots: Vec<usize>,
     pool: Pool,
     udp: Udp,
-    counters: Vec<Counters>,
-    signals: Signals,
+    counters: Arc<[Counters]>,
+    /// Worker 0 (the main thread) takes the signals; the others have none.
+    signals: Option<Signals>,
     stats: Option<(UnixListener, PathBuf)>,
+    /// The drain order, from worker 0 to the others.
+    control: Arc<Control>,
+    /// Wakes this worker's poll for the drain order.
+    waker: Arc<Waker>,
+    /// Worker 0: the other workers' wakers and threads.
+    peer_wakers: Vec<Arc<Waker>>,
+    workers: Vec<std::thread::JoinHandle<io::Result<Stop>>>,
     /// Listeners that ran out of descriptors while accepting, to retry.
     accept_backlog: Vec<usize>,
     /// Clients accepted when no descriptor was left for their container
@@ -75,6 +85,28 @@ pub struct Proxy {
     /// A descriptor held back (on /dev/null) for the stats socket, to be
     /// given up when connections have taken every other one.
     reserve_fd: Option<std::fs::File>,
+}
+
+/// How a worker's loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// The drain finished: connections done or the deadline passed.
+    Drained,
+    /// A second signal: stop without waiting.
+    Now,
+}
+
+/// What the workers share besides the counters.
+#[derive(Debug, Default)]
+struct Control {
+    /// Set once: when the drain ends, whatever is still open.
+    drain_deadline: Mutex<Option<Instant>>,
+}
+
+impl Control {
+    fn deadline(&self) -> Option<Instant> {
+        *self.drain_deadline.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// An accepted client without its container connection yet.
@@ -104,6 +136,7 @@ impl Proxy {
         let poll = Poll::new().map_err(|err| StartError(format!("epoll: {err}")))?;
         let registry = poll.registry();
         let signals = Signals::register(registry).map_err(|err| StartError(format!("signal handlers: {err}")))?;
+        let waker = Arc::new(Waker::new(registry, WAKE).map_err(|err| StartError(format!("epoll waker: {err}")))?);
         let mut listeners = Vec::new();
         let mut udp_listeners = Vec::new();
         let mut inherited = if options.use_listen_fd {
@@ -155,7 +188,7 @@ impl Proxy {
         let flows = FlowTable::new(options.udp_max_flows, options.udp_timeout);
         let udp = Udp::new(flows, options.proxy_protocol, FLOW_BASE);
         Ok(Proxy {
-            counters: vec![Counters::default(); options.mappings.len()],
+            counters: (0..options.mappings.len()).map(|_| Counters::default()).collect::<Vec<_>>().into(),
             pool: Pool::new(options.tcp_relay),
             options,
             poll,
@@ -164,8 +197,12 @@ impl Proxy {
             conns: Vec::new(),
             free_slots: Vec::new(),
             udp,
-            signals,
+            signals: Some(signals),
             stats,
+            control: Arc::new(Control::default()),
+            waker,
+            peer_wakers: Vec::new(),
+            workers: Vec::new(),
             accept_backlog: Vec::new(),
             waiting: std::collections::VecDeque::new(),
             reserve_fd: std::fs::File::open("/dev/null").ok(),
@@ -177,15 +214,83 @@ impl Proxy {
         stats::render(&self.options.mappings, &self.counters)
     }
 
+    /// Starts `threads - 1` more workers for TCP connections, each with its
+    /// own epoll on copies of the same listeners; UDP, the stats socket and
+    /// the signals stay with this one. Call before reporting ready: the
+    /// workers' descriptors then count as the idle ones.
+    pub fn spawn_workers(&mut self, threads: usize) -> Result<(), StartError> {
+        for _ in 1..threads {
+            let worker = self.tcp_worker().map_err(|err| StartError(format!("start a worker thread: {err}")))?;
+            self.peer_wakers.push(Arc::clone(&worker.waker));
+            let handle = std::thread::Builder::new()
+                .name("wharf-proxy".into())
+                .spawn(move || worker.serve())
+                .map_err(|err| StartError(format!("start a worker thread: {err}")))?;
+            self.workers.push(handle);
+        }
+        Ok(())
+    }
+
     /// Runs until SIGTERM or SIGINT, then drains; returns when done.
     pub fn run(mut self) -> io::Result<()> {
+        let workers = std::mem::take(&mut self.workers);
+        let stop = self.serve()?;
+        if stop == Stop::Drained {
+            // Each worker ends when its connections do, or at the deadline.
+            for handle in workers {
+                let _ = handle.join();
+            }
+        }
+        Ok(())
+    }
+
+    /// A worker for TCP only, on copies of this one's TCP listeners.
+    fn tcp_worker(&self) -> io::Result<Proxy> {
+        let poll = Poll::new()?;
+        let mut listeners = Vec::with_capacity(self.listeners.len());
+        for (index, listener) in self.listeners.iter().enumerate() {
+            listeners.push(match listener {
+                Listener::Tcp { mapping, container, socket } => {
+                    let copy = SockRef::from(socket).try_clone()?;
+                    let mut socket = TcpListener::from_std(copy.into());
+                    poll.registry().register(&mut socket, Token(LISTENER_BASE + index), Interest::READABLE)?;
+                    Listener::Tcp { mapping: *mapping, container: *container, socket }
+                }
+                Listener::Udp => Listener::Udp,
+            });
+        }
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+        Ok(Proxy {
+            options: self.options.clone(),
+            poll,
+            udp_listeners: listeners.iter().map(|_| None).collect(),
+            listeners,
+            conns: Vec::new(),
+            free_slots: Vec::new(),
+            pool: Pool::new(self.options.tcp_relay),
+            udp: Udp::new(FlowTable::new(1, self.options.udp_timeout), None, FLOW_BASE),
+            counters: self.counters.clone(),
+            signals: None,
+            stats: None,
+            control: self.control.clone(),
+            waker,
+            peer_wakers: Vec::new(),
+            workers: Vec::new(),
+            accept_backlog: Vec::new(),
+            waiting: std::collections::VecDeque::new(),
+            reserve_fd: None,
+        })
+    }
+
+    /// One worker's loop; on the main thread also the signals.
+    fn serve(mut self) -> io::Result<Stop> {
         let mut events = Events::with_capacity(1024);
         let mut draining: Option<Instant> = None;
         loop {
             let now = Instant::now();
             if let Some(deadline) = draining {
                 if self.open_conns() == 0 || now >= deadline {
-                    return Ok(());
+                    return Ok(Stop::Drained);
                 }
             }
             let mut timeout = Duration::from_secs(1);
@@ -214,20 +319,36 @@ impl Proxy {
                 let writable = event.is_writable() || event.is_write_closed() || event.is_error();
                 match token {
                     t if t == SIGNAL_TERM.0 => {
-                        drain_pipe(&mut self.signals.term);
-                        if draining.is_some() {
-                            return Ok(());
+                        if let Some(signals) = &mut self.signals {
+                            drain_pipe(&mut signals.term);
                         }
-                        draining = Some(now + self.options.drain_timeout);
+                        if draining.is_some() {
+                            // A second signal: stop now.
+                            return Ok(Stop::Now);
+                        }
+                        let deadline = now + self.options.drain_timeout;
+                        *self.control.drain_deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
+                        draining = Some(deadline);
                         self.stop_listening();
+                        for waker in &self.peer_wakers {
+                            let _ = waker.wake();
+                        }
+                    }
+                    t if t == WAKE.0 => {
+                        if let (None, Some(deadline)) = (draining, self.control.deadline()) {
+                            draining = Some(deadline);
+                            self.stop_listening();
+                        }
                     }
                     t if t == SIGNAL_USR1.0 => {
-                        drain_pipe(&mut self.signals.usr1);
+                        if let Some(signals) = &mut self.signals {
+                            drain_pipe(&mut signals.usr1);
+                        }
                         eprint!("{}", self.render_stats());
                     }
                     t if t == STATS.0 => self.serve_stats(),
                     t if t >= FLOW_BASE => {
-                        self.udp.from_container(t - FLOW_BASE, &self.udp_listeners, &mut self.counters, now)
+                        self.udp.from_container(t - FLOW_BASE, &self.udp_listeners, &self.counters, now)
                     }
                     t if t >= CONN_BASE => self.conn_event(t - CONN_BASE, readable, writable),
                     t if t >= LISTENER_BASE => self.listener_event(t - LISTENER_BASE, now),
@@ -240,7 +361,7 @@ impl Proxy {
                     self.listener_event(index, now);
                 }
             }
-            self.udp.expire(&mut self.counters, now);
+            self.udp.expire(&self.counters, now);
         }
     }
 
@@ -251,7 +372,7 @@ impl Proxy {
     /// Closes every listener and UDP flow: nothing new is accepted.
     fn stop_listening(&mut self) {
         self.listeners.clear();
-        self.udp.close_all(&mut self.counters);
+        self.udp.close_all(&self.counters);
         self.udp_listeners.clear();
         self.accept_backlog.clear();
         self.waiting.clear();
@@ -259,7 +380,7 @@ impl Proxy {
 
     fn listener_event(&mut self, index: usize, now: Instant) {
         if let Some(Some(listener)) = self.udp_listeners.get(index) {
-            self.udp.from_clients(index, listener, &mut self.counters, self.poll.registry(), now);
+            self.udp.from_clients(index, listener, &self.counters, self.poll.registry(), now);
             return;
         }
         loop {
@@ -291,13 +412,13 @@ impl Proxy {
                 // The client gave up before we took it (ECONNABORTED...).
                 Err(_) => continue,
             };
-            self.counters[mapping].connections += 1;
+            self.counters[mapping].connections.add(1);
             let header = self.options.proxy_protocol.map(|version| {
                 let local = client.local_addr().unwrap_or(peer);
                 Header::new(version, Transport::Stream, peer, local)
             });
             let waiting = Waiting { listener: index, mapping, container, client, header };
-            if let Err(waiting) = self.connect(waiting) {
+            if let Some(waiting) = self.connect(waiting) {
                 self.waiting.push_back(waiting);
             }
         }
@@ -306,7 +427,7 @@ impl Proxy {
     /// Retries the clients waiting for a descriptor, oldest first.
     fn connect_waiting(&mut self) {
         while let Some(waiting) = self.waiting.pop_front() {
-            if let Err(waiting) = self.connect(waiting) {
+            if let Some(waiting) = self.connect(waiting) {
                 self.waiting.push_front(waiting);
                 return;
             }
@@ -314,8 +435,9 @@ impl Proxy {
     }
 
     /// Opens the container connection of an accepted client and starts
-    /// relaying; gives the client back when no descriptor is left for it.
-    fn connect(&mut self, waiting: Waiting) -> Result<(), Waiting> {
+    /// relaying (or counts the failure); gives the client back when no
+    /// descriptor is left for it.
+    fn connect(&mut self, waiting: Waiting) -> Option<Waiting> {
         let Waiting { listener, mapping, container, client, header } = waiting;
         let mut server = TcpStream::connect(container);
         if server.as_ref().is_err_and(tcp::is_out_of_descriptors) && self.pool.idle() > 0 {
@@ -329,11 +451,11 @@ impl Proxy {
                 if !self.accept_backlog.contains(&listener) {
                     self.accept_backlog.push(listener);
                 }
-                return Err(Waiting { listener, mapping, container, client, header });
+                return Some(Waiting { listener, mapping, container, client, header });
             }
             Err(_) => {
-                self.counters[mapping].errors += 1;
-                return Ok(());
+                self.counters[mapping].errors.add(1);
+                return None;
             }
         };
         // The accepted socket inherited TCP_NODELAY and keepalive from
@@ -353,13 +475,13 @@ impl Proxy {
             .register(&mut conn.client, Token(CONN_BASE + 2 * slot), both)
             .and_then(|()| registry.register(&mut conn.server, Token(CONN_BASE + 2 * slot + 1), both));
         if registered.is_err() {
-            self.counters[mapping].errors += 1;
+            self.counters[mapping].errors.add(1);
             self.free_slots.push(slot);
-            return Ok(());
+            return None;
         }
-        self.counters[mapping].active += 1;
+        self.counters[mapping].active.add(1);
         self.conns[slot] = Some(conn);
-        Ok(())
+        None
     }
 
     fn conn_event(&mut self, token: usize, readable: bool, writable: bool) {
@@ -377,18 +499,18 @@ impl Proxy {
                 _ => failed = true,
             }
         }
-        let counters = &mut self.counters[conn.mapping];
+        let counters = &self.counters[conn.mapping];
         let progress = if failed { Progress::Failed } else { conn.pump(&mut self.pool, counters) };
         match progress {
             Progress::Open => {}
             Progress::Done | Progress::Failed => {
                 let Some(mut conn) = self.conns[slot].take() else { return };
                 if progress == Progress::Failed {
-                    counters.errors += 1;
+                    counters.errors.add(1);
                     conn.reset();
                 }
                 conn.release(&mut self.pool);
-                counters.active -= 1;
+                counters.active.sub(1);
                 self.free_slots.push(slot);
             }
         }

@@ -1,33 +1,55 @@
 //! Per-mapping counters of the proxy, and their text form for the stats
 //! socket and SIGUSR1: one line per mapping, `key=value` pairs.
 //!
-//! The event loop is single-threaded, so these are plain integers.
+//! The worker threads share them: relaxed atomic counters.
 
 use std::fmt::{self, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::mapping::Mapping;
 
+/// One counter, shared by the worker threads (relaxed atomics: each is
+/// read alone, and updated once per system call, not per byte).
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub fn sub(&self, n: u64) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// What one mapping has done.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Counters {
     /// TCP connections accepted.
-    pub connections: u64,
+    pub connections: Counter,
     /// TCP connections open now.
-    pub active: u64,
+    pub active: Counter,
     /// Bytes from clients to the container (TCP and UDP payload).
-    pub bytes_in: u64,
+    pub bytes_in: Counter,
     /// Bytes from the container to clients.
-    pub bytes_out: u64,
+    pub bytes_out: Counter,
     /// UDP flows open now.
-    pub flows: u64,
-    pub flows_total: u64,
+    pub flows: Counter,
+    pub flows_total: Counter,
     /// Flows removed to make room (`-udp-max-flows`).
-    pub flows_evicted: u64,
-    pub datagrams_in: u64,
-    pub datagrams_out: u64,
+    pub flows_evicted: Counter,
+    pub datagrams_in: Counter,
+    pub datagrams_out: Counter,
     /// Connections that failed (container unreachable, reset, ...) and
     /// datagrams that could not be forwarded.
-    pub errors: u64,
+    pub errors: Counter,
 }
 
 /// Writes one line per mapping, in the order given.
@@ -48,16 +70,16 @@ impl fmt::Display for Line<'_> {
             f,
             "connections={} active={} bytes_in={} bytes_out={} flows={} flows_total={} flows_evicted={} \
              datagrams_in={} datagrams_out={} errors={}",
-            c.connections,
-            c.active,
-            c.bytes_in,
-            c.bytes_out,
-            c.flows,
-            c.flows_total,
-            c.flows_evicted,
-            c.datagrams_in,
-            c.datagrams_out,
-            c.errors
+            c.connections.get(),
+            c.active.get(),
+            c.bytes_in.get(),
+            c.bytes_out.get(),
+            c.flows.get(),
+            c.flows_total.get(),
+            c.flows_evicted.get(),
+            c.datagrams_in.get(),
+            c.datagrams_out.get(),
+            c.errors.get()
         )
     }
 }
@@ -70,8 +92,11 @@ mod tests {
     fn one_line_per_mapping() {
         let mappings: Vec<Mapping> =
             vec!["tcp:0.0.0.0:80:10.0.0.2:80".parse().unwrap(), "udp:0.0.0.0:53:10.0.0.2:53".parse().unwrap()];
-        let counters =
-            [Counters { connections: 3, active: 1, bytes_in: 10, ..Counters::default() }, Counters::default()];
+        let counters = [Counters::default(), Counters::default()];
+        counters[0].connections.add(3);
+        counters[0].active.add(2);
+        counters[0].active.sub(1);
+        counters[0].bytes_in.add(10);
         let text = render(&mappings, &counters);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(

@@ -154,7 +154,7 @@ impl Conn {
 
     /// Moves what can move in both directions, and says where the
     /// connection stands. Byte counts go to `counters`.
-    pub fn pump(&mut self, pool: &mut Pool, counters: &mut Counters) -> Progress {
+    pub fn pump(&mut self, pool: &mut Pool, counters: &Counters) -> Progress {
         if !self.connected {
             return Progress::Open;
         }
@@ -170,7 +170,7 @@ impl Conn {
                 &mut self.server_ready,
                 pool,
             ) {
-                Ok(n) => counters.bytes_in += n,
+                Ok(n) => counters.bytes_in.add(n),
                 Err(_) => return Progress::Failed,
             }
         }
@@ -182,7 +182,7 @@ impl Conn {
             &mut self.client_ready,
             pool,
         ) {
-            Ok(n) => counters.bytes_out += n,
+            Ok(n) => counters.bytes_out.add(n),
             Err(_) => return Progress::Failed,
         }
         if self.up.shut && self.down.shut {

@@ -75,7 +75,7 @@ impl Udp {
         &mut self,
         index: usize,
         listener: &UdpListener,
-        counters: &mut [Counters],
+        counters: &[Counters],
         registry: &Registry,
         now: Instant,
     ) {
@@ -97,7 +97,7 @@ impl Udp {
                 }
                 let new = FlowRequest { key, local: first.local, listener, proxy_protocol: self.proxy_protocol };
                 let Some(id) = flow_for(&mut self.flows, new, counters, registry, self.token_base, now) else {
-                    counters[listener.mapping].errors += (end - i) as u64;
+                    counters[listener.mapping].errors.add((end - i) as u64);
                     i = end;
                     continue;
                 };
@@ -107,10 +107,10 @@ impl Udp {
                     let datagrams = (i..end).filter_map(|j| batch.get(j)).flat_map(|d| d.segments());
                     let to = Path { socket: &flow.socket, dst: listener.container, src: None, prefix };
                     let sent = to.send(datagrams, &mut self.gso);
-                    let c = &mut counters[listener.mapping];
-                    c.datagrams_in += sent.datagrams;
-                    c.bytes_in += sent.bytes;
-                    c.errors += sent.dropped;
+                    let c = &counters[listener.mapping];
+                    c.datagrams_in.add(sent.datagrams);
+                    c.bytes_in.add(sent.bytes);
+                    c.errors.add(sent.dropped);
                 }
                 i = end;
             }
@@ -125,12 +125,12 @@ impl Udp {
         &mut self,
         id: usize,
         listeners: &[Option<UdpListener>],
-        counters: &mut [Counters],
+        counters: &[Counters],
         now: Instant,
     ) {
         let Some((_, flow)) = self.flows.get(id) else { return };
         let Some(Some(listener)) = listeners.get(flow.listener) else { return };
-        let c = &mut counters[flow.mapping];
+        let c = &counters[flow.mapping];
         let batch = self.batch.get_or_insert_with(|| RecvBatch::new(BATCH, MAX_DATAGRAM));
         let mut any = false;
         loop {
@@ -139,7 +139,7 @@ impl Udp {
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 // ICMP port unreachable from the container: the flow stays.
                 Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => {
-                    c.errors += 1;
+                    c.errors.add(1);
                     continue;
                 }
                 Err(_) => break,
@@ -148,9 +148,9 @@ impl Udp {
             let datagrams = (0..n).filter_map(|i| batch.get(i)).flat_map(|d| d.segments());
             let to = Path { socket: &listener.socket, dst: flow.client, src: flow.local, prefix: &[] };
             let sent = to.send(datagrams, &mut self.gso);
-            c.datagrams_out += sent.datagrams;
-            c.bytes_out += sent.bytes;
-            c.errors += sent.dropped;
+            c.datagrams_out.add(sent.datagrams);
+            c.bytes_out.add(sent.bytes);
+            c.errors.add(sent.dropped);
             if n < batch.capacity() {
                 break;
             }
@@ -161,16 +161,16 @@ impl Udp {
     }
 
     /// Closes flows idle longer than the timeout.
-    pub fn expire(&mut self, counters: &mut [Counters], now: Instant) {
+    pub fn expire(&mut self, counters: &[Counters], now: Instant) {
         while let Some((_, flow)) = self.flows.pop_expired(now) {
-            counters[flow.mapping].flows -= 1;
+            counters[flow.mapping].flows.sub(1);
         }
     }
 
     /// Closes every flow (the proxy is stopping).
-    pub fn close_all(&mut self, counters: &mut [Counters]) {
+    pub fn close_all(&mut self, counters: &[Counters]) {
         while let Some((_, flow)) = self.flows.evict_idlest() {
-            counters[flow.mapping].flows -= 1;
+            counters[flow.mapping].flows.sub(1);
         }
     }
 }
@@ -187,7 +187,7 @@ struct FlowRequest<'a> {
 fn flow_for(
     flows: &mut FlowTable<Key, Flow>,
     new: FlowRequest<'_>,
-    counters: &mut [Counters],
+    counters: &[Counters],
     registry: &Registry,
     token_base: usize,
     now: Instant,
@@ -197,8 +197,8 @@ fn flow_for(
     }
     if flows.is_full() {
         if let Some((_, evicted)) = flows.evict_idlest() {
-            counters[evicted.mapping].flows -= 1;
-            counters[evicted.mapping].flows_evicted += 1;
+            counters[evicted.mapping].flows.sub(1);
+            counters[evicted.mapping].flows_evicted.add(1);
         }
     }
     let listener = new.listener;
@@ -217,8 +217,8 @@ fn flow_for(
         flows.remove(id);
         return None;
     }
-    counters[listener.mapping].flows += 1;
-    counters[listener.mapping].flows_total += 1;
+    counters[listener.mapping].flows.add(1);
+    counters[listener.mapping].flows_total.add(1);
     Some(id)
 }
 
