@@ -15,7 +15,8 @@
 #                         call, cut by the kernel, so that the client is not what
 #                         is measured; a proxy with UDP_GRO on receives them
 #                         coalesced, so compare with mmsg: one datagram each)
-# Environment: WHARF_PROXY (default: built here, target/release/wharf-proxy),
+# Environment: WHARF_PROXY (default: built here as shipped, static, with the
+# `proxy` profile: target/x86_64-unknown-linux-gnu/proxy/wharf-proxy),
 # DOCKER_PROXY (default: docker-proxy on PATH or /usr/sbin/docker-proxy).
 # Needs: iproute2, iperf3, python3, docker.io (installed with apt-get if
 # missing), and cargo (it builds the load tool, benches/src/bin/proxy-load.rs,
@@ -84,14 +85,11 @@ cargo build --release -q -p benches --bin proxy-load
 load="$target/release/proxy-load"
 if [ -n "${WHARF_PROXY:-}" ]; then
     wharf=$(absolute "$WHARF_PROXY")
-elif out=$(cargo build --release -q -p dataplane --bin wharf-proxy 2>&1); then
-    wharf="$target/release/wharf-proxy"
-elif grep -q "no bin target named" <<<"$out"; then
-    log "note: this tree has no wharf-proxy yet; its column stays empty"
-    wharf=""
 else
-    echo "$out" >&2
-    exit 1
+    # As shipped (README): static, LTO, panic=abort — the smallest RSS.
+    RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --profile proxy --target x86_64-unknown-linux-gnu \
+        -p dataplane --bin wharf-proxy
+    wharf="$target/x86_64-unknown-linux-gnu/proxy/wharf-proxy"
 fi
 [ -z "$wharf" ] || [ -x "$wharf" ] || { log "proxy-compare: $wharf is not an executable"; exit 1; }
 kinds=(direct docker)
