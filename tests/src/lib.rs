@@ -163,12 +163,14 @@ pub fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool 
     }
 }
 
-/// A `wharf vtep` running inside a namespace, with its own `WHARF_ROOT`;
-/// stopped with SIGTERM on drop.
+/// A `wharf vtep` (or `wharf nat`) running inside a namespace, with its
+/// own `WHARF_ROOT`; stopped with SIGTERM on drop.
 #[derive(Debug)]
 pub struct WharfVtep {
     child: Option<Child>,
     bin: String,
+    /// `vtep` or `nat`.
+    subcommand: &'static str,
     root: std::path::PathBuf,
     name: String,
     /// Lines the VTEP printed on stdout and stderr.
@@ -179,10 +181,23 @@ impl WharfVtep {
     /// Starts `BIN vtep ARGS...` in `ns` and waits up to 10 s for its ready
     /// line. `name` is its first TAP or device, for `wharf vtep stats`.
     pub fn start(bin: &str, ns: &Netns, name: &str, args: &[&str]) -> io::Result<WharfVtep> {
+        WharfVtep::start_runner(bin, "vtep", ns, name, args)
+    }
+
+    /// Starts `BIN SUBCOMMAND ARGS...` (`vtep` or `nat`) in `ns` and waits up
+    /// to 10 s for its ready line; `name` is what `wharf SUBCOMMAND stats`
+    /// takes.
+    pub fn start_runner(
+        bin: &str,
+        subcommand: &'static str,
+        ns: &Netns,
+        name: &str,
+        args: &[&str],
+    ) -> io::Result<WharfVtep> {
         use std::io::BufRead;
         let root = std::env::temp_dir().join(unique_name("root"));
         std::fs::create_dir_all(&root)?;
-        let mut command = ns.command(bin, &["vtep"]);
+        let mut command = ns.command(bin, &[subcommand]);
         command.args(args).env("WHARF_ROOT", &root).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.stdin(Stdio::null()).spawn()?;
         let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -205,12 +220,13 @@ impl WharfVtep {
                 }
             });
         }
-        let mut vtep = WharfVtep { child: Some(child), bin: bin.to_owned(), root, name: name.to_owned(), output };
+        let mut vtep =
+            WharfVtep { child: Some(child), bin: bin.to_owned(), subcommand, root, name: name.to_owned(), output };
         let ready = ready_rx.recv_timeout(Duration::from_secs(10)).is_ok();
         if !ready {
             let status = vtep.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
             return Err(io::Error::other(format!(
-                "wharf vtep did not print its ready line (exit: {status:?}); output:\n{}",
+                "wharf {subcommand} did not print its ready line (exit: {status:?}); output:\n{}",
                 vtep.output()
             )));
         }
@@ -224,7 +240,8 @@ impl WharfVtep {
 
     /// The counters from `wharf vtep stats NAME`, by name.
     pub fn stats(&self) -> io::Result<std::collections::BTreeMap<String, u64>> {
-        let text = run(Command::new(&self.bin).args(["vtep", "stats", &self.name]).env("WHARF_ROOT", &self.root))?;
+        let text =
+            run(Command::new(&self.bin).args([self.subcommand, "stats", &self.name]).env("WHARF_ROOT", &self.root))?;
         Ok(text
             .lines()
             .filter_map(|line| {
