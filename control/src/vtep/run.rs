@@ -146,7 +146,6 @@ struct Slots {
     used: usize,
     /// With UDP GSO: the datagrams of a socket's queue copied back to back,
     /// and the messages that send them (a run, or one datagram each).
-    gso_buf: Vec<u8>,
     gso_messages: Vec<(Range<usize>, SocketAddr, Option<u16>)>,
     /// Per sending socket: the frames it sends, and how many datagrams
     /// that makes (a flooded frame goes to every remote).
@@ -160,7 +159,6 @@ impl Slots {
             buf: vec![0; SLOTS * slot_len],
             slot_len,
             used: 0,
-            gso_buf: vec![0; SLOTS * slot_len],
             gso_messages: Vec::with_capacity(SLOTS),
             pending: (0..sockets).map(|_| (Vec::with_capacity(SLOTS), 0)).collect(),
         }
@@ -591,19 +589,25 @@ fn complete_and_encap(
 
 /// Sends every pending datagram, one `sendmmsg` batch per pool socket.
 fn flush(io: &Io, vtep: &Vtep, slots: &mut Slots, stats: &mut RunnerStats) {
-    let Slots { buf, slot_len, used, pending, gso_buf, gso_messages } = slots;
+    let Slots { buf, slot_len, used, pending, gso_messages } = slots;
     for (socket, (queue, expected)) in io.tx.iter().zip(pending.iter_mut()) {
         if *expected == 0 {
             continue;
         }
         let datagram = |p: &Pending| &buf[p.slot * *slot_len..(p.slot + 1) * *slot_len][p.datagram.clone()];
         let unsent = if io.gso {
-            plan_gso(io, vtep, queue, &datagram, gso_buf, gso_messages);
-            let transmits = gso_messages.iter().map(|(range, dst, segment_size)| Transmit {
-                segment_size: *segment_size,
-                ..Transmit::new(*dst, &gso_buf[range.clone()])
-            });
-            gso_messages.len() - socket.send_batch(transmits).unwrap_or(0)
+            plan_gso(io, vtep, queue, &datagram, gso_messages);
+            let mut unsent = 0;
+            for (range, dst, segment_size) in gso_messages.iter() {
+                let mut parts = [std::io::IoSlice::new(&[]); dataplane::sys::udp::MAX_GSO_SEGMENTS];
+                for (part, p) in parts.iter_mut().zip(&queue[range.clone()]) {
+                    *part = std::io::IoSlice::new(datagram(p));
+                }
+                if socket.send_segments(*dst, None, *segment_size, &parts[..range.len()]).is_err() {
+                    unsent += 1;
+                }
+            }
+            unsent
         } else {
             let transmits = queue.iter().flat_map(|p| {
                 let payload = datagram(p);
@@ -620,64 +624,60 @@ fn flush(io: &Io, vtep: &Vtep, slots: &mut Slots, stats: &mut RunnerStats) {
     *used = 0;
 }
 
-/// Copies a socket's queue into `gso_buf` and plans its messages: runs of
-/// unicast datagrams to one remote, all of one size but the last (which may
-/// be shorter), become one UDP GSO message; anything else goes alone, once
-/// per remote.
+/// Plans a socket's queue as messages, without copying a byte: runs of
+/// unicast datagrams to one remote, all of one size but the last (which
+/// may be shorter), become one UDP GSO message; anything else goes alone,
+/// once per remote. A message is a range of the queue, sent as one I/O
+/// vector per datagram.
 fn plan_gso<'a>(
     io: &Io,
     vtep: &Vtep,
     queue: &'a [Pending],
     datagram: &impl Fn(&'a Pending) -> &'a [u8],
-    gso_buf: &mut [u8],
     messages: &mut Vec<(Range<usize>, SocketAddr, Option<u16>)>,
 ) {
     messages.clear();
-    let mut at = 0;
-    // The run being built: its destination, start, segment size, count.
-    let mut run: Option<(SocketAddr, usize, usize, usize)> = None;
-    let close = |run: Option<(SocketAddr, usize, usize, usize)>, end: usize, messages: &mut Vec<_>| {
-        if let Some((dst, start, size, count)) = run {
+    // The run being built: its destination, first index, segment size,
+    // count and bytes.
+    let mut run: Option<(SocketAddr, usize, usize, usize, usize)> = None;
+    let close = |run: Option<(SocketAddr, usize, usize, usize, usize)>, messages: &mut Vec<_>| {
+        if let Some((dst, start, size, count, _)) = run {
             let segment_size = (count > 1).then_some(size as u16);
-            messages.push((start..end, dst, segment_size));
+            messages.push((start..start + count, dst, segment_size));
         }
     };
-    for p in queue {
-        let bytes = datagram(p);
-        let Some(room) = gso_buf.get_mut(at..at + bytes.len()) else { break };
-        room.copy_from_slice(bytes);
-        let (start, end) = (at, at + bytes.len());
-        at = end;
+    for (i, p) in queue.iter().enumerate() {
+        let len = datagram(p).len();
         let Destinations::Unicast(remote) = p.to else {
-            close(run.take(), start, messages);
+            close(run.take(), messages);
             for remote in vtep.destinations(&p.to) {
-                messages.push((start..end, SocketAddr::new(*remote, io.dst_port), None));
+                messages.push((i..i + 1, SocketAddr::new(*remote, io.dst_port), None));
             }
             continue;
         };
         let dst = SocketAddr::new(remote, io.dst_port);
         run = match run {
-            Some((run_dst, run_start, size, count))
+            Some((run_dst, start, size, count, bytes))
                 if run_dst == dst
-                    && bytes.len() <= size
+                    && len <= size
                     && count < dataplane::sys::udp::MAX_GSO_SEGMENTS
-                    && end - run_start <= 65_000 =>
+                    && bytes + len <= 65_000 =>
             {
-                if bytes.len() < size {
+                if len < size {
                     // A shorter datagram ends the run.
-                    close(Some((run_dst, run_start, size, count + 1)), end, messages);
+                    close(Some((run_dst, start, size, count + 1, bytes + len)), messages);
                     None
                 } else {
-                    Some((run_dst, run_start, size, count + 1))
+                    Some((run_dst, start, size, count + 1, bytes + len))
                 }
             }
             other => {
-                close(other, start, messages);
-                Some((dst, start, bytes.len(), 1))
+                close(other, messages);
+                Some((dst, i, len, 1, len))
             }
         };
     }
-    close(run, at, messages);
+    close(run, messages);
 }
 
 /// The sending sockets: bound to ports spread over the source-port range,
