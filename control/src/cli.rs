@@ -21,6 +21,93 @@ pub enum Command {
     /// Run a userspace VXLAN tunnel endpoint, as `ip link add type vxlan` would
     /// create one in the kernel; `wharf vtep stats NAME` prints its counters.
     Vtep(VtepCommand),
+    /// Run a NAT gateway between two interfaces whose addresses wharf owns:
+    /// masquerade for the inside networks, DNAT for published ports;
+    /// `wharf nat stats NAME` prints its counters.
+    Nat(NatCommand),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct NatCommand {
+    #[command(subcommand)]
+    pub action: Option<NatAction>,
+    #[command(flatten)]
+    pub run: NatArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NatAction {
+    /// Print the counters of the gateway whose inside interface is NAME.
+    Stats {
+        /// The gateway's --inside interface.
+        name: Option<String>,
+        /// The gateway's stats socket, instead of NAME.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+}
+
+/// `wharf nat` flags.
+#[derive(Debug, Args)]
+pub struct NatArgs {
+    /// The interface facing the containers (a veth end, a bridge port).
+    #[arg(long, value_name = "IFACE", required = true)]
+    pub inside: Option<String>,
+    /// wharf's address on the inside network, with its prefix: the
+    /// containers' default gateway.
+    #[arg(long, value_name = "CIDR", required = true)]
+    pub inside_addr: Option<String>,
+    /// The uplink interface.
+    #[arg(long, value_name = "IFACE", required = true)]
+    pub outside: Option<String>,
+    /// wharf's address on the outside network, with its prefix: the address
+    /// masqueraded connections leave from and published ports are on.
+    #[arg(long, value_name = "CIDR", required = true)]
+    pub outside_addr: Option<String>,
+    /// The next hop for destinations off the outside network.
+    #[arg(long, value_name = "IP")]
+    pub outside_gateway: Option<std::net::Ipv4Addr>,
+    /// Masquerade connections from this inside network (repeatable).
+    #[arg(long = "masquerade", value_name = "CIDR")]
+    pub masquerade: Vec<String>,
+    /// Publish a port: PROTO:EXTERNAL-PORT[-LAST]:INTERNAL-IP:INTERNAL-PORT[-LAST] (repeatable).
+    #[arg(long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
+    /// The most connections tracked at once.
+    #[arg(long, value_name = "N", default_value_t = 65536)]
+    pub max_entries: usize,
+    /// Where to serve `wharf nat stats` (default: $WHARF_ROOT/run/nat-INSIDE.sock).
+    #[arg(long, value_name = "PATH")]
+    pub stats_socket: Option<PathBuf>,
+}
+
+impl NatArgs {
+    /// The flags as a validated [`NatSpec`](crate::nat::spec::NatSpec).
+    pub fn spec(&self) -> Result<crate::nat::spec::NatSpec, String> {
+        let cidr = |flag: &str, value: &Option<String>| -> Result<crate::nat::spec::Cidr, String> {
+            value
+                .as_deref()
+                .ok_or_else(|| format!("--{flag} is required"))?
+                .parse()
+                .map_err(|e| format!("--{flag} {e}"))
+        };
+        crate::nat::spec::NatSpec {
+            inside: self.inside.clone().ok_or("--inside is required")?,
+            inside_addr: cidr("inside-addr", &self.inside_addr)?,
+            outside: self.outside.clone().ok_or("--outside is required")?,
+            outside_addr: cidr("outside-addr", &self.outside_addr)?,
+            gateway: self.outside_gateway,
+            masquerade: self
+                .masquerade
+                .iter()
+                .map(|m| m.parse().map_err(|e| format!("--masquerade {e}")))
+                .collect::<Result<_, String>>()?,
+            publish: self.publish.iter().map(|p| p.parse()).collect::<Result<_, String>>()?,
+            max_entries: self.max_entries,
+        }
+        .validated()
+    }
 }
 
 #[derive(Debug, Args)]

@@ -1,11 +1,12 @@
 //! wharf's control plane: what a container is and how it is wired into the
-//! data plane. It holds the command-line interface and the `wharf vtep`
-//! runner; namespaces, networks, IPAM, DNS and the runc runtime land here as
+//! data plane. It holds the command-line interface and the `wharf vtep` and
+//! `wharf nat` runners; namespaces, networks, IPAM, DNS and the runc runtime land here as
 //! they are built.
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod nat;
 pub mod paths;
 pub mod vtep;
 
@@ -18,5 +19,6 @@ pub fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cli.command {
         cli::Command::Vtep(command) => vtep::main(command),
+        cli::Command::Nat(command) => nat::main(command),
     }
 }

@@ -75,3 +75,33 @@ fn missing_tap_permission_is_explained() {
     assert!(text.contains("wtperm0") && denied, "{text}");
     assert!(text.contains("CAP_NET_ADMIN") || text.contains("root"), "no hint: {text}");
 }
+
+/// `wharf nat`: a missing flag is a usage error (exit 2); settings that do
+/// not fit together, a missing interface or a gateway that is not running
+/// exit 1 naming what is wrong — before anything is opened.
+#[test]
+fn nat_flags_are_checked_before_anything_is_opened() {
+    let out = wharf(&["nat", "--inside", "in0", "--inside-addr", "10.0.0.1/24", "--outside", "out0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--outside-addr"), "{}", stderr(&out));
+    let base = ["nat", "--inside", "in0", "--inside-addr", "10.0.0.1/24", "--outside", "out0", "--outside-addr"];
+    let cases: &[(&[&str], &str)] = &[
+        (&["10.0.0.9/16"], "overlap"),
+        (&["203.0.113.10"], "with a prefix"),
+        (&["203.0.113.10/24", "--outside-gateway", "198.51.100.1"], "is not in 203.0.113.10/24"),
+        (&["203.0.113.10/24", "--publish", "tcp:8080:192.168.1.2:80"], "not in the inside network"),
+        (&["203.0.113.10/24", "--publish", "icmp:8080:10.0.0.2:80"], "unknown protocol"),
+        (&["203.0.113.10/24", "--publish", "tcp:0:10.0.0.2:80"], "not a port"),
+        (&["203.0.113.10/24", "--masquerade", "10.0.0.0/40"], "--masquerade"),
+        (&["203.0.113.10/24", "--max-entries", "0"], "--max-entries"),
+        (&["203.0.113.10/24"], "in0"),
+    ];
+    for (rest, expected) in cases {
+        let args: Vec<&str> = base.iter().chain(rest.iter()).copied().collect();
+        let out = wharf(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
+    }
+    let out = wharf(&["nat", "stats", "nosuchgateway"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dataplane::gro::Coalescer;
 use dataplane::gso::{self, Segmenter};
 use dataplane::nat::{Nat, Side, Verdict};
 use dataplane::neighbor::{NeighborConfig, Neighbors, Resolution};
@@ -58,6 +59,57 @@ struct Counters {
     write_errors: u64,
 }
 
+/// Frames queued for one `sendmmsg`.
+const OUT_BURST: usize = 64;
+
+/// The largest write: a coalesced superframe (64 KiB of IP) behind its
+/// virtio-net header.
+const OUT_SLOT: usize = VNET_LEN + 65_536 + ethernet::HEADER_LEN;
+
+/// Frames waiting to leave a port, each behind its virtio-net header.
+struct OutQueue {
+    buf: Box<[u8]>,
+    lens: [usize; OUT_BURST],
+    count: usize,
+}
+
+impl OutQueue {
+    fn new() -> OutQueue {
+        OutQueue { buf: vec![0; OUT_BURST * OUT_SLOT].into_boxed_slice(), lens: [0; OUT_BURST], count: 0 }
+    }
+
+    /// Queues `bytes` (virtio-net header, then the frame); sends the queue
+    /// when it is full.
+    fn push(&mut self, bytes: &[u8], socket: &PacketSocket, counters: &mut Counters) {
+        if bytes.len() > OUT_SLOT {
+            counters.write_errors += 1;
+            return;
+        }
+        let slot = self.count * OUT_SLOT;
+        self.buf[slot..slot + bytes.len()].copy_from_slice(bytes);
+        self.lens[self.count] = bytes.len();
+        self.count += 1;
+        if self.count == OUT_BURST {
+            self.flush(socket, counters);
+        }
+    }
+
+    /// Sends every queued frame in one `sendmmsg` (or a few).
+    fn flush(&mut self, socket: &PacketSocket, counters: &mut Counters) {
+        let mut sent = 0;
+        while sent < self.count {
+            let frames = (sent..self.count).map(|i| &self.buf[i * OUT_SLOT..i * OUT_SLOT + self.lens[i]]);
+            match socket.send_batch(frames) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => sent += n,
+            }
+        }
+        counters.tx_frames += sent as u64;
+        counters.write_errors += (self.count - sent) as u64;
+        self.count = 0;
+    }
+}
+
 /// One side of the gateway.
 struct Port {
     name: String,
@@ -65,15 +117,45 @@ struct Port {
     mac: EthernetAddress,
     addr: Cidr,
     neighbors: Neighbors,
+    /// Consecutive TCP segments of a flow leave as one superframe (GSO, the
+    /// kernel or the peer cuts it again), as the kernel's own forwarding
+    /// keeps GRO'd packets whole.
+    coalescer: Coalescer,
+    out: OutQueue,
+}
+
+impl Port {
+    /// Sends `frame` (its Ethernet addresses written, checksums complete)
+    /// out of this port, coalesced with the segments around it.
+    fn queue(&mut self, frame: &[u8], counters: &mut Counters) {
+        let Port { socket, coalescer, out, .. } = self;
+        coalescer.push(frame, &mut |bytes: &[u8]| out.push(bytes, socket, counters));
+    }
+
+    /// Writes out the held run and every queued frame.
+    fn flush(&mut self, counters: &mut Counters) {
+        let Port { socket, coalescer, out, .. } = self;
+        coalescer.flush(&mut |bytes: &[u8]| out.push(bytes, socket, counters));
+        out.flush(socket, counters);
+    }
 }
 
 /// Runs the gateway until SIGINT or SIGTERM.
 pub fn run(spec: &NatSpec, nat: Nat, stats_socket: &Path) -> Result<(), String> {
     let open = |name: &str, addr: Cidr| -> Result<Port, String> {
-        let options = PacketOptions { vnet_hdr_len: VNET_LEN, nonblocking: true, promiscuous: false, ..PacketOptions::default() };
+        let options =
+            PacketOptions { vnet_hdr_len: VNET_LEN, nonblocking: true, promiscuous: false, ..PacketOptions::default() };
         let socket = PacketSocket::open(name, options).map_err(|e| format!("open AF_PACKET on {name}: {e}"))?;
         let mac = dataplane::sys::mac(name).map_err(|e| format!("read the MAC address of {name}: {e}"))?;
-        Ok(Port { name: name.to_owned(), socket, mac, addr, neighbors: Neighbors::new(NeighborConfig::default()) })
+        Ok(Port {
+            name: name.to_owned(),
+            socket,
+            mac,
+            addr,
+            neighbors: Neighbors::new(NeighborConfig::default()),
+            coalescer: Coalescer::new(OUT_SLOT),
+            out: OutQueue::new(),
+        })
     };
     let ports = [open(&spec.inside, spec.inside_addr)?, open(&spec.outside, spec.outside_addr)?];
     let stats = StatsServer::bind(stats_socket).map_err(|e| format!("stats socket: {e}"))?;
@@ -117,7 +199,6 @@ pub fn run(spec: &NatSpec, nat: Nat, stats_socket: &Path) -> Result<(), String> 
             Err(e) => return Err(format!("poll: {e}")),
         }
         let ready = [fds[0].is_readable(), fds[1].is_readable(), fds[2].is_readable()];
-        drop(fds);
         for side in 0..2 {
             if ready[side] {
                 gateway.receive(side, &mut batches[side]);
@@ -166,6 +247,9 @@ impl Gateway {
                 let Some((slot, _)) = batch.slot_mut(i) else { continue };
                 self.counters.rx_frames += 1;
                 self.offloaded(side, slot, meta.range());
+            }
+            for port in &mut self.ports {
+                port.flush(&mut self.counters);
             }
             if n < batch.capacity() {
                 return;
@@ -302,7 +386,9 @@ impl Gateway {
         }
         let from = if side == 0 { Side::Inside } else { Side::Outside };
         match self.nat.translate(0, from, &mut frame[ethernet::HEADER_LEN..], now) {
-            Verdict::Forward => {}
+            // Translated, or no rule applies: routed by its destination.
+            Verdict::Forward | Verdict::Pass => {}
+            // Counted by the NAT core under its reason.
             Verdict::Drop(_) => return,
         }
         let Ok(packet) = ipv4::Packet::new_checked(&frame[ethernet::HEADER_LEN..]) else { return };
@@ -337,10 +423,7 @@ impl Gateway {
         match port.neighbors.resolve(next_hop, now) {
             Resolution::Known(mac) => {
                 frame[0..6].copy_from_slice(mac.as_bytes());
-                match port.socket.send_frame(frame) {
-                    Ok(_) => self.counters.tx_frames += 1,
-                    Err(_) => self.counters.write_errors += 1,
-                }
+                port.queue(frame, &mut self.counters);
             }
             Resolution::Unknown { ask } => {
                 if !port.neighbors.hold(next_hop, frame) {

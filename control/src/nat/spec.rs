@@ -36,9 +36,14 @@ impl Cidr {
 impl FromStr for Cidr {
     type Err = String;
     fn from_str(s: &str) -> Result<Cidr, String> {
-        let (addr, prefix) = s.split_once('/').ok_or_else(|| format!("{s:?}: give an address with a prefix, like 10.0.0.1/24"))?;
+        let (addr, prefix) =
+            s.split_once('/').ok_or_else(|| format!("{s:?}: give an address with a prefix, like 10.0.0.1/24"))?;
         let addr: Ipv4Addr = addr.parse().map_err(|_| format!("{s:?}: {addr:?} is not an IPv4 address"))?;
-        let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32).ok_or_else(|| format!("{s:?}: the prefix length must be 0 to 32"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| *p <= 32)
+            .ok_or_else(|| format!("{s:?}: the prefix length must be 0 to 32"))?;
         Ok(Cidr { addr, prefix })
     }
 }
@@ -66,7 +71,8 @@ pub struct Publish {
 }
 
 fn port_range(s: &str) -> Result<(u16, u16), String> {
-    let port = |p: &str| p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| format!("{p:?} is not a port (1-65535)"));
+    let port =
+        |p: &str| p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| format!("{p:?} is not a port (1-65535)"));
     let (first, last) = match s.split_once('-') {
         Some((a, b)) => (port(a)?, port(b)?),
         None => (port(s)?, port(s)?),
@@ -128,7 +134,10 @@ impl NatSpec {
         }
         for publish in &self.publish {
             if !self.inside_addr.contains(publish.internal_addr) {
-                return Err(format!("--publish to {} is not in the inside network {}", publish.internal_addr, self.inside_addr));
+                return Err(format!(
+                    "--publish to {} is not in the inside network {}",
+                    publish.internal_addr, self.inside_addr
+                ));
             }
         }
         if self.max_entries == 0 {
@@ -163,11 +172,9 @@ mod tests {
         assert_eq!(cidr.network(), Ipv4Addr::new(10, 0, 0, 0));
         let p: Publish = "udp:5000-5009:10.0.0.3:6000-6009".parse().unwrap();
         assert_eq!((p.proto, p.external_ports, p.internal_ports), (Proto::Udp, (5000, 5009), (6000, 6009)));
-        for (bad, why) in [
-            ("10.0.0.1", "with a prefix"),
-            ("10.0.0.1/33", "0 to 32"),
-            ("10.0.0.300/24", "not an IPv4 address"),
-        ] {
+        for (bad, why) in
+            [("10.0.0.1", "with a prefix"), ("10.0.0.1/33", "0 to 32"), ("10.0.0.300/24", "not an IPv4 address")]
+        {
             assert!(bad.parse::<Cidr>().unwrap_err().contains(why), "{bad}");
         }
         for (bad, why) in [
