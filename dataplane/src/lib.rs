@@ -8,6 +8,8 @@
 //!   TAP device with offloads, the inverse of [`gso`] (sans-IO).
 //! - [`vxlan`]: the VTEP core — FDB, encapsulation, decapsulation,
 //!   neighbour suppression — driven with bytes and `now` (sans-IO).
+//! - [`nat`]: connection tracking, masquerade and published ports with
+//!   incremental checksum rewriting, IPv4 and IPv6 (sans-IO).
 //! - [`proxy`]: `wharf-proxy`, the docker-proxy drop-in: TCP and UDP port
 //!   forwarding in one event loop.
 //! - [`sys`]: the only place for `unsafe` and libc: TAP, AF_PACKET, batched
@@ -20,6 +22,7 @@
 
 pub mod gro;
 pub mod gso;
+pub mod nat;
 pub mod proxy;
 #[allow(unsafe_code)]
 pub mod sys;

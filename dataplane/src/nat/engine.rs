@@ -1,0 +1,796 @@
+//! The NAT engine: [`Nat::translate`] takes an IP packet from one side,
+//! finds or creates its connection, and rewrites the packet in place.
+//!
+//! - A packet of a tracked connection is rewritten to the other direction's
+//!   tuple, its protocol state advanced and its deadline pushed back.
+//! - A packet that starts a connection creates one when a rule applies:
+//!   from inside, a published port on an outside address (hairpin: DNAT and
+//!   SNAT), or a masquerade rule for its source; from outside, a published
+//!   port (DNAT). The masqueraded source port is kept when it is free on the
+//!   outside address, else found by a bounded search from a keyed hash of the
+//!   inside endpoint: four runs of 32 consecutive ports from four offsets,
+//!   as nf_nat does. UDP mappings are endpoint-independent (RFC 4787 REQ-1).
+//! - ICMP errors about a tracked connection are translated with their quoted
+//!   packet (RFC 5508); non-first fragments follow their first fragment.
+//! - Anything else is passed untouched ([`Verdict::Pass`]), except what a
+//!   rule covers but cannot be tracked (dropped, so no inside address
+//!   leaks).
+//!
+//! Only connections a rule applies to are tracked. Nothing here allocates
+//! after [`Nat::new`]; IPv4 and IPv6 have tables of their own.
+//!
+//! What this module does not do: route (a translated packet goes where its
+//! new destination says: a hairpinned one back inside), decrement the TTL,
+//! answer for the NAT's own addresses (ARP, ping), or keep time (call
+//! [`Nat::expire`] about once a second).
+
+use core::fmt;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use super::config::{ConfigError, DnatRule, NatConfig, Prefix};
+use super::frag::{FragKey, Fragments};
+use super::packet::{self, Frag, Kind, Parsed, TCP, UDP};
+use super::ports::Pool;
+use super::state::{self, ConnState, TcpEvent, Ticks};
+use super::stats::{DropReason, Stats};
+use super::table::{flag, Entry, Hasher, Table, Tuple, ORIG, REPLY};
+use crate::wire::IpProtocol;
+
+/// Which side of the NAT a packet comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The private networks behind the NAT (containers).
+    Inside,
+    /// The uplink.
+    Outside,
+}
+
+/// What to do with a packet after [`Nat::translate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Rewritten in place for a tracked connection: send it on, routed by
+    /// its new destination (a hairpinned packet goes back inside).
+    Forward,
+    /// No rule or connection applies: left untouched. Route it as it is, or
+    /// take it for the NAT host itself when it is addressed there.
+    Pass,
+    /// Dropped, and counted under the reason.
+    Drop(DropReason),
+}
+
+/// A tracked connection, as [`Nat::connections`] lists it (`conntrack -L`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Connection {
+    pub zone: u16,
+    pub protocol: IpProtocol,
+    /// Source and destination of original-direction packets as they
+    /// arrive. For ICMP echo the identifier is the source port of requests.
+    pub original: (SocketAddr, SocketAddr),
+    /// Source and destination of reply-direction packets as they arrive
+    /// (the identifier is the destination port of echo replies).
+    pub reply: (SocketAddr, SocketAddr),
+    pub state: ConnState,
+    /// Seen both ways (and, for TCP, past the handshake): not evicted while
+    /// open.
+    pub assured: bool,
+    /// Seconds left without traffic, from the last `now` seen.
+    pub expires_in: u32,
+}
+
+/// What a new connection gets.
+#[derive(Debug, Clone, Copy)]
+enum Plan<const N: usize> {
+    /// Masquerade from pool `pool`.
+    Snat { pool: u8 },
+    /// To the internal server.
+    Dnat { to: [u8; N], port: u16 },
+    /// To the internal server, from the inside endpoint's mapping on `pool`.
+    Hairpin { to: [u8; N], port: u16, pool: u8 },
+}
+
+/// What both families share in [`Nat::translate`].
+#[derive(Debug, Clone)]
+struct Shared {
+    stats: Stats,
+    ticks: Ticks,
+    tcp_loose: bool,
+    port_range: (u16, u16),
+}
+
+/// A published port rule, with its addresses as bytes.
+#[derive(Debug, Clone, Copy)]
+struct Published<const N: usize> {
+    rule: DnatRule,
+    external: [u8; N],
+    internal: [u8; N],
+    pool: u8,
+}
+
+/// One family's state: the table, the outside addresses' port pools, the
+/// fragment table, and the rules of this family.
+#[derive(Debug, Clone)]
+struct Family<const N: usize> {
+    table: Table<N>,
+    pools: Vec<Pool<N>>,
+    frags: Fragments<N>,
+    masquerade: Vec<(Prefix, u8)>,
+    published: Vec<Published<N>>,
+}
+
+fn to_ip<const N: usize>(addr: &[u8; N]) -> IpAddr {
+    let mut v6 = [0u8; 16];
+    if let Some(bytes) = v6.get_mut(..N) {
+        bytes.copy_from_slice(addr);
+    }
+    if packet::is_v4::<N>() {
+        IpAddr::V4(Ipv4Addr::new(v6[0], v6[1], v6[2], v6[3]))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(v6))
+    }
+}
+
+fn from_ip<const N: usize>(ip: IpAddr) -> Option<[u8; N]> {
+    let mut addr = [0u8; N];
+    match ip {
+        IpAddr::V4(v4) if packet::is_v4::<N>() => addr.copy_from_slice(v4.octets().get(..N)?),
+        IpAddr::V6(v6) if !packet::is_v4::<N>() => addr.copy_from_slice(v6.octets().get(..N)?),
+        _ => return None,
+    }
+    Some(addr)
+}
+
+/// Whether packets to `ip` are never translated: multicast and broadcast.
+fn is_group(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_multicast() || v4.is_broadcast(),
+        IpAddr::V6(v6) => v6.is_multicast(),
+    }
+}
+
+impl<const N: usize> Family<N> {
+    fn new(config: &NatConfig, max: usize, hasher: Hasher) -> Family<N> {
+        let mut pools: Vec<Pool<N>> = Vec::new();
+        let pool_of = |pools: &mut Vec<Pool<N>>, addr: [u8; N]| match pools.iter().position(|p| p.addr == addr) {
+            Some(i) => i as u8,
+            None => {
+                pools.push(Pool::new(addr));
+                (pools.len() - 1) as u8
+            }
+        };
+        let mut masquerade = Vec::new();
+        for rule in &config.masquerade {
+            if let Some(outside) = from_ip::<N>(rule.outside) {
+                masquerade.push((rule.inside, pool_of(&mut pools, outside)));
+            }
+        }
+        let mut published = Vec::new();
+        for rule in &config.dnat {
+            if let (Some(external), Some(internal)) = (from_ip::<N>(rule.external), from_ip::<N>(rule.internal)) {
+                let pool = pool_of(&mut pools, external);
+                if let Some(p) = pools.get_mut(usize::from(pool)) {
+                    p.reserve(rule.protocol == IpProtocol::Udp, rule.external_ports.0, rule.external_ports.1);
+                }
+                published.push(Published { rule: *rule, external, internal, pool });
+            }
+        }
+        Family { table: Table::new(max, hasher), pools, frags: Fragments::new(), masquerade, published }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.table.memory_bytes() + self.pools.iter().map(Pool::memory_bytes).sum::<usize>() + self.frags.memory_bytes()
+    }
+
+    /// The pool a connection from `src` to `dst` is masqueraded on.
+    fn masquerade_pool(&self, src: &[u8; N], dst: &[u8; N]) -> Option<u8> {
+        let (src, dst) = (to_ip(src), to_ip(dst));
+        self.masquerade.iter().find(|(inside, _)| inside.contains(src) && !inside.contains(dst)).map(|&(_, pool)| pool)
+    }
+
+    fn is_outside_addr(&self, addr: &[u8; N]) -> bool {
+        self.pools.iter().any(|pool| pool.addr == *addr)
+    }
+
+    fn published(&self, proto: u8, dst: &[u8; N], port: u16) -> Option<&Published<N>> {
+        self.published.iter().find(|p| u8::from(p.rule.protocol) == proto && p.external == *dst && p.rule.covers(port))
+    }
+
+    fn translate(&mut self, sh: &mut Shared, zone: u16, side: Side, buf: &mut [u8], tick: u32) -> Verdict {
+        let p = match packet::parse::<N>(buf) {
+            Ok(p) => p,
+            Err(reason) => return Verdict::Drop(reason),
+        };
+        let verdict = match p.kind {
+            Kind::Tcp { .. } | Kind::Udp | Kind::Echo { .. } => {
+                if side == Side::Inside {
+                    match p.kind {
+                        Kind::Tcp { flags } if flags & state::TH_HANDSHAKE == state::TH_SYN_ONLY => {
+                            self.prefetch_kept(zone, &p, self.masquerade_pool(&p.tuple.src, &p.tuple.dst));
+                        }
+                        // Any datagram may be a first one; with one
+                        // masquerade rule the guess costs only a hash.
+                        Kind::Udp if self.masquerade.len() == 1 => {
+                            self.prefetch_kept(zone, &p, self.masquerade.first().map(|&(_, pool)| pool));
+                        }
+                        _ => {}
+                    }
+                }
+                let hash = self.table.hash(zone, p.proto, &p.tuple);
+                match self.table.find(hash, zone, p.proto, &p.tuple) {
+                    Some((at, dir)) => match self.established(sh, side, buf, &p, at, dir, tick) {
+                        Some(verdict) => verdict,
+                        None => self.new_connection(sh, zone, side, buf, &p, hash, tick),
+                    },
+                    None => self.new_connection(sh, zone, side, buf, &p, hash, tick),
+                }
+            }
+            Kind::IcmpError => self.icmp_error(zone, side, buf, &p, tick),
+            Kind::Other if matches!(p.frag, Frag::Later { .. }) => {
+                return self.later_fragment(sh, zone, side, buf, &p, tick);
+            }
+            Kind::Other | Kind::IcmpOther { .. } => self.untracked(side, &p),
+        };
+        match verdict {
+            Verdict::Pass => self.record_fragment(zone, side, &p, p.tuple.src, p.tuple.dst, tick),
+            Verdict::Forward if p.kind == Kind::IcmpError => sh.stats.icmp_errors += 1,
+            _ => {}
+        }
+        verdict
+    }
+
+    /// A SYN (or a datagram) from inside may start a masqueraded connection
+    /// on `pool` that keeps its port: start loading where that reply
+    /// tuple's uniqueness check or insert will look while the lookup of the
+    /// packet itself is under way, so that the two cache misses overlap.
+    #[inline]
+    fn prefetch_kept(&self, zone: u16, p: &Parsed<N>, pool: Option<u8>) {
+        let t = &p.tuple;
+        if let Some(pool) = pool.and_then(|pool| self.pools.get(usize::from(pool))) {
+            let kept = Tuple { src: t.dst, dst: pool.addr, sport: t.dport, dport: t.sport };
+            self.table.prefetch(self.table.hash(zone, p.proto, &kept));
+        }
+    }
+
+    /// Remembers a first fragment's translation for its later fragments.
+    fn record_fragment(&mut self, zone: u16, side: Side, p: &Parsed<N>, src: [u8; N], dst: [u8; N], tick: u32) {
+        if let Frag::First { ident } = p.frag {
+            let key = FragKey {
+                src: p.tuple.src,
+                dst: p.tuple.dst,
+                ident,
+                zone,
+                proto: p.proto,
+                outside: side == Side::Outside,
+            };
+            self.frags.record(self.table.hasher(), key, src, dst, tick);
+        }
+    }
+
+    /// A packet of connection `at` in direction `dir`; `None` if the entry
+    /// had outlived its deadline (it is removed, and the packet is new).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn established(
+        &mut self,
+        sh: &mut Shared,
+        side: Side,
+        buf: &mut [u8],
+        p: &Parsed<N>,
+        at: u32,
+        dir: usize,
+        tick: u32,
+    ) -> Option<Verdict> {
+        let entry = self.table.get_mut(at)?;
+        if entry.deadline <= tick {
+            self.remove(at);
+            sh.stats.expired += 1;
+            return None;
+        }
+        let outside = entry.has(if dir == ORIG { flag::ORIG_OUTSIDE } else { flag::REPLY_OUTSIDE });
+        if outside != (side == Side::Outside) {
+            return Some(Verdict::Drop(DropReason::WrongSide));
+        }
+        let new = entry.tuples[1 - dir].inverse();
+        let zone = entry.zone;
+        // The common case first: data of an established, assured TCP
+        // connection, or UDP that is already assured; only the deadline
+        // moves.
+        let steady = match p.kind {
+            Kind::Tcp { flags } => {
+                flags & state::TH_CONTROL == 0 && entry.state == state::ESTABLISHED && entry.has(flag::ASSURED)
+            }
+            Kind::Udp => entry.state == state::UDP_ASSURED,
+            _ => false,
+        };
+        if steady {
+            entry.deadline = tick.saturating_add(1).saturating_add(sh.ticks.of(entry.state));
+        } else if advance(entry, p.kind, dir, &sh.ticks, tick) {
+            self.table.relink(at);
+        }
+        packet::rewrite(buf, p, &new);
+        self.record_fragment(zone, side, p, new.src, new.dst, tick);
+        Some(Verdict::Forward)
+    }
+
+    /// A packet no connection matches.
+    #[allow(clippy::too_many_arguments)]
+    fn new_connection(
+        &mut self,
+        sh: &mut Shared,
+        zone: u16,
+        side: Side,
+        buf: &mut [u8],
+        p: &Parsed<N>,
+        orig_hash: u64,
+        tick: u32,
+    ) -> Verdict {
+        let t = p.tuple;
+        if is_group(to_ip(&t.dst)) {
+            return Verdict::Pass;
+        }
+        let published = match p.kind {
+            Kind::Tcp { .. } | Kind::Udp => self.published(p.proto, &t.dst, t.dport).copied(),
+            _ => None,
+        };
+        let plan = match (side, published) {
+            (Side::Inside, Some(rule)) => Plan::Hairpin {
+                to: rule.internal,
+                port: rule.rule.internal_port(t.dport),
+                pool: self.masquerade_pool(&t.src, &t.dst).unwrap_or(rule.pool),
+            },
+            (Side::Inside, None) if self.is_outside_addr(&t.dst) => return Verdict::Pass,
+            (Side::Inside, None) => match self.masquerade_pool(&t.src, &t.dst) {
+                Some(pool) => Plan::Snat { pool },
+                None => return Verdict::Pass,
+            },
+            // Our own outside address as the source is spoofed (a martian).
+            (Side::Outside, Some(_)) if self.is_outside_addr(&t.src) => {
+                return Verdict::Drop(DropReason::WrongSide);
+            }
+            (Side::Outside, Some(rule)) => Plan::Dnat { to: rule.internal, port: rule.rule.internal_port(t.dport) },
+            (Side::Outside, None) => return Verdict::Pass,
+        };
+        // The reply tuple if the source port can be kept: start loading
+        // where its uniqueness check and the insert will look.
+        let (peer, snat) = match plan {
+            Plan::Snat { pool } => ((t.dst, t.dport), Some(pool)),
+            Plan::Hairpin { to, port, pool } => ((to, port), Some(pool)),
+            Plan::Dnat { to, port } => ((to, port), None),
+        };
+        if let Some(outside) = snat.and_then(|pool| self.pools.get(usize::from(pool))) {
+            if p.proto == UDP {
+                // Its mapping decides: the uniqueness check needs no table.
+                outside.prefetch(self.table.hasher(), zone, &t.src, t.sport);
+                self.table.prefetch_free();
+            } else {
+                let kept = Tuple { src: peer.0, dst: outside.addr, sport: peer.1, dport: t.sport };
+                self.table.prefetch(self.table.hash(zone, p.proto, &kept));
+            }
+        }
+        let state = match p.kind {
+            Kind::Tcp { flags } => match TcpEvent::of(flags) {
+                TcpEvent::Syn => state::SYN_SENT,
+                TcpEvent::Ack if sh.tcp_loose => state::ESTABLISHED,
+                _ => return Verdict::Drop(DropReason::Untrackable),
+            },
+            Kind::Udp => state::UDP_UNREPLIED,
+            Kind::Echo { request: true } => state::ICMP,
+            _ => return Verdict::Drop(DropReason::Untrackable),
+        };
+        if self.table.is_full() {
+            self.expire(&mut sh.stats, tick);
+        }
+        if self.table.is_full() {
+            match self.table.evict() {
+                Some(victim) => {
+                    self.release(&victim);
+                    sh.stats.evicted += 1;
+                }
+                None => return Verdict::Drop(DropReason::TableFull),
+            }
+        }
+        let (reply, mapping) = match plan {
+            Plan::Snat { pool } | Plan::Hairpin { pool, .. } => {
+                match self.allocate(sh, zone, p.proto, pool, (t.src, t.sport), peer) {
+                    Ok((reply, mapping)) => (reply, mapping.then_some(pool)),
+                    Err(reason) => return Verdict::Drop(reason),
+                }
+            }
+            Plan::Dnat { to, port } => {
+                let reply = Tuple { src: to, dst: t.src, sport: port, dport: t.sport };
+                if self.table.contains(zone, p.proto, &reply) {
+                    return Verdict::Drop(DropReason::TupleTaken);
+                }
+                (reply, None)
+            }
+        };
+        let mut entry = Entry::new(zone, p.proto, t, reply);
+        entry.state = state;
+        entry.deadline = tick.saturating_add(1).saturating_add(sh.ticks.of(state));
+        entry.flags |= flag::EVICTABLE;
+        match plan {
+            Plan::Snat { .. } => entry.flags |= flag::REPLY_OUTSIDE,
+            Plan::Dnat { .. } => entry.flags |= flag::ORIG_OUTSIDE,
+            Plan::Hairpin { .. } => {}
+        }
+        if let Some(pool) = mapping {
+            entry.flags |= flag::MAPPING;
+            entry.pool = pool;
+        }
+        let reply_hash = self.table.hash(zone, p.proto, &reply);
+        // Rewrite first, so the load of the reply key's slot (not yet looked
+        // at for UDP) overlaps with it.
+        self.table.prefetch(reply_hash);
+        let new = reply.inverse();
+        packet::rewrite(buf, p, &new);
+        if self.table.insert(entry, [orig_hash, reply_hash]).is_none() {
+            // Cannot happen (room was made above); undo all the same.
+            packet::rewrite(buf, &Parsed { tuple: new, ..*p }, &p.tuple);
+            self.release(&entry);
+            return Verdict::Drop(DropReason::TableFull);
+        }
+        match plan {
+            Plan::Snat { .. } => sh.stats.snat_created += 1,
+            Plan::Dnat { .. } => sh.stats.dnat_created += 1,
+            Plan::Hairpin { .. } => sh.stats.hairpin_created += 1,
+        }
+        self.record_fragment(zone, side, p, new.src, new.dst, tick);
+        Verdict::Forward
+    }
+
+    /// Chooses the outside port for inside endpoint `inside` leaving from
+    /// pool `pool` towards `peer`, such that the reply tuple (`peer` → the
+    /// pool's address and the port) is unused; for UDP, the endpoint's
+    /// mapping, found or made. Returns the reply tuple, and whether it holds
+    /// a mapping reference.
+    fn allocate(
+        &mut self,
+        sh: &Shared,
+        zone: u16,
+        proto: u8,
+        pool: u8,
+        inside: ([u8; N], u16),
+        peer: ([u8; N], u16),
+    ) -> Result<(Tuple<N>, bool), DropReason> {
+        let Some(ports) = self.pools.get(usize::from(pool)) else { return Err(DropReason::NoPort) };
+        let hasher = *self.table.hasher();
+        let reply = |port: u16| Tuple { src: peer.0, dst: ports.addr, sport: peer.1, dport: port };
+        let table = &self.table;
+        let unused = |port: u16| !table.contains(zone, proto, &reply(port));
+        let udp = proto == UDP;
+        // For UDP the port's owner is the whole story: every UDP reply tuple
+        // towards an outside address holds the mapping of its port (a DNAT
+        // client is never an outside address), so a port held by this
+        // endpoint or by none is unused, with no lookup in the table.
+        if udp {
+            if let Some(held) = ports.mapping(&hasher, zone, &inside.0, inside.1) {
+                let tuple = reply(held);
+                if let Some(ports) = self.pools.get_mut(usize::from(pool)) {
+                    ports.acquire(held);
+                }
+                return Ok((tuple, true));
+            }
+        }
+        let fits = |port: u16| match proto {
+            UDP => ports.udp_free(port),
+            TCP => port != 0 && !ports.is_reserved(false, port) && unused(port),
+            _ => unused(port),
+        };
+        let (lo, hi) = if proto == TCP || udp { sh.port_range } else { (0, u16::MAX) };
+        let size = u32::from(hi) - u32::from(lo) + 1;
+        let mut chosen = fits(inside.1).then_some(inside.1);
+        'search: for run in 0..4u64 {
+            if chosen.is_some() {
+                break;
+            }
+            let hash = hasher.endpoint(zone, proto, &inside.0, inside.1, run);
+            let offset = ((hash >> 32) % u64::from(size)) as u32;
+            for i in 0..size.min(32) {
+                let port = (u32::from(lo) + (offset + i) % size) as u16;
+                if fits(port) {
+                    chosen = Some(port);
+                    break 'search;
+                }
+            }
+        }
+        let port = chosen.ok_or(DropReason::NoPort)?;
+        let tuple = reply(port);
+        if udp {
+            if let Some(ports) = self.pools.get_mut(usize::from(pool)) {
+                ports.claim(&hasher, zone, &inside.0, inside.1, port);
+            }
+        }
+        Ok((tuple, udp))
+    }
+
+    /// Gives back what a removed entry held.
+    fn release(&mut self, entry: &Entry<N>) {
+        release(&mut self.pools, self.table.hasher(), entry);
+    }
+
+    fn remove(&mut self, at: u32) {
+        if let Some(entry) = self.table.remove(at) {
+            self.release(&entry);
+        }
+    }
+
+    fn expire(&mut self, stats: &mut Stats, tick: u32) -> usize {
+        let hasher = *self.table.hasher();
+        let pools = &mut self.pools;
+        let removed = self.table.expire(tick, |entry| release(pools, &hasher, entry));
+        stats.expired += removed as u64;
+        removed
+    }
+
+    /// A packet that cannot be tracked and matches no connection.
+    fn untracked(&self, side: Side, p: &Parsed<N>) -> Verdict {
+        let covered = side == Side::Inside
+            && !matches!(p.kind, Kind::IcmpOther { link_local: true })
+            && !is_group(to_ip(&p.tuple.dst))
+            && !self.is_outside_addr(&p.tuple.dst)
+            && self.masquerade_pool(&p.tuple.src, &p.tuple.dst).is_some();
+        if covered {
+            Verdict::Drop(DropReason::Untrackable)
+        } else {
+            Verdict::Pass
+        }
+    }
+
+    /// An ICMP error: translated with its quote if it is about a tracked
+    /// connection, passed otherwise.
+    fn icmp_error(&mut self, zone: u16, side: Side, buf: &mut [u8], p: &Parsed<N>, tick: u32) -> Verdict {
+        let q = match packet::parse_quoted(buf, p) {
+            Ok(q) => q,
+            Err(reason) => return Verdict::Drop(reason),
+        };
+        // The quote is a packet that went the other way, translated: its
+        // inverse is this direction's tuple.
+        let key = q.tuple.inverse();
+        let hash = self.table.hash(zone, q.proto, &key);
+        let Some((at, dir)) = self.table.find(hash, zone, q.proto, &key) else { return self.untracked(side, p) };
+        let Some(entry) = self.table.get(at) else { return Verdict::Pass };
+        if entry.deadline <= tick {
+            return self.untracked(side, p);
+        }
+        let outside = entry.has(if dir == ORIG { flag::ORIG_OUTSIDE } else { flag::REPLY_OUTSIDE });
+        if outside != (side == Side::Outside) {
+            return Verdict::Drop(DropReason::WrongSide);
+        }
+        let (this, other) = (entry.tuples[dir], entry.tuples[1 - dir]);
+        // The error goes back to the original sender; it comes from the
+        // peer itself (which then appears as the sender knows it) or from a
+        // router on the way (left as it is).
+        let outer = Tuple {
+            src: if p.tuple.src == this.src { other.dst } else { p.tuple.src },
+            dst: other.src,
+            sport: 0,
+            dport: 0,
+        };
+        packet::rewrite_error(buf, p, &q, &outer, &other);
+        self.record_fragment(zone, side, p, outer.src, outer.dst, tick);
+        Verdict::Forward
+    }
+
+    /// A fragment after the first: the first one's translation, if known.
+    fn later_fragment(
+        &mut self,
+        sh: &mut Shared,
+        zone: u16,
+        side: Side,
+        buf: &mut [u8],
+        p: &Parsed<N>,
+        tick: u32,
+    ) -> Verdict {
+        let Frag::Later { ident } = p.frag else { return Verdict::Pass };
+        let key =
+            FragKey { src: p.tuple.src, dst: p.tuple.dst, ident, zone, proto: p.proto, outside: side == Side::Outside };
+        match self.frags.lookup(self.table.hasher(), &key, tick) {
+            Some((src, dst)) if src == p.tuple.src && dst == p.tuple.dst => Verdict::Pass,
+            Some((src, dst)) => {
+                packet::rewrite(buf, p, &Tuple { src, dst, ..p.tuple });
+                sh.stats.fragments += 1;
+                Verdict::Forward
+            }
+            None => {
+                // Unknown: drop it if it could belong to a translated
+                // datagram, pass it otherwise.
+                let could = match side {
+                    Side::Inside => {
+                        self.is_outside_addr(&p.tuple.dst) || self.masquerade_pool(&p.tuple.src, &p.tuple.dst).is_some()
+                    }
+                    Side::Outside => self.is_outside_addr(&p.tuple.dst),
+                };
+                if could {
+                    Verdict::Drop(DropReason::FragmentUnknown)
+                } else {
+                    Verdict::Pass
+                }
+            }
+        }
+    }
+
+    fn connections(&self, last_tick: u32) -> impl Iterator<Item = Connection> + '_ {
+        self.table.iter().map(move |(_, e)| {
+            let ends =
+                |t: &Tuple<N>| (SocketAddr::new(to_ip(&t.src), t.sport), SocketAddr::new(to_ip(&t.dst), t.dport));
+            Connection {
+                zone: e.zone,
+                protocol: IpProtocol::from(e.proto),
+                original: ends(&e.tuples[ORIG]),
+                reply: ends(&e.tuples[REPLY]),
+                state: ConnState::from_byte(e.state),
+                assured: e.has(flag::ASSURED),
+                expires_in: e.deadline.saturating_sub(last_tick),
+            }
+        })
+    }
+}
+
+/// Moves a connection's protocol state on for a packet of `kind` in
+/// direction `dir`, and its deadline; returns whether the entry must be
+/// relinked in the wheels (its state or its evictability changed).
+fn advance<const N: usize>(entry: &mut Entry<N>, kind: Kind, dir: usize, ticks: &Ticks, tick: u32) -> bool {
+    let (old_state, old_flags) = (entry.state, entry.flags);
+    if dir == REPLY {
+        entry.flags |= flag::SEEN_REPLY;
+    }
+    match kind {
+        Kind::Tcp { flags } => {
+            let next = state::tcp_next(entry.state, dir, TcpEvent::of(flags));
+            if next & state::STATE_MASK == state::SYN_SENT && old_state & state::STATE_MASK != state::SYN_SENT {
+                // Reopened after a close: a new connection on the same tuple.
+                entry.flags &= !(flag::SEEN_REPLY | flag::ASSURED);
+            }
+            entry.state = next;
+            if next & state::STATE_MASK == state::ESTABLISHED && entry.has(flag::SEEN_REPLY) {
+                entry.flags |= flag::ASSURED;
+            }
+        }
+        Kind::Udp if dir == REPLY => {
+            entry.state = state::UDP_ASSURED;
+            entry.flags |= flag::ASSURED;
+        }
+        _ => {}
+    }
+    entry.deadline = tick.saturating_add(1).saturating_add(ticks.of(entry.state));
+    if state::evictable(entry.state, entry.has(flag::ASSURED)) {
+        entry.flags |= flag::EVICTABLE;
+    } else {
+        entry.flags &= !flag::EVICTABLE;
+    }
+    entry.state != old_state || (entry.flags ^ old_flags) & flag::EVICTABLE != 0
+}
+
+/// Gives back the UDP mapping reference a removed entry held.
+fn release<const N: usize>(pools: &mut [Pool<N>], hasher: &Hasher, entry: &Entry<N>) {
+    if entry.has(flag::MAPPING) {
+        if let Some(pool) = pools.get_mut(usize::from(entry.pool)) {
+            pool.release(hasher, entry.tuples[REPLY].dport);
+        }
+    }
+}
+
+/// A stateful NAT for IPv4 and IPv6. See the module documentation.
+pub struct Nat {
+    config: NatConfig,
+    v4: Family<4>,
+    v6: Family<16>,
+    shared: Shared,
+    /// Tick 0: the first `now` seen.
+    epoch: Option<Instant>,
+    /// The latest tick seen: time never runs backwards here.
+    last_tick: u32,
+    /// When the tick after `last_tick` starts: until then a `now` needs no
+    /// arithmetic.
+    next_tick_at: Option<Instant>,
+}
+
+impl fmt::Debug for Nat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Nat")
+            .field("masquerade", &self.config.masquerade)
+            .field("dnat", &self.config.dnat)
+            .field("entries_v4", &self.v4.table.len())
+            .field("entries_v6", &self.v6.table.len())
+            .field("stats", &self.shared.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Nat {
+    /// Validates `config` ([`NatConfig::validate`]) and allocates every
+    /// table.
+    pub fn new(config: NatConfig) -> Result<Nat, ConfigError> {
+        config.validate()?;
+        let hasher = Hasher::new(config.hash_seed);
+        let v4 = Family::new(&config, config.max_entries, hasher);
+        let v6 = Family::new(&config, config.max_entries_v6, hasher);
+        let shared = Shared {
+            stats: Stats::default(),
+            ticks: Ticks::new(&config.timeouts),
+            tcp_loose: config.tcp_loose,
+            port_range: config.port_range,
+        };
+        Ok(Nat { config, v4, v6, shared, epoch: None, last_tick: 0, next_tick_at: None })
+    }
+
+    /// The configuration, as given.
+    pub fn config(&self) -> &NatConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// How many connections are tracked (both families).
+    pub fn len(&self) -> usize {
+        self.v4.table.len() + self.v6.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes allocated for tracking: both tables in full (slab, index,
+    /// wheels), the port pools and the fragment tables. Divided by the
+    /// number of entries of a full table, the cost of a connection.
+    pub fn memory_bytes(&self) -> usize {
+        self.v4.memory_bytes() + self.v6.memory_bytes()
+    }
+
+    /// Whole seconds from the first `now` seen, never going back.
+    #[inline]
+    fn tick(&mut self, now: Instant) -> u32 {
+        if self.next_tick_at.is_some_and(|next| now < next) {
+            return self.last_tick;
+        }
+        let epoch = *self.epoch.get_or_insert(now);
+        let secs = now.saturating_duration_since(epoch).as_secs();
+        self.last_tick = self.last_tick.max(u32::try_from(secs).unwrap_or(u32::MAX));
+        self.next_tick_at = epoch.checked_add(Duration::from_secs(u64::from(self.last_tick) + 1));
+        self.last_tick
+    }
+
+    /// Translates `packet`, an IPv4 or IPv6 packet (IP header first, link
+    /// padding allowed after it) that came from side `from` in conntrack
+    /// zone `zone`, in place. Transport checksums must be complete (finish
+    /// offloaded partial checksums first).
+    #[inline]
+    pub fn translate(&mut self, zone: u16, from: Side, packet: &mut [u8], now: Instant) -> Verdict {
+        let tick = self.tick(now);
+        let verdict = match packet.first().map(|b| b >> 4) {
+            Some(4) => self.v4.translate(&mut self.shared, zone, from, packet, tick),
+            Some(6) => self.v6.translate(&mut self.shared, zone, from, packet, tick),
+            _ => Verdict::Drop(DropReason::BadPacket),
+        };
+        let stats = &mut self.shared.stats;
+        match verdict {
+            Verdict::Forward => stats.translated += 1,
+            Verdict::Pass => stats.passed += 1,
+            Verdict::Drop(reason) => stats.count_drop(reason),
+        }
+        verdict
+    }
+
+    /// Removes the connections whose timeout has passed at `now`, and
+    /// returns how many. Call it about once a second; a packet of a
+    /// connection past its timeout starts a new one even if this was not
+    /// called.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        let tick = self.tick(now);
+        self.v4.expire(&mut self.shared.stats, tick) + self.v6.expire(&mut self.shared.stats, tick)
+    }
+
+    /// Every tracked connection, IPv4 first, in no particular order.
+    pub fn connections(&self) -> impl Iterator<Item = Connection> + '_ {
+        self.v4.connections(self.last_tick).chain(self.v6.connections(self.last_tick))
+    }
+
+    /// How many UDP endpoint mappings are held on outside address `addr`.
+    pub fn udp_mappings(&self, addr: IpAddr) -> usize {
+        let v4 = from_ip::<4>(addr).and_then(|a| self.v4.pools.iter().find(|p| p.addr == a)).map(Pool::mappings);
+        let v6 = from_ip::<16>(addr).and_then(|a| self.v6.pools.iter().find(|p| p.addr == a)).map(Pool::mappings);
+        v4.or(v6).unwrap_or(0)
+    }
+}

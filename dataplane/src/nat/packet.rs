@@ -1,0 +1,553 @@
+//! Reading the fields NAT needs from an IPv4 or IPv6 packet, and rewriting
+//! addresses, ports and ICMP identifiers in place with RFC 1624 incremental
+//! checksum updates: the IPv4 header checksum, and the TCP, UDP and ICMPv6
+//! checksums with their pseudo-header. A zero UDP checksum (none, over
+//! IPv4) stays zero; an updated one that comes out as zero is written as
+//! 0xffff (RFC 768).
+//!
+//! Headers are checked with [`crate::wire`] views; addresses are handled as
+//! `[u8; N]` (N = 4 or 16) so that one generic path serves both families.
+//! ICMP errors get their quoted packet rewritten as well (RFC 5508 §4.2:
+//! the quoted header, its ports or identifier, its header and transport
+//! checksums, and the ICMP checksum over all of it).
+//!
+//! What this module does not do: decide what to rewrite to, verify
+//! transport checksums (an incremental update keeps a bad one bad), or
+//! decrement the TTL (the router's job).
+
+use super::stats::DropReason;
+use super::table::Tuple;
+use crate::wire::{checksum, ipv4, ipv6, IpProtocol};
+
+pub(crate) const TCP: u8 = 6;
+pub(crate) const UDP: u8 = 17;
+pub(crate) const ICMP: u8 = 1;
+pub(crate) const ICMPV6: u8 = 58;
+
+/// Whether addresses of length `N` are IPv4's.
+#[inline(always)]
+pub(crate) const fn is_v4<const N: usize>() -> bool {
+    N == 4
+}
+
+/// The ICMP protocol number of the family.
+#[inline(always)]
+pub(crate) const fn icmp_proto<const N: usize>() -> u8 {
+    if is_v4::<N>() {
+        ICMP
+    } else {
+        ICMPV6
+    }
+}
+
+/// Where the source and destination addresses sit in the IP header.
+#[inline(always)]
+const fn addr_offsets<const N: usize>() -> (usize, usize) {
+    if is_v4::<N>() {
+        (12, 16)
+    } else {
+        (8, 24)
+    }
+}
+
+/// What a packet carries, as far as NAT cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// TCP, with the flags byte (FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10).
+    Tcp {
+        flags: u8,
+    },
+    Udp,
+    /// An ICMP or ICMPv6 echo request or reply.
+    Echo {
+        request: bool,
+    },
+    /// An ICMP error (destination unreachable, time exceeded, parameter
+    /// problem; ICMPv6 packet too big).
+    IcmpError,
+    /// Another ICMP message; `link_local` for ICMPv6 neighbour discovery and
+    /// multicast listener messages, which never cross a router.
+    IcmpOther {
+        link_local: bool,
+    },
+    /// Another protocol, or a non-first fragment (no transport header).
+    Other,
+}
+
+/// Where a packet stands in fragmentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Frag {
+    Whole,
+    /// Offset zero, more fragments follow: carries the transport header.
+    First {
+        ident: u32,
+    },
+    /// A later fragment: no transport header.
+    Later {
+        ident: u32,
+    },
+}
+
+/// The fields of a packet NAT reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Parsed<const N: usize> {
+    /// Addresses, and ports or the echo identifier (see [`Tuple`]).
+    pub(crate) tuple: Tuple<N>,
+    pub(crate) proto: u8,
+    /// Where the transport header starts.
+    pub(crate) l4: usize,
+    /// Where the packet ends (link padding excluded).
+    pub(crate) end: usize,
+    pub(crate) frag: Frag,
+    pub(crate) kind: Kind,
+}
+
+#[inline(always)]
+fn get_addr<const N: usize>(buf: &[u8], at: usize) -> [u8; N] {
+    let mut addr = [0u8; N];
+    if let Some(bytes) = buf.get(at..at + N) {
+        addr.copy_from_slice(bytes);
+    }
+    addr
+}
+
+/// The one's-complement sum of 32-bit native-order words, folded to 16
+/// bits: the native-order value of the big-endian 16-bit sum (RFC 1071
+/// §2(B)).
+#[inline(always)]
+fn fold(mut acc: u64) -> u16 {
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc as u16
+}
+
+/// The sum of the native-order 32-bit words of `bytes` (`L` a multiple of
+/// 4: the loop unrolls, the indexing needs no check).
+#[inline(always)]
+fn words<const L: usize>(bytes: &[u8; L]) -> u64 {
+    let mut acc = 0;
+    let mut i = 0;
+    while i + 4 <= L {
+        acc += u64::from(u32::from_ne_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]));
+        i += 4;
+    }
+    acc
+}
+
+/// Whether an IPv4 header (a multiple of 4 bytes long) sums to 0xffff, as
+/// [`ipv4::Packet::verify_checksum`] says, in native-order words.
+#[inline(always)]
+fn header_checksum_ok(header: &[u8]) -> bool {
+    let acc = match header.first_chunk::<20>() {
+        // The usual header, without options: five words, unrolled.
+        Some(h) if header.len() == 20 => words::<20>(h),
+        _ => header.chunks_exact(4).map(|w| u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]))).sum(),
+    };
+    fold(acc) == 0xffff
+}
+
+/// Reads an IP packet of the family `N` at the start of `buf`: its header
+/// checked (lengths, the IPv4 header checksum, the IPv6 extension chain),
+/// its transport header present unless it is a later fragment.
+#[inline(always)]
+pub(crate) fn parse<const N: usize>(buf: &[u8]) -> Result<Parsed<N>, DropReason> {
+    let (l4, end, proto, frag) = if is_v4::<N>() {
+        let ip = ipv4::Packet::new_checked(buf).map_err(|_| DropReason::BadPacket)?;
+        let header_len = ip.header_len();
+        if !header_checksum_ok(buf.get(..header_len).unwrap_or_default()) {
+            return Err(DropReason::BadIpChecksum);
+        }
+        let Some(h) = buf.first_chunk::<20>() else { return Err(DropReason::BadPacket) };
+        let flags_offset = u16::from_be_bytes([h[6], h[7]]);
+        let ident = u32::from(u16::from_be_bytes([h[4], h[5]]));
+        let frag = if flags_offset & 0x1fff != 0 {
+            Frag::Later { ident }
+        } else if flags_offset & 0x2000 != 0 {
+            Frag::First { ident }
+        } else {
+            Frag::Whole
+        };
+        (header_len, usize::from(u16::from_be_bytes([h[2], h[3]])), h[9], frag)
+    } else {
+        let ip = ipv6::Packet::new_checked(buf).map_err(|_| DropReason::BadPacket)?;
+        let (offset, proto, frag) = walk_v6(ip.next_header(), ip.payload())?;
+        (ipv6::HEADER_LEN + offset, ipv6::HEADER_LEN + usize::from(ip.payload_len()), proto, frag)
+    };
+    let (src_at, dst_at) = addr_offsets::<N>();
+    let mut tuple = Tuple { src: get_addr(buf, src_at), dst: get_addr(buf, dst_at), sport: 0, dport: 0 };
+    let mut kind = Kind::Other;
+    if !matches!(frag, Frag::Later { .. }) {
+        let segment = buf.get(l4..end).ok_or(DropReason::BadPacket)?;
+        kind = transport::<N>(proto, segment, &mut tuple, false)?;
+    }
+    Ok(Parsed { tuple, proto, l4, end, frag, kind })
+}
+
+/// Walks an IPv6 extension chain: where the upper layer starts (in the
+/// payload), its protocol, and the fragment header's meaning.
+fn walk_v6(first: IpProtocol, payload: &[u8]) -> Result<(usize, u8, Frag), DropReason> {
+    if !first.is_ipv6_extension() {
+        return Ok((0, u8::from(first), Frag::Whole));
+    }
+    let mut walk = ipv6::ExtHeaders::new(first, payload);
+    let mut frag = Frag::Whole;
+    for header in walk.by_ref() {
+        let (kind, bytes) = header.map_err(|_| DropReason::BadPacket)?;
+        match kind {
+            // Segments left: the final destination is in the routing header.
+            IpProtocol::Ipv6Route if bytes.get(3).is_some_and(|&left| left != 0) => {
+                return Err(DropReason::Unsupported)
+            }
+            IpProtocol::Ipv6Frag => {
+                let header = ipv6::FragmentHeader::new_checked(bytes).map_err(|_| DropReason::BadPacket)?;
+                let ident = header.ident();
+                frag = if header.frag_offset() != 0 {
+                    Frag::Later { ident }
+                } else if header.more_frags() {
+                    Frag::First { ident }
+                } else {
+                    Frag::Whole
+                };
+            }
+            _ => {}
+        }
+    }
+    Ok((walk.offset(), u8::from(walk.next_header()), frag))
+}
+
+/// Reads the transport header of `segment` into `tuple`'s ports. `quoted`:
+/// the segment is the start of a packet quoted in an ICMP error, of which
+/// only the ports (or the echo header) are needed.
+#[inline(always)]
+fn transport<const N: usize>(
+    proto: u8,
+    segment: &[u8],
+    tuple: &mut Tuple<N>,
+    quoted: bool,
+) -> Result<Kind, DropReason> {
+    let ports = |tuple: &mut Tuple<N>, s: &[u8; 4]| {
+        tuple.sport = u16::from_be_bytes([s[0], s[1]]);
+        tuple.dport = u16::from_be_bytes([s[2], s[3]]);
+    };
+    match proto {
+        TCP if quoted => {
+            let s = segment.first_chunk::<4>().ok_or(DropReason::BadTransport)?;
+            ports(tuple, s);
+            Ok(Kind::Tcp { flags: segment.get(13).copied().unwrap_or(0) })
+        }
+        TCP => {
+            // The fixed header, and the options its data offset claims.
+            let s = segment.first_chunk::<20>().ok_or(DropReason::BadTransport)?;
+            let header_len = usize::from(s[12] >> 4) * 4;
+            if header_len < 20 || header_len > segment.len() {
+                return Err(DropReason::BadTransport);
+            }
+            ports(tuple, s.first_chunk::<4>().unwrap_or(&[0; 4]));
+            Ok(Kind::Tcp { flags: s[13] })
+        }
+        UDP => {
+            let need = if quoted { 4 } else { 8 };
+            if segment.len() < need {
+                return Err(DropReason::BadTransport);
+            }
+            ports(tuple, segment.first_chunk::<4>().ok_or(DropReason::BadTransport)?);
+            Ok(Kind::Udp)
+        }
+        p if p == icmp_proto::<N>() => {
+            let s = segment.first_chunk::<8>().ok_or(DropReason::BadTransport)?;
+            let msg_type = s[0];
+            let (request, reply, error) = if is_v4::<N>() {
+                (msg_type == 8, msg_type == 0, matches!(msg_type, 3 | 11 | 12))
+            } else {
+                (msg_type == 128, msg_type == 129, matches!(msg_type, 1..=4))
+            };
+            let ident = u16::from_be_bytes([s[4], s[5]]);
+            if request {
+                tuple.sport = ident;
+                Ok(Kind::Echo { request: true })
+            } else if reply {
+                tuple.dport = ident;
+                Ok(Kind::Echo { request: false })
+            } else if error {
+                Ok(Kind::IcmpError)
+            } else {
+                Ok(Kind::IcmpOther { link_local: !is_v4::<N>() && (130..=143).contains(&msg_type) })
+            }
+        }
+        _ => Ok(Kind::Other),
+    }
+}
+
+/// A running RFC 1624 update: the one's-complement sum of `~old + new` over
+/// every field changed, in native byte order (RFC 1071 §2(B): the sum
+/// commutes with byte swapping, so no word needs swapping).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Delta(u64);
+
+impl Delta {
+    /// A 16-bit field (given in host order) changes from `old` to `new`.
+    #[inline(always)]
+    pub(crate) fn word(&mut self, old: u16, new: u16) {
+        self.0 += u64::from(!old.to_be()) + u64::from(new.to_be());
+    }
+
+    /// An address (4 or 16 bytes on a 32-bit boundary of the checksummed
+    /// data) changes.
+    #[inline(always)]
+    pub(crate) fn addr<const N: usize>(&mut self, old: &[u8; N], new: &[u8; N]) {
+        // The complement of a sum of N/4 words is the sum of their
+        // complements, minus N/4 negative zeros (0xffffffff each).
+        let words_in = (N / 4) as u64;
+        self.0 += words_in * 0xffff_ffff - words(old) + words(new);
+    }
+
+    /// The checksum field holding `field` (its two bytes as they are in the
+    /// packet) after the changes (RFC 1624 eqn. 3).
+    #[inline(always)]
+    fn apply_bytes(self, field: [u8; 2]) -> [u8; 2] {
+        (!checksum::add(!u16::from_ne_bytes(field), fold(self.0))).to_ne_bytes()
+    }
+
+    /// The checksum field value (host order) after the changes.
+    #[cfg(test)]
+    pub(crate) fn apply(self, checksum: u16) -> u16 {
+        u16::from_be_bytes(self.apply_bytes(checksum.to_be_bytes()))
+    }
+}
+
+/// Updates the checksum in `field` by `delta`. A UDP checksum (`udp`) of
+/// zero is left alone, and a result of zero is written as 0xffff.
+#[inline(always)]
+fn update(field: &mut [u8; 2], delta: Delta, udp: bool) {
+    if udp && *field == [0, 0] {
+        return;
+    }
+    let new = delta.apply_bytes(*field);
+    *field = if udp && new == [0, 0] { [0xff, 0xff] } else { new };
+}
+
+/// The two bytes at `at..at + 2` of `bytes`, if there.
+#[inline(always)]
+fn field(bytes: &mut [u8], at: usize) -> Option<&mut [u8; 2]> {
+    bytes.get_mut(at..)?.first_chunk_mut::<2>()
+}
+
+/// Rewrites the packet `p` describes to carry `new` (addresses, and ports
+/// or the echo identifier), fixing every checksum that covers them.
+#[inline(always)]
+pub(crate) fn rewrite<const N: usize>(buf: &mut [u8], p: &Parsed<N>, new: &Tuple<N>) {
+    let mut addrs = Delta::default();
+    addrs.addr(&p.tuple.src, &new.src);
+    addrs.addr(&p.tuple.dst, &new.dst);
+    write_addrs(buf, &addrs, new);
+    if matches!(p.frag, Frag::Later { .. }) {
+        return;
+    }
+    if let Some(segment) = buf.get_mut(p.l4..p.end) {
+        rewrite_transport(segment, p.kind, &p.tuple, new, addrs);
+    }
+}
+
+/// Writes the addresses of `new` into the IP header at the start of `buf`,
+/// and updates the IPv4 header checksum by `addrs`.
+#[inline(always)]
+fn write_addrs<const N: usize>(buf: &mut [u8], addrs: &Delta, new: &Tuple<N>) {
+    if is_v4::<N>() {
+        let Some(h) = buf.first_chunk_mut::<20>() else { return };
+        h[12..12 + N].copy_from_slice(&new.src);
+        h[16..16 + N].copy_from_slice(&new.dst);
+        let mut checksum = [h[10], h[11]];
+        update(&mut checksum, *addrs, false);
+        h[10..12].copy_from_slice(&checksum);
+    } else {
+        let Some(h) = buf.first_chunk_mut::<40>() else { return };
+        h[8..8 + N].copy_from_slice(&new.src);
+        h[24..24 + N].copy_from_slice(&new.dst);
+    }
+}
+
+/// Rewrites the ports (or identifier) of the transport header that starts
+/// `segment` from `old` to `new` and updates its checksum by them and by
+/// `addrs` (the pseudo-header's change); a checksum beyond the segment (in
+/// a quoted packet cut short) is left alone.
+#[inline(always)]
+fn rewrite_transport<const N: usize>(segment: &mut [u8], kind: Kind, old: &Tuple<N>, new: &Tuple<N>, addrs: Delta) {
+    match kind {
+        Kind::Tcp { .. } | Kind::Udp => {
+            let udp = kind == Kind::Udp;
+            let Some(ports) = segment.first_chunk_mut::<4>() else { return };
+            ports[..2].copy_from_slice(&new.sport.to_be_bytes());
+            ports[2..].copy_from_slice(&new.dport.to_be_bytes());
+            let mut delta = addrs;
+            delta.word(old.sport, new.sport);
+            delta.word(old.dport, new.dport);
+            if let Some(checksum) = field(segment, if udp { 6 } else { 16 }) {
+                update(checksum, delta, udp);
+            }
+        }
+        Kind::Echo { request } => {
+            let (before, after) = if request { (old.sport, new.sport) } else { (old.dport, new.dport) };
+            let Some(header) = segment.first_chunk_mut::<6>() else { return };
+            header[4..6].copy_from_slice(&after.to_be_bytes());
+            // ICMPv6's checksum covers a pseudo-header; ICMP's does not.
+            let mut delta = if is_v4::<N>() { Delta::default() } else { addrs };
+            delta.word(before, after);
+            if let Some(checksum) = field(segment, 2) {
+                update(checksum, delta, false);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The packet quoted in an ICMP error.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Quoted<const N: usize> {
+    /// Where its IP header starts.
+    at: usize,
+    /// Where its transport header starts.
+    l4: usize,
+    /// The end of the ICMP message.
+    end: usize,
+    /// Its addresses and ports as quoted.
+    pub(crate) tuple: Tuple<N>,
+    pub(crate) proto: u8,
+    kind: Kind,
+}
+
+/// Reads the packet quoted in the ICMP error `p` describes: its IP header
+/// whole, and at least its ports (TCP, UDP) or echo header (ICMP). An error
+/// quoting an error, a later fragment or another protocol is refused.
+pub(crate) fn parse_quoted<const N: usize>(buf: &[u8], p: &Parsed<N>) -> Result<Quoted<N>, DropReason> {
+    let at = p.l4 + 8;
+    let quote = buf.get(at..p.end).ok_or(DropReason::BadIcmpError)?;
+    let (ip_len, proto) = if is_v4::<N>() {
+        let ip = ipv4::Packet::new_quoted(quote).map_err(|_| DropReason::BadIcmpError)?;
+        if ip.frag_offset() != 0 {
+            return Err(DropReason::BadIcmpError);
+        }
+        (ip.header_len(), u8::from(ip.next_header()))
+    } else {
+        let ip = ipv6::Packet::new_quoted(quote).map_err(|_| DropReason::BadIcmpError)?;
+        let (offset, proto, frag) = walk_v6(ip.next_header(), ip.payload()).map_err(|_| DropReason::BadIcmpError)?;
+        if matches!(frag, Frag::Later { .. }) {
+            return Err(DropReason::BadIcmpError);
+        }
+        (ipv6::HEADER_LEN + offset, proto)
+    };
+    let (src_at, dst_at) = addr_offsets::<N>();
+    let mut tuple = Tuple { src: get_addr(quote, src_at), dst: get_addr(quote, dst_at), sport: 0, dport: 0 };
+    let segment = quote.get(ip_len..).ok_or(DropReason::BadIcmpError)?;
+    let kind = transport::<N>(proto, segment, &mut tuple, true).map_err(|_| DropReason::BadIcmpError)?;
+    match kind {
+        Kind::Tcp { .. } | Kind::Udp | Kind::Echo { .. } => {}
+        _ => return Err(DropReason::BadIcmpError),
+    }
+    Ok(Quoted { at, l4: at + ip_len, end: p.end, tuple, proto, kind })
+}
+
+/// Rewrites an ICMP error: the outer addresses to `outer`, the quoted
+/// packet's addresses and ports to `quoted`, with the quoted packet's IPv4
+/// header checksum and transport checksum (when quoted), the ICMP checksum
+/// and the outer IPv4 header checksum updated.
+pub(crate) fn rewrite_error<const N: usize>(
+    buf: &mut [u8],
+    p: &Parsed<N>,
+    q: &Quoted<N>,
+    outer: &Tuple<N>,
+    quoted: &Tuple<N>,
+) {
+    // The bytes of the quote that change: its IP header and the transport
+    // bytes up to the checksum.
+    let touched = match q.kind {
+        Kind::Tcp { .. } => 18,
+        _ => 8,
+    };
+    let region_end = (q.l4 + touched).min(q.end);
+    let before = buf.get(q.at..region_end).map_or(0, checksum::sum);
+    if let Some(quote) = buf.get_mut(q.at..q.end) {
+        let mut addrs = Delta::default();
+        addrs.addr(&q.tuple.src, &quoted.src);
+        addrs.addr(&q.tuple.dst, &quoted.dst);
+        write_addrs(quote, &addrs, quoted);
+        if let Some(segment) = quote.get_mut(q.l4 - q.at..) {
+            rewrite_transport(segment, q.kind, &q.tuple, quoted, addrs);
+        }
+    }
+    let after = buf.get(q.at..region_end).map_or(0, checksum::sum);
+
+    let mut outer_addrs = Delta::default();
+    outer_addrs.addr(&p.tuple.src, &outer.src);
+    outer_addrs.addr(&p.tuple.dst, &outer.dst);
+    let mut icmp = if is_v4::<N>() { Delta::default() } else { outer_addrs };
+    icmp.word(before, after);
+    if let Some(checksum) = field(buf, p.l4 + 2) {
+        update(checksum, icmp, false);
+    }
+    write_addrs(buf, &outer_addrs, outer);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delta_matches_update16() {
+        let words = [(0x1234u16, 0xabcdu16), (0xffff, 0x0000), (0x0000, 0xffff), (0x5555, 0x3285)];
+        for checksum in [0u16, 1, 0x7fff, 0xdd2f, 0xfffe, 0xffff] {
+            let mut delta = Delta::default();
+            let mut chained = checksum;
+            for &(old, new) in &words {
+                delta.word(old, new);
+                chained = checksum::update16(chained, old, new);
+            }
+            let got = delta.apply(checksum);
+            // Equal as one's-complement numbers (0x0000 and 0xffff are one).
+            assert_eq!(got % 0xffff, chained % 0xffff, "{checksum:#x}");
+        }
+        // RFC 1624 §4.
+        let mut delta = Delta::default();
+        delta.word(0x5555, 0x3285);
+        assert_eq!(delta.apply(0xdd2f), 0x0000);
+        // No change, no effect.
+        let mut same = Delta::default();
+        same.addr(&[1, 2, 3, 4], &[1, 2, 3, 4]);
+        assert_eq!(same.apply(0x1234), 0x1234);
+    }
+
+    #[test]
+    fn header_checksum_matches_the_wire_layer() {
+        let mut header =
+            [0x45u8, 0, 0, 0x73, 0, 0, 0x40, 0, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0, 1, 0xc0, 0xa8, 0, 0xc7];
+        assert!(header_checksum_ok(&header));
+        for i in 0..header.len() {
+            for bit in 0..8 {
+                header[i] ^= 1 << bit;
+                let wire = ipv4::Packet::new_unchecked(&header[..]).verify_checksum();
+                assert_eq!(header_checksum_ok(&header), wire, "byte {i} bit {bit}");
+                header[i] ^= 1 << bit;
+            }
+        }
+    }
+
+    #[test]
+    fn short_and_odd_buffers_do_not_panic() {
+        for len in 0..80 {
+            let mut buf = vec![0x45u8; len];
+            let _ = parse::<4>(&buf);
+            let _ = parse::<16>(&buf);
+            let p = Parsed::<4> {
+                tuple: Tuple::default(),
+                proto: TCP,
+                l4: 20,
+                end: len,
+                frag: Frag::Whole,
+                kind: Kind::Tcp { flags: 0 },
+            };
+            rewrite(&mut buf, &p, &Tuple { src: [1; 4], dst: [2; 4], sport: 3, dport: 4 });
+            let _ = parse_quoted(&buf, &p);
+        }
+    }
+}

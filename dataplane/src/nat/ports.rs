@@ -1,0 +1,278 @@
+//! Port bookkeeping for one outside address: the ports published on it
+//! (never handed to masqueraded connections), and the UDP mappings that make
+//! masquerade endpoint-independent (RFC 4787 REQ-1): an inside address and
+//! port keep one outside port for as long as any of their UDP connections
+//! lives, whatever the destination, and that port serves no other inside
+//! endpoint meanwhile.
+//!
+//! TCP and ICMP echo are endpoint-dependent as in netfilter: a port is
+//! free for a new connection when the connection's reply tuple is, which the
+//! caller checks against the connection table; several inside endpoints can
+//! share an outside port towards different destinations.
+//!
+//! Each pool reserves 1 MB (IPv4) or 1.8 MB (IPv6) at construction, zeroed
+//! and resident only as ports are used: an owner record per UDP port (12 or
+//! 24 bytes) and an index from inside endpoint to port, open addressing over
+//! 2^17 slots of 16 bits (port 0, never handed out, marks an empty slot).
+//!
+//! What this module does not do: choose the candidate ports (see
+//! `engine`), or know about connections.
+
+use super::table::Hasher;
+
+/// Slots of the endpoint index: twice the ports, so the load stays at most
+/// one half.
+const INDEX_SLOTS: usize = 1 << 17;
+
+/// See the module documentation.
+///
+/// The owner records live in one zero-initialised array of 32-bit words
+/// (so it is allocated zeroed, and only the pages of ports in use become
+/// resident), a record of `2 + N / 4` words per port, all of it in one
+/// cache line: the references, the inside port (high half) and zone (low
+/// half), and the inside address.
+#[derive(Debug, Clone)]
+pub(crate) struct Pool<const N: usize> {
+    pub(crate) addr: [u8; N],
+    /// Published ports: a bitmap each for TCP and UDP.
+    reserved: [Vec<u64>; 2],
+    owners: Vec<u32>,
+    /// Inside endpoint → port.
+    by_inside: Vec<u16>,
+    mappings: usize,
+}
+
+/// Words per owner record.
+const fn stride<const N: usize>() -> usize {
+    2 + N / 4
+}
+
+impl<const N: usize> Pool<N> {
+    pub(crate) fn new(addr: [u8; N]) -> Pool<N> {
+        Pool {
+            addr,
+            reserved: [vec![0; 1024], vec![0; 1024]],
+            owners: vec![0; 65536 * stride::<N>()],
+            by_inside: vec![0; INDEX_SLOTS],
+            mappings: 0,
+        }
+    }
+
+    /// Bytes allocated.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        2 * 1024 * 8 + self.owners.len() * 4 + self.by_inside.len() * 2
+    }
+
+    /// How many UDP mappings there are.
+    pub(crate) fn mappings(&self) -> usize {
+        self.mappings
+    }
+
+    fn bitmap(&self, udp: bool) -> &[u64] {
+        &self.reserved[usize::from(udp)]
+    }
+
+    /// Marks `lo..=hi` as published for TCP or UDP.
+    pub(crate) fn reserve(&mut self, udp: bool, lo: u16, hi: u16) {
+        let bitmap = &mut self.reserved[usize::from(udp)];
+        for port in lo..=hi {
+            if let Some(word) = bitmap.get_mut(usize::from(port / 64)) {
+                *word |= 1 << (port % 64);
+            }
+        }
+    }
+
+    /// Whether `port` is published for TCP (`udp` false) or UDP.
+    #[inline]
+    pub(crate) fn is_reserved(&self, udp: bool, port: u16) -> bool {
+        self.bitmap(udp).get(usize::from(port / 64)).is_some_and(|word| word & (1 << (port % 64)) != 0)
+    }
+
+    /// The owner record of UDP `port`.
+    #[inline(always)]
+    fn record(&self, port: u16) -> &[u32] {
+        let at = usize::from(port) * stride::<N>();
+        self.owners.get(at..at + stride::<N>()).unwrap_or_default()
+    }
+
+    fn refs(&self, port: u16) -> u32 {
+        self.record(port).first().copied().unwrap_or(0)
+    }
+
+    /// The inside endpoint holding UDP port `held`: (zone, address, port).
+    fn holder(&self, held: u16) -> (u16, [u8; N], u16) {
+        let record = self.record(held);
+        let ports = record.get(1).copied().unwrap_or(0);
+        let mut addr = [0u8; N];
+        for (bytes, word) in addr.chunks_exact_mut(4).zip(record.iter().skip(2)) {
+            bytes.copy_from_slice(&word.to_ne_bytes());
+        }
+        (ports as u16, addr, (ports >> 16) as u16)
+    }
+
+    /// Whether UDP `port` can start a new mapping: not 0, not published, not
+    /// held.
+    #[inline]
+    pub(crate) fn udp_free(&self, port: u16) -> bool {
+        port != 0 && !self.is_reserved(true, port) && self.refs(port) == 0
+    }
+
+    /// Whether UDP `held` is held by inside endpoint `addr`:`port` in `zone`.
+    fn held_by(&self, held: u16, zone: u16, addr: &[u8; N], port: u16) -> bool {
+        self.refs(held) > 0 && self.holder(held) == (zone, *addr, port)
+    }
+
+    /// Starts loading what a new mapping for inside endpoint `addr`:`port`
+    /// will read: its index slot and the record of the port it would keep.
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, hasher: &Hasher, zone: u16, addr: &[u8; N], port: u16) {
+        let slot = self.by_inside.get(self.home(hasher, zone, addr, port)).copied();
+        core::hint::black_box((slot, self.refs(port)));
+    }
+
+    fn home(&self, hasher: &Hasher, zone: u16, addr: &[u8; N], port: u16) -> usize {
+        (hasher.endpoint(zone, 17, addr, port, 0x6d61_7070) >> 40) as usize & (INDEX_SLOTS - 1)
+    }
+
+    /// The port mapped to inside endpoint `addr`:`port` in `zone`.
+    pub(crate) fn mapping(&self, hasher: &Hasher, zone: u16, addr: &[u8; N], port: u16) -> Option<u16> {
+        let mut i = self.home(hasher, zone, addr, port);
+        for _ in 0..INDEX_SLOTS {
+            let held = *self.by_inside.get(i)?;
+            if held == 0 {
+                return None;
+            }
+            if self.held_by(held, zone, addr, port) {
+                return Some(held);
+            }
+            i = (i + 1) & (INDEX_SLOTS - 1);
+        }
+        None
+    }
+
+    /// Gives free UDP port `held` to inside endpoint `addr`:`port` in `zone`,
+    /// with one reference.
+    pub(crate) fn claim(&mut self, hasher: &Hasher, zone: u16, addr: &[u8; N], port: u16, held: u16) {
+        if !self.udp_free(held) {
+            return;
+        }
+        let at = usize::from(held) * stride::<N>();
+        let Some(record) = self.owners.get_mut(at..at + stride::<N>()) else { return };
+        record[0] = 1;
+        record[1] = u32::from(port) << 16 | u32::from(zone);
+        for (word, bytes) in record[2..].iter_mut().zip(addr.chunks_exact(4)) {
+            *word = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        }
+        self.mappings += 1;
+        let mut i = self.home(hasher, zone, addr, port);
+        for _ in 0..INDEX_SLOTS {
+            match self.by_inside.get_mut(i) {
+                Some(slot) if *slot == 0 => {
+                    *slot = held;
+                    return;
+                }
+                _ => i = (i + 1) & (INDEX_SLOTS - 1),
+            }
+        }
+    }
+
+    /// One more connection uses the mapping of UDP port `held`.
+    pub(crate) fn acquire(&mut self, held: u16) {
+        if let Some(refs) = self.owners.get_mut(usize::from(held) * stride::<N>()) {
+            *refs = refs.saturating_add(1);
+        }
+    }
+
+    /// One connection fewer uses the mapping of UDP port `held`; the last
+    /// one frees the port.
+    pub(crate) fn release(&mut self, hasher: &Hasher, held: u16) {
+        let Some(refs) = self.owners.get_mut(usize::from(held) * stride::<N>()) else { return };
+        if *refs == 0 {
+            return;
+        }
+        *refs -= 1;
+        if *refs > 0 {
+            return;
+        }
+        let (zone, addr, port) = self.holder(held);
+        self.mappings -= 1;
+        // Find the slot, then shift the rest of its run back.
+        let mut hole = self.home(hasher, zone, &addr, port);
+        let mut found = false;
+        for _ in 0..INDEX_SLOTS {
+            match self.by_inside.get(hole) {
+                Some(&slot) if slot == held => {
+                    found = true;
+                    break;
+                }
+                Some(0) | None => break,
+                Some(_) => hole = (hole + 1) & (INDEX_SLOTS - 1),
+            }
+        }
+        if !found {
+            return;
+        }
+        let mut j = hole;
+        loop {
+            j = (j + 1) & (INDEX_SLOTS - 1);
+            let slot = self.by_inside.get(j).copied().unwrap_or(0);
+            if slot == 0 || j == hole {
+                break;
+            }
+            let (zone, addr, port) = self.holder(slot);
+            let home = self.home(hasher, zone, &addr, port);
+            if (j.wrapping_sub(home) & (INDEX_SLOTS - 1)) >= (j.wrapping_sub(hole) & (INDEX_SLOTS - 1)) {
+                self.by_inside[hole] = slot;
+                hole = j;
+            }
+        }
+        self.by_inside[hole] = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mappings_are_found_shared_and_freed() {
+        let hasher = Hasher::new(Some(7));
+        let mut pool: Pool<4> = Pool::new([203, 0, 113, 10]);
+        pool.reserve(true, 5353, 5354);
+        assert!(pool.is_reserved(true, 5353) && pool.is_reserved(true, 5354) && !pool.is_reserved(false, 5353));
+        assert!(!pool.udp_free(5353) && !pool.udp_free(0) && pool.udp_free(5355));
+
+        let a = [10, 0, 0, 2];
+        assert_eq!(pool.mapping(&hasher, 0, &a, 4000), None);
+        pool.claim(&hasher, 0, &a, 4000, 4000);
+        assert_eq!(pool.mapping(&hasher, 0, &a, 4000), Some(4000));
+        assert_eq!(pool.mapping(&hasher, 1, &a, 4000), None, "another zone");
+        assert!(!pool.udp_free(4000));
+        pool.acquire(4000);
+        pool.release(&hasher, 4000);
+        assert_eq!(pool.mapping(&hasher, 0, &a, 4000), Some(4000), "one reference left");
+        pool.release(&hasher, 4000);
+        assert_eq!(pool.mapping(&hasher, 0, &a, 4000), None);
+        assert!(pool.udp_free(4000));
+        assert_eq!(pool.mappings(), 0);
+    }
+
+    #[test]
+    fn many_mappings_survive_removals() {
+        let hasher = Hasher::new(Some(8));
+        let mut pool: Pool<16> = Pool::new([0x20; 16]);
+        for n in 1..=60000u16 {
+            let addr = [(n >> 8) as u8; 16];
+            pool.claim(&hasher, n % 3, &addr, n, n);
+        }
+        assert_eq!(pool.mappings(), 60000);
+        for n in (1..=60000u16).filter(|n| n % 3 == 0) {
+            pool.release(&hasher, n);
+        }
+        for n in 1..=60000u16 {
+            let addr = [(n >> 8) as u8; 16];
+            let expected = if n % 3 == 0 { None } else { Some(n) };
+            assert_eq!(pool.mapping(&hasher, n % 3, &addr, n), expected, "{n}");
+        }
+    }
+}
