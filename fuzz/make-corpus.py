@@ -225,6 +225,35 @@ def main():
     add("proxy_args", "argv-docker", b"-proto\0tcp\0-host-ip\0000.0.0.0\0-host-port\0008080\0-container-ip\000172.17.0.2\0-container-port\00080")
     add("proxy_args", "argv-extensions", b"-map=tcp:127.0.0.1:80:10.0.0.2:80\0-drain-timeout\0001m30s\0-proxy-protocol\0v2")
 
+    # The NAT: a configuration byte, then steps of (control, length, bytes).
+    # Control bits 0-1: 0 raw, 1 repaired, 2 answer the last forwarded
+    # packet (bytes: TCP flags), 3 ICMP error about it (bytes: type, code,
+    # quote length / 4); bit 2: from outside; bit 3: zone 1; bits 4-7: seconds.
+    NAT_IN, NAT_IN2, NAT_OUT = bytes([10, 0, 0, 2]), bytes([10, 0, 0, 3]), bytes([203, 0, 113, 10])
+    NAT_PEER, NAT_CLIENT = bytes([198, 51, 100, 1]), bytes([192, 0, 2, 7])
+    NAT_IN6 = bytes.fromhex("fd000000000000000000000000000002")
+    NAT_PEER6 = bytes.fromhex("20010db8000100000000000000000001")
+
+    def step(control, data):
+        return bytes([control, len(data)]) + data
+
+    def nat_tcp(src, dst, sport, dport, flags, pseudo):
+        return tcp(sport, dport, 1000, 2000, flags, b"", b"", pseudo)
+
+    syn4 = ipv4(NAT_IN, NAT_PEER, 6, nat_tcp(NAT_IN, NAT_PEER, 40000, 80, 0x02, lambda n: pseudo4(NAT_IN, NAT_PEER, 6, n)))
+    add("nat", "tcp-handshake-close", bytes([0x01]) + step(0, syn4) + step(2, b"\x12") + step(0x12, b"\x10")
+        + step(0x12, b"\x11") + step(2, b"\x11") + step(2, b"\x10") + step(0xf2, b"\x04"))
+    dns4 = ipv4(NAT_IN, NAT_PEER, 17, udp(5000, 53, b"query", lambda n: pseudo4(NAT_IN, NAT_PEER, 17, n)))
+    dns4b = ipv4(NAT_IN2, NAT_PEER, 17, udp(5000, 53, b"query", lambda n: pseudo4(NAT_IN2, NAT_PEER, 17, n)))
+    add("nat", "udp-collision-error", bytes([0x04]) + step(0, dns4) + step(2, b"") + step(0, dns4b) + step(3, bytes([3, 3, 255])))
+    ping6 = ipv6(NAT_IN6, NAT_PEER6, 58, icmp6(128, 0, struct.pack("!HH", 0x77, 1) + b"ping", NAT_IN6, NAT_PEER6))
+    add("nat", "ping6-time-exceeded", bytes([0x00]) + step(0, ping6) + step(3, bytes([3, 0, 12])) + step(2, b""))
+    dnat = ipv4(NAT_CLIENT, NAT_OUT, 6, nat_tcp(NAT_CLIENT, NAT_OUT, 51000, 8080, 0x02, lambda n: pseudo4(NAT_CLIENT, NAT_OUT, 6, n)))
+    add("nat", "published-port", bytes([0x00]) + step(0x04, dnat) + step(2, b"\x12") + step(3, bytes([3, 4, 7])))
+    hairpin = ipv4(NAT_IN, NAT_OUT, 17, udp(5000, 5353, b"q", lambda n: pseudo4(NAT_IN, NAT_OUT, 17, n)))
+    add("nat", "hairpin", bytes([0x02]) + step(0, dns4) + step(0, hairpin) + step(2, b""))
+    add("nat", "fragments", bytes([0x00]) + step(0, first) + step(0, later))
+
     # The differential target sees whole frames, like `frame`.
     seeds["differential"] = list(seeds["frame"])
 

@@ -202,9 +202,17 @@ impl<const N: usize> Family<N> {
         };
         let verdict = match p.kind {
             Kind::Tcp { .. } | Kind::Udp | Kind::Echo { .. } => {
-                if let Kind::Tcp { flags } = p.kind {
-                    if side == Side::Inside && flags & state::TH_HANDSHAKE == state::TH_SYN_ONLY {
-                        self.prefetch_kept(zone, &p);
+                if side == Side::Inside {
+                    match p.kind {
+                        Kind::Tcp { flags } if flags & state::TH_HANDSHAKE == state::TH_SYN_ONLY => {
+                            self.prefetch_kept(zone, &p, self.masquerade_pool(&p.tuple.src, &p.tuple.dst));
+                        }
+                        // Any datagram may be a first one; with one
+                        // masquerade rule the guess costs only a hash.
+                        Kind::Udp if self.masquerade.len() == 1 => {
+                            self.prefetch_kept(zone, &p, self.masquerade.first().map(|&(_, pool)| pool));
+                        }
+                        _ => {}
                     }
                 }
                 let hash = self.table.hash(zone, p.proto, &p.tuple);
@@ -230,14 +238,14 @@ impl<const N: usize> Family<N> {
         verdict
     }
 
-    /// A SYN from inside most likely starts a masqueraded connection that
-    /// keeps its port: start loading where that reply tuple's uniqueness
-    /// check will look while the lookup of the SYN itself is under way, so
-    /// the two cache misses overlap.
-    #[cold]
-    fn prefetch_kept(&self, zone: u16, p: &Parsed<N>) {
+    /// A SYN (or a datagram) from inside may start a masqueraded connection
+    /// on `pool` that keeps its port: start loading where that reply
+    /// tuple's uniqueness check or insert will look while the lookup of the
+    /// packet itself is under way, so that the two cache misses overlap.
+    #[inline]
+    fn prefetch_kept(&self, zone: u16, p: &Parsed<N>, pool: Option<u8>) {
         let t = &p.tuple;
-        if let Some(pool) = self.masquerade_pool(&t.src, &t.dst).and_then(|pool| self.pools.get(usize::from(pool))) {
+        if let Some(pool) = pool.and_then(|pool| self.pools.get(usize::from(pool))) {
             let kept = Tuple { src: t.dst, dst: pool.addr, sport: t.dport, dport: t.sport };
             self.table.prefetch(self.table.hash(zone, p.proto, &kept));
         }
