@@ -12,7 +12,9 @@
 //! - inside → outside: ping, 100 MB of TCP compared by hash, UDP; the
 //!   outside host sees 203.0.113.10 as the source;
 //! - outside → 203.0.113.10:8080 reaches the inside server on 10.0.0.2:80,
-//!   which sees the real client address 203.0.113.20.
+//!   which sees the real client address 203.0.113.20;
+//! - an outside host routing 10.0.0.0/24 through the gateway reaches no
+//!   inside host unasked (the kernel side gets Docker's FORWARD policy).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -91,6 +93,12 @@ impl Topology {
                     "--to-destination",
                     "10.0.0.2:53",
                 ]);
+                // Docker's forwarding policy: drop, but for what goes out,
+                // its replies, and published ports.
+                let filter = |rule: &[&str]| gateway.exec("iptables", rule).unwrap();
+                filter(&["-P", "FORWARD", "DROP"]);
+                filter(&["-A", "FORWARD", "-i", "in0", "-o", "out0", "-j", "ACCEPT"]);
+                filter(&["-A", "FORWARD", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "ACCEPT"]);
                 None
             }
             Gateway::Wharf => Some(
@@ -259,6 +267,34 @@ fn published_ports_reach_the_inside_with_the_client_address(kind: Gateway) {
     assert_eq!(&hello, b"hello");
     assert!(tcp_seen.starts_with("203.0.113.20:"), "{kind:?}: the inside server saw {tcp_seen}\n{}", topo.output());
     assert_eq!(udp_seen, "203.0.113.20:41000", "{kind:?}: the inside UDP server saw {udp_seen}");
+}
+
+/// An outside host that routes the inside network through the gateway
+/// cannot reach an inside host unasked: only tracked connections and
+/// published ports go in.
+fn unsolicited_traffic_stays_outside(kind: Gateway) {
+    let topo = Topology::new(kind);
+    let listener = in_netns(&topo.inside, || TcpListener::bind(sock(INSIDE_HOST, 81))).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    topo.outside.ip(&["route", "add", "10.0.0.0/24", "via", OUTSIDE_ADDR]).unwrap();
+    let tried = in_netns(&topo.outside, || TcpStream::connect_timeout(&sock(INSIDE_HOST, 81), Duration::from_secs(2)));
+    assert!(tried.is_err(), "{kind:?}: an outside host reached the inside server directly");
+    assert!(listener.accept().is_err(), "{kind:?}: the inside server saw the connection");
+    let ping = topo.outside.exec("ping", &["-c", "1", "-W", "1", INSIDE_HOST]);
+    assert!(ping.is_err(), "{kind:?}: a ping from outside reached the inside host");
+    if let Some(wharf) = &topo.wharf {
+        assert!(wharf.stat("drop_unsolicited") >= 2, "{}", wharf.output());
+    }
+}
+
+#[test]
+fn unsolicited_wharf() {
+    unsolicited_traffic_stays_outside(Gateway::Wharf);
+}
+
+#[test]
+fn unsolicited_kernel() {
+    unsolicited_traffic_stays_outside(Gateway::Kernel);
 }
 
 #[test]

@@ -56,6 +56,7 @@ struct Counters {
     drop_unresolved: u64,
     drop_bad_offload: u64,
     drop_to_gateway: u64,
+    drop_unsolicited: u64,
     write_errors: u64,
 }
 
@@ -385,18 +386,29 @@ impl Gateway {
             return;
         }
         let from = if side == 0 { Side::Inside } else { Side::Outside };
-        match self.nat.translate(0, from, &mut frame[ethernet::HEADER_LEN..], now) {
-            // Translated, or no rule applies: routed by its destination.
-            Verdict::Forward | Verdict::Pass => {}
-            // Counted by the NAT core under its reason.
-            Verdict::Drop(_) => return,
-        }
+        let verdict = self.nat.translate(0, from, &mut frame[ethernet::HEADER_LEN..], now);
         let Ok(packet) = ipv4::Packet::new_checked(&frame[ethernet::HEADER_LEN..]) else { return };
         let dst = packet.dst_addr();
-        if dst == self.ports[0].addr.addr || dst == self.ports[1].addr.addr {
-            // Not translated to anyone: for the gateway itself.
-            self.local(side, frame);
-            return;
+        match verdict {
+            // Translated: routed by its new destination (a hairpinned packet
+            // goes back inside).
+            Verdict::Forward => {}
+            Verdict::Pass if dst == self.ports[0].addr.addr || dst == self.ports[1].addr.addr => {
+                // No connection or rule: for the gateway itself.
+                self.local(side, frame);
+                return;
+            }
+            // Untouched from inside: routed as it is.
+            Verdict::Pass if side == 0 => {}
+            Verdict::Pass => {
+                // Unsolicited from outside: nothing routes into the inside
+                // networks but tracked connections and published ports
+                // (Docker's FORWARD policy is DROP too).
+                self.counters.drop_unsolicited += 1;
+                return;
+            }
+            // Counted by the NAT core under its reason.
+            Verdict::Drop(_) => return,
         }
         let (egress, next_hop) = if self.ports[0].addr.contains(dst) {
             (0, dst)
@@ -498,7 +510,7 @@ impl Gateway {
         let mut out = format!(
             "rx_frames {}\ntx_frames {}\narp_requests {}\narp_replies {}\npings_answered {}\nconnections {}\n\
              drop_not_ipv4 {}\ndrop_bad_ipv4 {}\ndrop_ttl {}\ndrop_no_route {}\ndrop_unresolved {}\n\
-             drop_bad_offload {}\ndrop_to_gateway {}\nwrite_errors {}\n",
+             drop_bad_offload {}\ndrop_to_gateway {}\ndrop_unsolicited {}\nwrite_errors {}\n",
             c.rx_frames,
             c.tx_frames,
             c.arp_requests,
@@ -512,6 +524,7 @@ impl Gateway {
             c.drop_unresolved,
             c.drop_bad_offload,
             c.drop_to_gateway,
+            c.drop_unsolicited,
             c.write_errors
         );
         for (name, value) in self.nat.stats().iter() {
