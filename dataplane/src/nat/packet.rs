@@ -111,18 +111,6 @@ fn get_addr<const N: usize>(buf: &[u8], at: usize) -> [u8; N] {
     addr
 }
 
-/// The one's-complement sum of 32-bit native-order words, folded to 16
-/// bits: the native-order value of the big-endian 16-bit sum (RFC 1071
-/// §2(B)).
-#[inline(always)]
-fn fold(mut acc: u64) -> u16 {
-    acc = (acc & 0xffff_ffff) + (acc >> 32);
-    acc = (acc & 0xffff_ffff) + (acc >> 32);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc as u16
-}
-
 /// The sum of the native-order 32-bit words of `bytes` (`L` a multiple of
 /// 4: the loop unrolls, the indexing needs no check).
 #[inline(always)]
@@ -145,7 +133,7 @@ fn header_checksum_ok(header: &[u8]) -> bool {
         Some(h) if header.len() == 20 => words::<20>(h),
         _ => header.chunks_exact(4).map(|w| u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]))).sum(),
     };
-    fold(acc) == 0xffff
+    checksum::fold(acc) == 0xffff
 }
 
 /// Reads an IP packet of the family `N` at the start of `buf`: its header
@@ -307,7 +295,7 @@ impl Delta {
     /// packet) after the changes (RFC 1624 eqn. 3).
     #[inline(always)]
     fn apply_bytes(self, field: [u8; 2]) -> [u8; 2] {
-        (!checksum::add(!u16::from_ne_bytes(field), fold(self.0))).to_ne_bytes()
+        (!checksum::add(!u16::from_ne_bytes(field), checksum::fold(self.0))).to_ne_bytes()
     }
 
     /// The checksum field value (host order) after the changes.

@@ -10,9 +10,11 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::IpProtocol;
 
-/// Folds a wide accumulator into 16 bits with end-around carry.
+/// Folds a wide accumulator into 16 bits with end-around carry (RFC 1071
+/// §2(B)): summed native-order words give the native-order value of the
+/// big-endian sum.
 #[inline(always)]
-fn fold(mut acc: u64) -> u16 {
+pub(crate) fn fold(mut acc: u64) -> u16 {
     acc = (acc & 0xffff_ffff) + (acc >> 32);
     acc = (acc & 0xffff_ffff) + (acc >> 32);
     acc = (acc & 0xffff) + (acc >> 16);
