@@ -258,6 +258,13 @@ impl WharfVtep {
         *stats.get(name).unwrap_or_else(|| panic!("no counter {name} in {stats:?}"))
     }
 
+    /// Sends `signal` (`USR1`, `HUP`, ...) to the runner.
+    pub fn signal(&self, signal: &str) -> io::Result<()> {
+        let child = self.child.as_ref().ok_or_else(|| io::Error::other("already stopped"))?;
+        run(Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]))?;
+        Ok(())
+    }
+
     /// Stops the VTEP with SIGTERM and returns its exit status and output.
     pub fn stop(&mut self) -> io::Result<(std::process::ExitStatus, String)> {
         let mut child = self.child.take().ok_or_else(|| io::Error::other("already stopped"))?;

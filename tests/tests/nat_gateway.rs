@@ -197,6 +197,14 @@ fn tcp_100_mb_arrives_from_the_outside_address(kind: Gateway) {
         assert!(wharf.stat("tx_frames") > 1000);
         assert_eq!(wharf.stat("write_errors"), 0);
         assert_eq!(wharf.stat("drop_bad_offload"), 0);
+        // SIGUSR1: the same counters on stderr, and the gateway runs on.
+        wharf.signal("USR1").unwrap();
+        assert!(
+            tests::wait_for(PATIENCE, || wharf.output().contains("nat_translated")),
+            "no counters after SIGUSR1:\n{}",
+            wharf.output()
+        );
+        assert!(wharf.stat("tx_frames") > 1000, "still answering after SIGUSR1");
     }
 }
 
