@@ -166,7 +166,7 @@ pub fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool 
 /// A `wharf vtep` (or `wharf nat`) running inside a namespace, with its
 /// own `WHARF_ROOT`; stopped with SIGTERM on drop.
 #[derive(Debug)]
-pub struct WharfVtep {
+pub struct WharfRunner {
     child: Option<Child>,
     bin: String,
     /// `vtep` or `nat`.
@@ -177,11 +177,11 @@ pub struct WharfVtep {
     output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
-impl WharfVtep {
+impl WharfRunner {
     /// Starts `BIN vtep ARGS...` in `ns` and waits up to 10 s for its ready
     /// line. `name` is its first TAP or device, for `wharf vtep stats`.
-    pub fn start(bin: &str, ns: &Netns, name: &str, args: &[&str]) -> io::Result<WharfVtep> {
-        WharfVtep::start_runner(bin, "vtep", ns, name, args)
+    pub fn start(bin: &str, ns: &Netns, name: &str, args: &[&str]) -> io::Result<WharfRunner> {
+        WharfRunner::start_runner(bin, "vtep", ns, name, args)
     }
 
     /// Starts `BIN SUBCOMMAND ARGS...` (`vtep` or `nat`) in `ns` and waits up
@@ -193,7 +193,7 @@ impl WharfVtep {
         ns: &Netns,
         name: &str,
         args: &[&str],
-    ) -> io::Result<WharfVtep> {
+    ) -> io::Result<WharfRunner> {
         use std::io::BufRead;
         let root = std::env::temp_dir().join(unique_name("root"));
         std::fs::create_dir_all(&root)?;
@@ -221,7 +221,7 @@ impl WharfVtep {
             });
         }
         let mut vtep =
-            WharfVtep { child: Some(child), bin: bin.to_owned(), subcommand, root, name: name.to_owned(), output };
+            WharfRunner { child: Some(child), bin: bin.to_owned(), subcommand, root, name: name.to_owned(), output };
         let ready = ready_rx.recv_timeout(Duration::from_secs(10)).is_ok();
         if !ready {
             let status = vtep.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
@@ -284,7 +284,7 @@ impl WharfVtep {
     }
 }
 
-impl Drop for WharfVtep {
+impl Drop for WharfRunner {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();

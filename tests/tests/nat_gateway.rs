@@ -21,7 +21,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use tests::proxy::in_netns;
-use tests::{require_root, Netns, WharfVtep};
+use tests::{require_root, Netns, WharfRunner};
 
 const WHARF: &str = env!("CARGO_BIN_EXE_wharf-e2e");
 const INSIDE_HOST: &str = "10.0.0.2";
@@ -38,7 +38,7 @@ enum Gateway {
 
 struct Topology {
     /// Declared first, so it stops before the namespaces go.
-    wharf: Option<WharfVtep>,
+    wharf: Option<WharfRunner>,
     inside: Netns,
     /// Held so that the gateway's namespace lives as long as the test.
     _gateway: Netns,
@@ -102,7 +102,7 @@ impl Topology {
                 None
             }
             Gateway::Wharf => Some(
-                WharfVtep::start_runner(
+                WharfRunner::start_runner(
                     WHARF,
                     "nat",
                     &gateway,
@@ -131,7 +131,7 @@ impl Topology {
     }
 
     fn output(&self) -> String {
-        self.wharf.as_ref().map(WharfVtep::output).unwrap_or_default()
+        self.wharf.as_ref().map(WharfRunner::output).unwrap_or_default()
     }
 }
 

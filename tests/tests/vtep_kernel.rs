@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use tests::{require_root, underlay_pair, wait_for, KernelVxlan, Netns, WharfVtep};
+use tests::{require_root, underlay_pair, wait_for, KernelVxlan, Netns, WharfRunner};
 
 const WHARF: &str = env!("CARGO_BIN_EXE_wharf-e2e");
 const BLAST: &str = env!("CARGO_BIN_EXE_blast");
@@ -17,7 +17,7 @@ const BLAST: &str = env!("CARGO_BIN_EXE_blast");
 struct Pair {
     a: Netns,
     b: Netns,
-    vtep: WharfVtep,
+    vtep: WharfRunner,
 }
 
 fn pair(extra: &[&str]) -> Pair {
@@ -26,7 +26,7 @@ fn pair(extra: &[&str]) -> Pair {
     KernelVxlan::B42.create_facing_userspace(&b).unwrap();
     let mut args = vec!["--vni", "42", "--local", "192.0.2.1", "--remote", "192.0.2.2", "--tap", "wt0"];
     args.extend_from_slice(extra);
-    let vtep = WharfVtep::start(WHARF, &a, "wt0", &args).unwrap();
+    let vtep = WharfRunner::start(WHARF, &a, "wt0", &args).unwrap();
     a.ip(&["addr", "add", "198.51.100.1/24", "dev", "wt0"]).unwrap();
     Pair { a, b, vtep }
 }
@@ -200,7 +200,7 @@ fn dev_mode_carries_a_container_veth() {
     c.veth("eth0", &a, "h0").unwrap();
     c.ip(&["addr", "add", "198.51.100.1/24", "dev", "eth0"]).unwrap();
     c.ip(&["link", "set", "eth0", "mtu", "1450"]).unwrap();
-    let vtep = WharfVtep::start(
+    let vtep = WharfRunner::start(
         WHARF,
         &a,
         "h0",
@@ -256,7 +256,7 @@ fn ipv6_underlay_interoperates() {
     vx43.create_facing_userspace(&b).unwrap();
     let args =
         ["--vni", "43", "--local", "2001:db8:1::1", "--remote", "2001:db8:1::2", "--dstport", "8472", "--tap", "wt0"];
-    let vtep = WharfVtep::start(WHARF, &a, "wt0", &args).unwrap();
+    let vtep = WharfRunner::start(WHARF, &a, "wt0", &args).unwrap();
     a.ip(&["addr", "add", "198.51.100.1/24", "dev", "wt0"]).unwrap();
     // 70 bytes of outer headers over IPv6: the TAP got MTU 1430.
     let link = a.ip(&["-o", "link", "show", "wt0"]).unwrap();

@@ -5,13 +5,13 @@
 
 use std::time::Duration;
 
-use tests::{require_root, wait_for, Netns, WharfVtep};
+use tests::{require_root, wait_for, Netns, WharfRunner};
 
 const WHARF: &str = env!("CARGO_BIN_EXE_wharf-e2e");
 
 struct Host {
     ns: Netns,
-    vtep: WharfVtep,
+    vtep: WharfRunner,
 }
 
 fn mesh() -> (Netns, Vec<Host>) {
@@ -32,7 +32,7 @@ fn mesh() -> (Netns, Vec<Host>) {
         let remotes: Vec<String> = (1..=3u8).filter(|j| *j != i).map(|j| format!("192.0.2.{j}")).collect();
         let local = format!("192.0.2.{i}");
         let args = ["--vni", "42", "--local", &local, "--remote", &remotes[0], "--remote", &remotes[1], "--tap", "wt0"];
-        let vtep = WharfVtep::start(WHARF, &ns, "wt0", &args).unwrap();
+        let vtep = WharfRunner::start(WHARF, &ns, "wt0", &args).unwrap();
         ns.ip(&["link", "set", "wt0", "address", &format!("02:00:00:00:42:0{i}")]).unwrap();
         ns.ip(&["addr", "add", &format!("198.51.100.{i}/24"), "dev", "wt0"]).unwrap();
         hosts.push(Host { ns, vtep });

@@ -111,6 +111,16 @@ impl OutQueue {
     }
 }
 
+/// What is known of a frame being handled besides its bytes.
+#[derive(Clone, Copy)]
+struct Rx {
+    /// Read once per receive burst.
+    now: Instant,
+    /// Its transport checksum was computed here (cut from a superframe, or
+    /// completed from a partial one): the coalescer need not sum it again.
+    checksummed: bool,
+}
+
 /// One side of the gateway.
 struct Port {
     name: String,
@@ -128,9 +138,14 @@ struct Port {
 impl Port {
     /// Sends `frame` (its Ethernet addresses written, checksums complete)
     /// out of this port, coalesced with the segments around it.
-    fn queue(&mut self, frame: &[u8], counters: &mut Counters) {
+    fn queue(&mut self, frame: &[u8], checksummed: bool, counters: &mut Counters) {
         let Port { socket, coalescer, out, .. } = self;
-        coalescer.push(frame, &mut |bytes: &[u8]| out.push(bytes, socket, counters));
+        let write = &mut |bytes: &[u8]| out.push(bytes, socket, counters);
+        if checksummed {
+            coalescer.push_checksummed(frame, write);
+        } else {
+            coalescer.push(frame, write);
+        }
     }
 
     /// Writes out the held run and every queued frame.
@@ -240,6 +255,8 @@ impl Gateway {
                 Ok(n) => n,
                 Err(_) => return,
             };
+            // One clock read per burst.
+            let now = Instant::now();
             for i in 0..n {
                 let Some(meta) = batch.meta(i).copied() else { continue };
                 if matches!(meta.pkt_type, PacketType::Outgoing | PacketType::OtherHost) || meta.truncated {
@@ -247,7 +264,7 @@ impl Gateway {
                 }
                 let Some((slot, _)) = batch.slot_mut(i) else { continue };
                 self.counters.rx_frames += 1;
-                self.offloaded(side, slot, meta.range());
+                self.offloaded(side, slot, meta.range(), now);
             }
             for port in &mut self.ports {
                 port.flush(&mut self.counters);
@@ -260,7 +277,7 @@ impl Gateway {
 
     /// Undoes the offloads of one read (virtio header first): segments a
     /// superframe, completes a partial checksum, then handles each frame.
-    fn offloaded(&mut self, side: usize, buf: &mut [u8], read: Range<usize>) {
+    fn offloaded(&mut self, side: usize, buf: &mut [u8], read: Range<usize>, now: Instant) {
         let header = buf
             .get(read.clone())
             .ok_or(dataplane::wire::Error::Truncated)
@@ -275,7 +292,8 @@ impl Gateway {
                 self.counters.drop_bad_offload += 1;
                 return;
             }
-            self.frame(side, &mut buf[frame]);
+            let checksummed = header.checksum != virtio_net::Checksum::None;
+            self.frame(side, &mut buf[frame], Rx { now, checksummed });
             return;
         }
         let Ok(mut segments) = Segmenter::new(&buf[frame], &header) else {
@@ -285,7 +303,7 @@ impl Gateway {
         let mut scratch = std::mem::take(&mut self.scratch);
         while let Some(segment) = segments.next_into(&mut scratch) {
             match segment {
-                Ok(len) => self.frame(side, &mut scratch[..len]),
+                Ok(len) => self.frame(side, &mut scratch[..len], Rx { now, checksummed: true }),
                 Err(_) => {
                     self.counters.drop_bad_offload += 1;
                     break;
@@ -296,7 +314,7 @@ impl Gateway {
     }
 
     /// One Ethernet frame from `side`, checksums complete.
-    fn frame(&mut self, side: usize, frame: &mut [u8]) {
+    fn frame(&mut self, side: usize, frame: &mut [u8], rx: Rx) {
         let Ok(eth) = ethernet::Frame::new_checked(&frame[..]) else {
             self.counters.drop_not_ipv4 += 1;
             return;
@@ -306,16 +324,15 @@ impl Gateway {
             return;
         }
         match eth.ethertype() {
-            EtherType::Arp => self.arp(side, &frame[ethernet::HEADER_LEN..]),
-            EtherType::Ipv4 => self.ipv4(side, frame),
+            EtherType::Arp => self.arp(side, &frame[ethernet::HEADER_LEN..], rx.now),
+            EtherType::Ipv4 => self.ipv4(side, frame, rx),
             _ => self.counters.drop_not_ipv4 += 1,
         }
     }
 
     /// ARP: learn the sender, answer requests for our address.
-    fn arp(&mut self, side: usize, payload: &[u8]) {
+    fn arp(&mut self, side: usize, payload: &[u8], now: Instant) {
         let Ok(repr) = arp::Packet::new_checked(payload).and_then(|p| arp::Repr::parse(&p)) else { return };
-        let now = Instant::now();
         let port = &mut self.ports[side];
         let ours = repr.target_protocol_addr == port.addr.addr;
         if port.addr.contains(repr.source_protocol_addr) && !repr.source_protocol_addr.is_unspecified() {
@@ -367,22 +384,19 @@ impl Gateway {
     }
 
     /// An IPv4 packet from `side`: answered, translated and routed, or
-    /// dropped and counted.
-    fn ipv4(&mut self, side: usize, frame: &mut [u8]) {
-        let now = Instant::now();
+    /// dropped and counted. The header checksum is checked once, by the NAT
+    /// core (`nat_bad_ip_checksum`), or by [`Gateway::local`].
+    fn ipv4(&mut self, side: usize, frame: &mut [u8], rx: Rx) {
+        let now = rx.now;
         let Ok(packet) = ipv4::Packet::new_checked(&frame[ethernet::HEADER_LEN..]) else {
             self.counters.drop_bad_ipv4 += 1;
             return;
         };
-        if !packet.verify_checksum() {
-            self.counters.drop_bad_ipv4 += 1;
-            return;
-        }
         let total = ethernet::HEADER_LEN + usize::from(packet.total_len());
         let dst = packet.dst_addr();
         let frame = &mut frame[..total];
         if side == 0 && dst == self.ports[0].addr.addr {
-            self.local(side, frame);
+            self.local(side, frame, now);
             return;
         }
         let from = if side == 0 { Side::Inside } else { Side::Outside };
@@ -395,7 +409,7 @@ impl Gateway {
             Verdict::Forward => {}
             Verdict::Pass if dst == self.ports[0].addr.addr || dst == self.ports[1].addr.addr => {
                 // No connection or rule: for the gateway itself.
-                self.local(side, frame);
+                self.local(side, frame, now);
                 return;
             }
             // Untouched from inside: routed as it is.
@@ -425,17 +439,17 @@ impl Gateway {
             return;
         }
         decrement_ttl(&mut frame[ethernet::HEADER_LEN..]);
-        self.forward(egress, next_hop, frame, now);
+        self.forward(egress, next_hop, frame, rx);
     }
 
     /// Sends `frame` out of `egress` to `next_hop`, resolving its MAC.
-    fn forward(&mut self, egress: usize, next_hop: Ipv4Addr, frame: &mut [u8], now: Instant) {
+    fn forward(&mut self, egress: usize, next_hop: Ipv4Addr, frame: &mut [u8], rx: Rx) {
         let port = &mut self.ports[egress];
         frame[6..12].copy_from_slice(port.mac.as_bytes());
-        match port.neighbors.resolve(next_hop, now) {
+        match port.neighbors.resolve(next_hop, rx.now) {
             Resolution::Known(mac) => {
                 frame[0..6].copy_from_slice(mac.as_bytes());
-                port.queue(frame, &mut self.counters);
+                port.queue(frame, rx.checksummed, &mut self.counters);
             }
             Resolution::Unknown { ask } => {
                 if !port.neighbors.hold(next_hop, frame) {
@@ -464,9 +478,13 @@ impl Gateway {
 
     /// A packet for the gateway's own address: echo requests are answered,
     /// the rest dropped.
-    fn local(&mut self, side: usize, frame: &mut [u8]) {
+    fn local(&mut self, side: usize, frame: &mut [u8], now: Instant) {
         let ip = ethernet::HEADER_LEN;
         let Ok(packet) = ipv4::Packet::new_checked(&frame[ip..]) else { return };
+        if !packet.verify_checksum() {
+            self.counters.drop_bad_ipv4 += 1;
+            return;
+        }
         let (src, dst, header_len) = (packet.src_addr(), packet.dst_addr(), packet.header_len());
         if packet.next_header() != IpProtocol::Icmp || packet.more_frags() || packet.frag_offset() != 0 {
             self.counters.drop_to_gateway += 1;
@@ -489,8 +507,7 @@ impl Gateway {
         let sum = u16::from_be_bytes([frame[icmp + 2], frame[icmp + 3]]);
         frame[icmp + 2..icmp + 4].copy_from_slice(&checksum::update16(sum, old, new).to_be_bytes());
         self.counters.pings_answered += 1;
-        let now = Instant::now();
-        self.forward(side, src, frame, now);
+        self.forward(side, src, frame, Rx { now, checksummed: false });
     }
 
     /// Timers: ARP retries and NAT expiry.

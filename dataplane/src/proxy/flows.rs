@@ -75,10 +75,6 @@ impl<K: Hash + Eq + Copy, V> FlowTable<K, V> {
         self.slots.get(id)?.entry.as_ref().map(|(k, v)| (k, v))
     }
 
-    pub fn get_mut(&mut self, id: usize) -> Option<&mut V> {
-        self.slots.get_mut(id)?.entry.as_mut().map(|(_, v)| v)
-    }
-
     /// Marks flow `id` used at `now`: it becomes the newest.
     pub fn touch(&mut self, id: usize, now: Instant) {
         if self.slots.get(id).is_none_or(|slot| slot.entry.is_none()) {

@@ -21,6 +21,7 @@ use mio::{Interest, Registry, Token};
 
 use super::flows::FlowTable;
 use super::proxy_protocol::{Header, Transport, Version};
+use super::run::Listener;
 use super::stats::Counters;
 use crate::sys::udp::{RecvBatch, UdpOptions, UdpSocket};
 
@@ -71,7 +72,7 @@ impl Udp {
     }
 
     /// Forwards what clients sent to listener `index`.
-    pub fn from_clients(
+    pub(crate) fn relay_to_container(
         &mut self,
         index: usize,
         listener: &UdpListener,
@@ -121,15 +122,9 @@ impl Udp {
     }
 
     /// Forwards what the container sent on flow `id` back to its client.
-    pub fn from_container(
-        &mut self,
-        id: usize,
-        listeners: &[Option<UdpListener>],
-        counters: &[Counters],
-        now: Instant,
-    ) {
+    pub(crate) fn relay_to_client(&mut self, id: usize, listeners: &[Listener], counters: &[Counters], now: Instant) {
         let Some((_, flow)) = self.flows.get(id) else { return };
-        let Some(Some(listener)) = listeners.get(flow.listener) else { return };
+        let Some(Listener::Udp(listener)) = listeners.get(flow.listener) else { return };
         let c = &counters[flow.mapping];
         let batch = self.batch.get_or_insert_with(|| RecvBatch::new(BATCH, MAX_DATAGRAM));
         let mut any = false;
