@@ -225,6 +225,14 @@ def main():
     add("proxy_args", "argv-docker", b"-proto\0tcp\0-host-ip\0000.0.0.0\0-host-port\0008080\0-container-ip\000172.17.0.2\0-container-port\00080")
     add("proxy_args", "argv-extensions", b"-map=tcp:127.0.0.1:80:10.0.0.2:80\0-drain-timeout\0001m30s\0-proxy-protocol\0v2")
 
+    # wharf run's values: -v SPEC (or --volumes-from, a size, --network)
+    # first, then NUL-separated --memory-swap, --cpus, --cpu-shares, --pids-limit.
+    add("container_args", "bind-ro", b"/srv/data:/data:ro")
+    add("container_args", "named", b"vol1:/var/lib/db\x00-1\x000.5\x00512\x0010")
+    add("container_args", "anonymous", b"/data/../etc\x00")
+    add("container_args", "sizes", b"64m\x00128m\x001.5\x002\x00-1")
+    add("container_args", "network", b"container:web")
+
     # The NAT: a configuration byte, then steps of (control, length, bytes).
     # Control bits 0-1: 0 raw, 1 repaired, 2 answer the last forwarded
     # packet (bytes: TCP flags), 3 ICMP error about it (bytes: type, code,

@@ -74,7 +74,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub rootfs: Option<PathBuf>,
     /// IMAGE [COMMAND [ARG...]] (without --rootfs), or COMMAND [ARG...].
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "IMAGE [COMMAND]")]
+    #[arg(trailing_var_arg = true, value_name = "IMAGE [COMMAND]")]
     pub args: Vec<String>,
 }
 

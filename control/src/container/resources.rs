@@ -56,9 +56,9 @@ impl Resources {
         };
         let memory = match flags.memory {
             Some(value) => {
-                let bytes = parse_bytes(value).map_err(|reason| invalid("--memory", value, &reason))?;
+                let bytes = parse_bytes(value).map_err(|reason| invalid("memory", value, &reason))?;
                 if bytes < MIN_MEMORY {
-                    return Err(invalid("--memory", value, "the minimum memory limit is 6MB"));
+                    return Err(invalid("memory", value, "the minimum memory limit is 6MB"));
                 }
                 bytes
             }
@@ -67,7 +67,7 @@ impl Resources {
         let memory_swap = match flags.memory_swap {
             Some("-1") => -1,
             Some(value) => {
-                let bytes = parse_bytes(value).map_err(|reason| invalid("--memory-swap", value, &reason))?;
+                let bytes = parse_bytes(value).map_err(|reason| invalid("memory-swap", value, &reason))?;
                 if memory == 0 {
                     return Err(ResourceError::Conflict(
                         "--memory-swap needs --memory: set the memory limit as well".into(),
@@ -86,9 +86,9 @@ impl Resources {
         };
         let nano_cpus = match flags.cpus {
             Some(value) => {
-                let cpus: f64 = value.parse().map_err(|_| invalid("--cpus", value, "not a number"))?;
+                let cpus: f64 = value.parse().map_err(|_| invalid("cpus", value, "not a number"))?;
                 if !(cpus.is_finite() && cpus >= 0.01 && cpus <= host_cpus as f64) {
-                    return Err(invalid("--cpus", value, &format!("the range of CPUs is from 0.01 to {host_cpus}")));
+                    return Err(invalid("cpus", value, &format!("the range of CPUs is from 0.01 to {host_cpus}")));
                 }
                 (cpus * 1e9).round() as i64
             }
@@ -96,12 +96,12 @@ impl Resources {
         };
         if let Some(shares) = flags.cpu_shares {
             if shares != 0 && !(2..=262_144).contains(&shares) {
-                return Err(invalid("--cpu-shares", &shares.to_string(), "must be between 2 and 262144"));
+                return Err(invalid("cpu-shares", &shares.to_string(), "must be between 2 and 262144"));
             }
         }
         let pids_limit = match flags.pids_limit {
             Some(limit) if limit < -1 => {
-                return Err(invalid("--pids-limit", &limit.to_string(), "must be positive, 0 or -1 (unlimited)"))
+                return Err(invalid("pids-limit", &limit.to_string(), "must be positive, 0 or -1 (unlimited)"))
             }
             Some(limit) => limit.max(0),
             None => 0,
@@ -319,7 +319,7 @@ mod tests {
     #[test]
     fn bad_flags_say_which_and_why() {
         let err = Resources::from_flags(&flags(Some("abc"), None, None), 2).unwrap_err();
-        assert!(err.to_string().starts_with("invalid --memory value \"abc\""), "{err}");
+        assert!(err.to_string().starts_with("invalid memory value \"abc\""), "{err}");
         assert!(Resources::from_flags(&flags(Some("1m"), None, None), 2).unwrap_err().to_string().contains("6MB"));
         assert!(matches!(Resources::from_flags(&flags(None, Some("1g"), None), 2), Err(ResourceError::Conflict(_))));
         assert!(matches!(
