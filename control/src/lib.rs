@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod nat;
 pub mod paths;
+pub mod state;
 pub mod vtep;
 
 use std::process::ExitCode;
