@@ -6,9 +6,11 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod image;
 pub mod nat;
 pub mod paths;
 pub mod state;
+pub mod volume;
 pub mod vtep;
 
 use std::process::ExitCode;
