@@ -25,6 +25,8 @@ pub enum Command {
     /// masquerade for the inside networks, DNAT for published ports;
     /// `wharf nat stats NAME` prints its counters.
     Nat(NatCommand),
+    #[command(flatten)]
+    Container(crate::container::cli::ContainerCommand),
 }
 
 #[derive(Debug, Args)]

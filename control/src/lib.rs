@@ -1,11 +1,12 @@
 //! wharf's control plane: what a container is and how it is wired into the
-//! data plane. It holds the command-line interface and the `wharf vtep` and
-//! `wharf nat` runners; namespaces, networks, IPAM, DNS and the runc runtime land here as
-//! they are built.
+//! data plane. It holds the command-line interface; containers run by runc
+//! with their images, volumes and limits; and the `wharf vtep` and
+//! `wharf nat` runners. Networks, IPAM and DNS land here as they are built.
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod container;
 pub mod image;
 pub mod nat;
 pub mod paths;
@@ -23,5 +24,6 @@ pub fn main() -> ExitCode {
     match cli.command {
         cli::Command::Vtep(command) => vtep::main(command),
         cli::Command::Nat(command) => nat::main(command),
+        cli::Command::Container(command) => container::cli::main(command),
     }
 }

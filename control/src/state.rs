@@ -67,7 +67,8 @@ impl Root {
             .write(true)
             .open(&path)
             .map_err(|e| io::Error::new(e.kind(), format!("open {}: {e}", path.display())))?;
-        file.lock().map_err(|e| io::Error::new(e.kind(), format!("lock {}: {e}", path.display())))?;
+        let file = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| io::Error::other(format!("lock {}: {e}", path.display())))?;
         Ok(Lock { _file: file })
     }
 }
@@ -76,7 +77,7 @@ impl Root {
 /// process dies).
 #[derive(Debug)]
 pub struct Lock {
-    _file: File,
+    _file: nix::fcntl::Flock<File>,
 }
 
 /// Writes `value` as JSON to `path` atomically: a synced temporary file in

@@ -1,0 +1,550 @@
+//! The container commands, in Docker's words and flags: `run`, `ps`,
+//! `stop`, `start`, `restart`, `rm`, `container prune`, `logs`, `exec`,
+//! `inspect`, `stats`, `image ...` and `volume ...`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use super::create::{self, Request};
+use super::lifecycle;
+use super::monitor::Attach;
+use super::report;
+use super::resources::{ResourceFlags, Resources};
+use super::runtime::{exit_code, ExecOptions, Runc, Runtime};
+use super::{ContainerStore, NetworkMode, RootfsSource, Status};
+use crate::image::ImageStore;
+use crate::state::Root;
+use crate::volume::{self, VolumeSpec, VolumeStore};
+
+/// `wharf run` flags.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run in the background and print the container's id.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Keep stdin attached to the container.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal (not supported yet: wharf says so).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// The container's name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set an environment variable (K=V, or K to take it from wharf's environment).
+    #[arg(short = 'e', long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// The working directory inside the container.
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// The container's hostname.
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+    /// none (its own namespace with only lo), host, or container:NAME.
+    #[arg(long, value_name = "MODE", default_value = "none")]
+    pub network: String,
+    /// Mount a volume: /host:/path[:ro|:rw], NAME:/path[:ro|:rw], or /path (anonymous).
+    #[arg(short = 'v', long = "volume", value_name = "SPEC")]
+    pub volumes: Vec<String>,
+    /// Mount the volumes of another container: NAME[:ro|:rw].
+    #[arg(long = "volumes-from", value_name = "CONTAINER")]
+    pub volumes_from: Vec<String>,
+    /// Memory limit (b, k, m, g).
+    #[arg(short = 'm', long, value_name = "BYTES")]
+    pub memory: Option<String>,
+    /// Memory plus swap limit; -1 for unlimited swap.
+    #[arg(long = "memory-swap", value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// CPUs the container may use (CFS quota), e.g. 0.5.
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<String>,
+    /// Relative CPU weight.
+    #[arg(short = 'c', long = "cpu-shares", value_name = "N")]
+    pub cpu_shares: Option<u64>,
+    /// The most processes the container may have; -1 for no limit.
+    #[arg(long = "pids-limit", value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Remove the container (and its anonymous volumes) when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Run this unpacked root filesystem instead of an image.
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// IMAGE [COMMAND [ARG...]] (without --rootfs), or COMMAND [ARG...].
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "IMAGE [COMMAND]")]
+    pub args: Vec<String>,
+}
+
+/// The container subcommands of `wharf`.
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// Create and start a container.
+    Run(Box<RunArgs>),
+    /// List containers.
+    Ps {
+        /// Show all containers, not only running ones.
+        #[arg(short = 'a', long)]
+        all: bool,
+        /// Only print ids.
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Stop running containers: SIGTERM, then SIGKILL after the grace period.
+    Stop {
+        /// Seconds to wait before killing.
+        #[arg(short = 't', long = "time", default_value_t = 10)]
+        time: u64,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Start stopped containers.
+    Start {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Stop and start containers.
+    Restart {
+        #[arg(short = 't', long = "time", default_value_t = 10)]
+        time: u64,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove containers.
+    Rm {
+        /// Kill and remove a running container.
+        #[arg(short = 'f', long)]
+        force: bool,
+        /// Remove the container's anonymous volumes too.
+        #[arg(short = 'v', long)]
+        volumes: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Manage containers (`wharf container prune`).
+    #[command(subcommand)]
+    Container(ContainerGroup),
+    /// Print a container's output.
+    Logs {
+        /// Follow the output until the container stops.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        container: String,
+    },
+    /// Run a command in a running container.
+    Exec {
+        #[arg(short = 'i', long)]
+        interactive: bool,
+        #[arg(short = 't', long)]
+        tty: bool,
+        #[arg(short = 'e', long = "env", value_name = "K=V")]
+        env: Vec<String>,
+        #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+        workdir: Option<String>,
+        container: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Show containers as JSON, in docker inspect's shape.
+    Inspect {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Show containers' memory and CPU use.
+    Stats {
+        /// Print one reading and exit (the only mode).
+        #[arg(long = "no-stream")]
+        no_stream: bool,
+        containers: Vec<String>,
+    },
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+    /// (internal) The per-container monitor.
+    #[command(hide = true, name = "container-monitor")]
+    Monitor {
+        id: String,
+        #[arg(long)]
+        attach: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerGroup {
+    /// Remove every stopped container.
+    Prune {
+        /// Do not ask (wharf never asks).
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Make an image from a root filesystem tar (plain or gzip), as docker import.
+    Import { file: PathBuf, name: String },
+    /// List images.
+    Ls,
+    /// Remove images no container uses.
+    Rm {
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume (a random name when none is given).
+    Create { name: Option<String> },
+    /// List volumes.
+    Ls,
+    /// Show volumes as JSON.
+    Inspect {
+        #[arg(required = true)]
+        volumes: Vec<String>,
+    },
+    /// Remove volumes no container uses.
+    Rm {
+        #[arg(required = true)]
+        volumes: Vec<String>,
+    },
+    /// Remove every volume no container uses.
+    Prune {
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+}
+
+/// A failed command: its message and exit code.
+struct Failure(String, u8);
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure(message, 1)
+    }
+}
+
+/// Runs a container command.
+pub fn main(command: ContainerCommand) -> ExitCode {
+    if let ContainerCommand::Monitor { id, attach } = &command {
+        return super::monitor::main(id, *attach);
+    }
+    let root = Root::from_env();
+    let store = ContainerStore::new(&root);
+    let runtime = Runc::new(root.runtime_state());
+    match lifecycle::reconcile(&store, &runtime) {
+        Ok(report) => report.iter().for_each(|line| eprintln!("wharf: {line}")),
+        Err(e) => {
+            eprintln!("wharf: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match dispatch(&store, &runtime, command) {
+        Ok(code) => code,
+        Err(Failure(message, code)) => {
+            eprintln!("wharf: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn dispatch(store: &ContainerStore, runtime: &Runc, command: ContainerCommand) -> Result<ExitCode, Failure> {
+    match command {
+        ContainerCommand::Run(args) => run(store, runtime, *args),
+        ContainerCommand::Ps { all, quiet } => {
+            print!("{}", report::ps(&store.list().map_err(|e| e.to_string())?, all, quiet));
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Stop { time, containers } => each(&containers, |reference| {
+            let container = store.find(reference).map_err(|e| e.to_string())?;
+            lifecycle::stop(store, runtime, &container, Duration::from_secs(time))
+        }),
+        ContainerCommand::Start { containers } => each(&containers, |reference| {
+            let container = store.find(reference).map_err(|e| e.to_string())?;
+            lifecycle::start(store, &container.id, Attach::None).map(drop)
+        }),
+        ContainerCommand::Restart { time, containers } => each(&containers, |reference| {
+            let container = store.find(reference).map_err(|e| e.to_string())?;
+            lifecycle::stop(store, runtime, &container, Duration::from_secs(time))?;
+            lifecycle::start(store, &container.id, Attach::None).map(drop)
+        }),
+        ContainerCommand::Rm { force, volumes, containers } => {
+            each(&containers, |reference| lifecycle::remove(store, runtime, reference, force, volumes))
+        }
+        ContainerCommand::Container(ContainerGroup::Prune { force: _ }) => {
+            let removed = lifecycle::prune(store, runtime)?;
+            println!("Deleted Containers:");
+            removed.iter().for_each(|id| println!("{id}"));
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Logs { follow, container } => {
+            let container = store.find(&container).map_err(|e| e.to_string())?;
+            report::logs(store, &container, follow).map_err(|e| format!("logs of {}: {e}", container.name))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Exec { interactive: _, tty, env, workdir, container, command } => {
+            let container = store.find(&container).map_err(|e| e.to_string())?;
+            if container.state.status != Status::Running {
+                return Err(format!("container {} is not running", container.name).into());
+            }
+            let options = ExecOptions { tty, env: expand_env(&env), workdir };
+            let code = runtime.exec(&container.id, &command, &options).map_err(|e| Failure(e.to_string(), 126))?;
+            Ok(ExitCode::from(code.clamp(0, 255) as u8))
+        }
+        ContainerCommand::Inspect { containers } => {
+            let mut shown = Vec::new();
+            let mut missing = None;
+            for reference in &containers {
+                match store.find(reference) {
+                    Ok(container) => shown.push(report::inspect(&container, store)),
+                    Err(e) => missing = Some(e.to_string()),
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
+            match missing {
+                Some(message) => Err(message.into()),
+                None => Ok(ExitCode::SUCCESS),
+            }
+        }
+        ContainerCommand::Stats { no_stream: _, containers } => {
+            let all = store.list().map_err(|e| e.to_string())?;
+            let chosen = if containers.is_empty() {
+                all
+            } else {
+                containers
+                    .iter()
+                    .map(|r| super::find_in(&all, r).cloned().map_err(|e| e.to_string()))
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            print!("{}", report::stats(&chosen));
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Image(command) => image(store, command),
+        ContainerCommand::Volume(command) => volume(store, command),
+        ContainerCommand::Monitor { .. } => unreachable!("handled before reconcile"),
+    }
+}
+
+/// Runs `action` for each argument, printing each one that worked (as
+/// Docker does) and failing at the end if any did not.
+fn each(references: &[String], mut action: impl FnMut(&str) -> Result<(), String>) -> Result<ExitCode, Failure> {
+    let mut failed = false;
+    for reference in references {
+        match action(reference) {
+            Ok(()) => println!("{reference}"),
+            Err(message) => {
+                eprintln!("wharf: {message}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// `-e K` takes K's value from wharf's environment (and is dropped if unset).
+fn expand_env(env: &[String]) -> Vec<String> {
+    env.iter()
+        .filter_map(|e| match e.split_once('=') {
+            Some(_) => Some(e.clone()),
+            None => std::env::var(e).ok().map(|v| format!("{e}={v}")),
+        })
+        .collect()
+}
+
+fn run(store: &ContainerStore, runtime: &Runc, args: RunArgs) -> Result<ExitCode, Failure> {
+    let fail = |message: String| Failure(message, 125);
+    if args.tty {
+        return Err(fail("-t (a pseudo-terminal) is not supported yet; run without -t, or use -i for stdin".into()));
+    }
+    let mut rest = args.args.into_iter();
+    let rootfs = match args.rootfs {
+        Some(dir) => RootfsSource::Directory(dir),
+        None => RootfsSource::Image(
+            rest.next().ok_or_else(|| fail("\"wharf run\" requires an IMAGE (or --rootfs DIR)".into()))?,
+        ),
+    };
+    let cmd: Vec<String> = rest.collect();
+    let network = NetworkMode::parse(&args.network).map_err(fail)?;
+    let volumes = args
+        .volumes
+        .iter()
+        .map(|spec| VolumeSpec::parse(spec).map_err(|e| fail(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let volumes_from = args
+        .volumes_from
+        .iter()
+        .map(|spec| volume::parse_volumes_from(spec).map_err(|e| fail(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let resources = Resources::from_flags(
+        &ResourceFlags {
+            memory: args.memory.as_deref(),
+            memory_swap: args.memory_swap.as_deref(),
+            cpus: args.cpus.as_deref(),
+            cpu_shares: args.cpu_shares,
+            pids_limit: args.pids_limit,
+        },
+        host_cpus,
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    let request = Request {
+        name: args.name,
+        rootfs,
+        cmd,
+        env: expand_env(&args.env),
+        workdir: args.workdir,
+        hostname: args.hostname,
+        network,
+        volumes,
+        volumes_from,
+        resources,
+        auto_remove: args.rm,
+    };
+    let container = {
+        let _lock = store.root().lock().map_err(|e| fail(e.to_string()))?;
+        create::create(store, request).map_err(fail)?
+    };
+    let attach = match (args.detach, args.interactive) {
+        (true, _) => Attach::None,
+        (false, false) => Attach::Output,
+        (false, true) => Attach::OutputAndInput,
+    };
+    let monitor = match lifecycle::start(store, &container.id, attach) {
+        Ok(Some(monitor)) => monitor,
+        Ok(None) => unreachable!("a new container is not running yet"),
+        Err(message) => {
+            // A run that could not start changes nothing.
+            let _lock = store.root().lock();
+            let _ = runtime.delete(&container.id, true);
+            let _ = lifecycle::remove_files(store, &container, true);
+            return Err(fail(message));
+        }
+    };
+    if args.detach {
+        println!("{}", container.id);
+        return Ok(ExitCode::SUCCESS);
+    }
+    wait_in_foreground(runtime, &container.id, monitor)
+}
+
+/// Waits for a foreground container's monitor, passing SIGINT and SIGTERM
+/// on to the container as `docker run` does; exits with the container's code.
+fn wait_in_foreground(runtime: &Runc, id: &str, mut monitor: std::process::Child) -> Result<ExitCode, Failure> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| e.to_string())?;
+    loop {
+        if let Some(status) = monitor.try_wait().map_err(|e| e.to_string())? {
+            return Ok(ExitCode::from(exit_code(status).clamp(0, 255) as u8));
+        }
+        for signal in signals.pending() {
+            let name = if signal == SIGINT { "INT" } else { "TERM" };
+            let _ = runtime.kill(id, name);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn image(store: &ContainerStore, command: ImageCommand) -> Result<ExitCode, Failure> {
+    let images = ImageStore::new(store.root());
+    let _lock = store.root().lock().map_err(|e| e.to_string())?;
+    match command {
+        ImageCommand::Import { file, name } => {
+            let image = images.import(&file, &name).map_err(|e| e.to_string())?;
+            println!("{}", image.id);
+        }
+        ImageCommand::Ls => {
+            let mut rows = vec![["NAME".to_string(), "ID".into(), "CREATED".into(), "SIZE".into()]];
+            for image in images.list().map_err(|e| e.to_string())? {
+                let age = crate::state::parse_rfc3339(&image.created)
+                    .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+                    .unwrap_or_default();
+                rows.push([
+                    image.name,
+                    image.id.trim_start_matches("sha256:").chars().take(12).collect(),
+                    format!("{} ago", crate::state::human_duration(age)),
+                    super::resources::human_bytes(image.size),
+                ]);
+            }
+            print!("{}", report::table(&rows));
+        }
+        ImageCommand::Rm { images: names } => {
+            let containers = store.list().map_err(|e| e.to_string())?;
+            return each(&names, |name| {
+                images.get(name).map_err(|e| e.to_string())?;
+                if let Some(user) = containers.iter().find(|c| c.rootfs == RootfsSource::Image(name.to_string())) {
+                    return Err(format!("image {name} is used by container {}", user.name));
+                }
+                images.remove(name).map_err(|e| e.to_string())
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn volume(store: &ContainerStore, command: VolumeCommand) -> Result<ExitCode, Failure> {
+    let volumes = VolumeStore::new(store.root());
+    let _lock = store.root().lock().map_err(|e| e.to_string())?;
+    let containers = store.list().map_err(|e| e.to_string())?;
+    let user = |name: &str| {
+        containers.iter().find(|c| c.mounts.iter().any(|m| m.name.as_deref() == Some(name))).map(|c| c.name.clone())
+    };
+    match command {
+        VolumeCommand::Create { name } => {
+            let volume = volumes.create(name.as_deref(), false).map_err(|e| e.to_string())?;
+            println!("{}", volume.name);
+        }
+        VolumeCommand::Ls => {
+            let mut rows = vec![["DRIVER".to_string(), "VOLUME NAME".into()]];
+            for volume in volumes.list().map_err(|e| e.to_string())? {
+                rows.push(["local".into(), volume.name]);
+            }
+            print!("{}", report::table(&rows));
+        }
+        VolumeCommand::Inspect { volumes: names } => {
+            let mut shown = Vec::new();
+            let mut missing = None;
+            for name in &names {
+                match volumes.get(name) {
+                    Ok(volume) => shown.push(serde_json::json!({
+                        "CreatedAt": volume.created,
+                        "Driver": "local",
+                        "Labels": {},
+                        "Mountpoint": volumes.mountpoint(&volume.name),
+                        "Name": volume.name,
+                        "Options": {},
+                        "Scope": "local",
+                    })),
+                    Err(e) => missing = Some(e.to_string()),
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
+            if let Some(message) = missing {
+                return Err(message.into());
+            }
+        }
+        VolumeCommand::Rm { volumes: names } => {
+            return each(&names, |name| {
+                volumes.get(name).map_err(|e| e.to_string())?;
+                if let Some(container) = user(name) {
+                    return Err(format!("volume {name} is in use by container {container}"));
+                }
+                volumes.remove(name).map_err(|e| e.to_string())
+            });
+        }
+        VolumeCommand::Prune { force: _ } => {
+            println!("Deleted Volumes:");
+            for volume in volumes.list().map_err(|e| e.to_string())? {
+                if user(&volume.name).is_none() {
+                    volumes.remove(&volume.name).map_err(|e| e.to_string())?;
+                    println!("{}", volume.name);
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,285 @@
+//! A container's life after it is made: start, stop, remove and prune, and
+//! [`reconcile`], which every command runs first to finish what a killed
+//! wharf left half done.
+
+use std::fs;
+use std::io;
+use std::process::Child;
+use std::time::Duration;
+
+use super::monitor::{self, Attach};
+use super::rootfs::{self, Kernel, Mounter};
+use super::runtime::Runtime;
+use super::{Container, ContainerStore, MountKind, Process, RootfsSource, Status};
+use crate::image::ImageStore;
+use crate::volume::VolumeStore;
+
+/// Starts a stopped or created container and waits until it runs; returns
+/// its monitor, or None when it was running already.
+pub fn start(store: &ContainerStore, id: &str, attach: Attach) -> Result<Option<Child>, String> {
+    {
+        let _lock = store.root().lock().map_err(|e| e.to_string())?;
+        let mut container = store.load(id).map_err(|e| e.to_string())?;
+        if matches!(container.state.status, Status::Running | Status::Starting) {
+            return Ok(None);
+        }
+        container.state.status = Status::Starting;
+        container.state.owner = Some(Process::current());
+        container.state.error = None;
+        store.save(&container).map_err(|e| e.to_string())?;
+    }
+    monitor::launch(store, id, attach).map(Some)
+}
+
+/// Stops a running container: SIGTERM, then SIGKILL after `timeout`.
+/// A container that is not running is left as it is.
+pub fn stop(
+    store: &ContainerStore,
+    runtime: &dyn Runtime,
+    container: &Container,
+    timeout: Duration,
+) -> Result<(), String> {
+    if !matches!(container.state.status, Status::Running | Status::Starting) {
+        return Ok(());
+    }
+    let id = &container.id;
+    if !timeout.is_zero() {
+        // An error means it stopped meanwhile; the wait below tells.
+        let _ = runtime.kill(id, "TERM");
+        if monitor::wait_stopped(store, id, timeout) {
+            return Ok(());
+        }
+    }
+    let _ = runtime.kill(id, "KILL");
+    if monitor::wait_stopped(store, id, Duration::from_secs(10)) {
+        Ok(())
+    } else {
+        Err(format!("container {} did not stop within 10 s of SIGKILL", container.name))
+    }
+}
+
+/// Removes a stopped container's files: its root filesystem mount (if one
+/// is left), its directory with record, log and upper layer, and with
+/// `anonymous_volumes` the anonymous volumes no other container uses. The
+/// caller holds the state lock.
+pub fn remove_files(store: &ContainerStore, container: &Container, anonymous_volumes: bool) -> io::Result<()> {
+    let dir = store.dir(&container.id);
+    for mount in rootfs::mounts_under(&dir) {
+        Kernel.unmount(&mount)?;
+    }
+    fs::remove_dir_all(&dir).or_else(|e| if e.kind() == io::ErrorKind::NotFound { Ok(()) } else { Err(e) })?;
+    if anonymous_volumes {
+        let others = store.list()?;
+        let volumes = VolumeStore::new(store.root());
+        for mount in container.mounts.iter().filter(|m| m.kind == MountKind::Volume && m.anonymous) {
+            let Some(name) = &mount.name else { continue };
+            let used = others.iter().any(|c| c.mounts.iter().any(|m| m.name.as_ref() == Some(name)));
+            if !used {
+                volumes.remove(name).map_err(|e| io::Error::other(e.to_string()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `wharf rm`: removes a container, refusing a running one unless `force`
+/// (which kills it first).
+pub fn remove(
+    store: &ContainerStore,
+    runtime: &dyn Runtime,
+    reference: &str,
+    force: bool,
+    volumes: bool,
+) -> Result<(), String> {
+    let container = store.find(reference).map_err(|e| e.to_string())?;
+    if matches!(container.state.status, Status::Running | Status::Starting) {
+        if !force {
+            return Err(format!("cannot remove running container {}: stop it first or use -f", container.name));
+        }
+        stop(store, runtime, &container, Duration::ZERO)?;
+    }
+    let _lock = store.root().lock().map_err(|e| e.to_string())?;
+    let container = store.load(&container.id).map_err(|e| e.to_string())?;
+    if matches!(container.state.status, Status::Running | Status::Starting) {
+        return Err(format!("container {} was started again meanwhile", container.name));
+    }
+    // A container that never ran may still be known to the runtime.
+    runtime.delete(&container.id, true).map_err(|e| e.to_string())?;
+    remove_files(store, &container, volumes).map_err(|e| format!("remove container {}: {e}", container.name))
+}
+
+/// `wharf container prune`: removes every container that is not running;
+/// returns their ids.
+pub fn prune(store: &ContainerStore, runtime: &dyn Runtime) -> Result<Vec<String>, String> {
+    let _lock = store.root().lock().map_err(|e| e.to_string())?;
+    let mut removed = Vec::new();
+    for container in store.list().map_err(|e| e.to_string())? {
+        if matches!(container.state.status, Status::Created | Status::Exited) {
+            runtime.delete(&container.id, true).map_err(|e| e.to_string())?;
+            remove_files(store, &container, false).map_err(|e| format!("remove {}: {e}", container.name))?;
+            removed.push(container.id);
+        }
+    }
+    Ok(removed)
+}
+
+/// Finishes what a killed wharf left half done, and says what it did:
+/// a container whose creating `run` died before it was up is removed with
+/// everything it owned; a running container whose monitor died is deleted
+/// from the runtime and marked exited; a container directory without a
+/// record, and a runtime container without a wharf record, are removed.
+/// Takes the state lock.
+pub fn reconcile(store: &ContainerStore, runtime: &dyn Runtime) -> Result<Vec<String>, String> {
+    let _lock = store.root().lock().map_err(|e| e.to_string())?;
+    let (containers, broken) = store.scan().map_err(|e| e.to_string())?;
+    let mut report = Vec::new();
+    for container in &containers {
+        let state = &container.state;
+        let owner_alive = state.owner.is_some_and(|p| p.alive());
+        let monitor_alive = state.monitor.is_some_and(|p| p.alive());
+        if !state.committed && !owner_alive && !monitor_alive {
+            let _ = runtime.delete(&container.id, true);
+            remove_files(store, container, true).map_err(|e| e.to_string())?;
+            report.push(format!(
+                "cleaned up half-created container {} ({}): the wharf command creating it was killed",
+                container.name,
+                &container.id[..12]
+            ));
+            continue;
+        }
+        let running = matches!(state.status, Status::Running | Status::Starting);
+        let monitor_gone = match state.monitor {
+            Some(_) => !monitor_alive,
+            None => state.status == Status::Starting && !owner_alive,
+        };
+        if running && monitor_gone {
+            let _ = runtime.delete(&container.id, true);
+            if matches!(container.rootfs, RootfsSource::Image(_)) {
+                Kernel.unmount(&store.dir(&container.id).join("rootfs")).map_err(|e| e.to_string())?;
+            }
+            let mut container = container.clone();
+            container.state.status = Status::Exited;
+            container.state.exit_code = 255;
+            container.state.monitor = None;
+            container.state.pid = None;
+            container.state.finished_at = Some(crate::state::now_rfc3339());
+            container.state.error = Some("its monitor was killed; wharf stopped it".into());
+            store.save(&container).map_err(|e| e.to_string())?;
+            report.push(format!(
+                "container {} ({}) lost its monitor: stopped it and marked it exited",
+                container.name,
+                &container.id[..12]
+            ));
+        }
+    }
+    for id in broken {
+        let dir = store.dir(&id);
+        for mount in rootfs::mounts_under(&dir) {
+            Kernel.unmount(&mount).map_err(|e| e.to_string())?;
+        }
+        let _ = runtime.delete(&id, true);
+        fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
+        report.push(format!("removed {}: a container directory without a record", dir.display()));
+    }
+    for leftover in ImageStore::new(store.root()).reconcile() {
+        report.push(format!("removed {}: left by a killed image import", leftover.display()));
+    }
+    for leftover in VolumeStore::new(store.root()).reconcile() {
+        report.push(format!("removed {}: left by a killed volume change", leftover.display()));
+    }
+    if store.root().runtime_state().exists() {
+        let known: Vec<&str> = containers.iter().map(|c| c.id.as_str()).collect();
+        for id in runtime.list().map_err(|e| e.to_string())? {
+            if !known.contains(&id.as_str()) {
+                runtime.delete(&id, true).map_err(|e| e.to_string())?;
+                report.push(format!("deleted runtime container {id}: wharf has no record of it"));
+            }
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::runtime::Recording;
+    use crate::container::{NetworkMode, ProcessConfig, Resources, State};
+    use crate::state::Root;
+
+    fn world(tag: &str) -> (std::path::PathBuf, ContainerStore) {
+        let dir = std::env::temp_dir().join(format!("wharf-lifecycle-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("containers")).unwrap();
+        (dir.clone(), ContainerStore::new(&Root::new(dir)))
+    }
+
+    fn saved(store: &ContainerStore, name: &str, state: State) -> Container {
+        let container = Container {
+            id: format!("{name:0>64}"),
+            name: name.into(),
+            created: crate::state::now_rfc3339(),
+            rootfs: RootfsSource::Directory("/nonexistent".into()),
+            config: ProcessConfig { cmd: vec!["true".into()], env: vec![], workdir: "/".into(), hostname: "h".into() },
+            network: NetworkMode::None,
+            mounts: vec![],
+            resources: Resources::default(),
+            auto_remove: false,
+            state,
+        };
+        fs::create_dir_all(store.dir(&container.id)).unwrap();
+        store.save(&container).unwrap();
+        container
+    }
+
+    fn dead() -> Option<Process> {
+        Some(Process { pid: std::process::id(), start_time: u64::MAX })
+    }
+
+    #[test]
+    fn reconcile_rolls_back_what_a_killed_run_left() {
+        let (dir, store) = world("rollback");
+        let half =
+            saved(&store, "half", State { owner: dead(), status: Status::Starting, monitor: dead(), ..State::new() });
+        let mine = saved(&store, "mine", State::new()); // owned by this live process
+        let lost = saved(
+            &store,
+            "lost",
+            State { committed: true, status: Status::Running, monitor: dead(), pid: Some(1), ..State::new() },
+        );
+        fs::create_dir_all(store.dir("norecord")).unwrap();
+        let runtime = Recording::default();
+        runtime.known.borrow_mut().push("stray".into());
+        fs::create_dir_all(store.root().runtime_state()).unwrap();
+        let report = reconcile(&store, &runtime).unwrap();
+        assert_eq!(report.len(), 4, "{report:?}");
+        assert!(report[0].starts_with("cleaned up half-created container half"));
+        assert!(!store.dir(&half.id).exists());
+        assert!(store.dir(&mine.id).exists(), "a run still in progress is left alone");
+        let lost = store.load(&lost.id).unwrap();
+        assert_eq!((lost.state.status, lost.state.exit_code), (Status::Exited, 255));
+        assert!(!store.dir("norecord").exists());
+        let calls = runtime.calls.borrow().clone();
+        assert!(calls.contains(&format!("delete {} --force", half.id)));
+        assert!(calls.contains(&"delete stray --force".to_string()));
+        assert!(reconcile(&store, &runtime).unwrap().is_empty(), "a second pass finds nothing");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn prune_removes_only_stopped_containers() {
+        let (dir, store) = world("prune");
+        let exited = saved(&store, "exited", State { committed: true, status: Status::Exited, ..State::new() });
+        let running = saved(
+            &store,
+            "running",
+            State { committed: true, status: Status::Running, monitor: Some(Process::current()), ..State::new() },
+        );
+        let runtime = Recording::default();
+        assert_eq!(prune(&store, &runtime).unwrap(), vec![exited.id.clone()]);
+        assert!(!store.dir(&exited.id).exists());
+        assert!(store.dir(&running.id).exists());
+        let err = remove(&store, &runtime, "running", false, false).unwrap_err();
+        assert_eq!(err, "cannot remove running container running: stop it first or use -f");
+        fs::remove_dir_all(dir).unwrap();
+    }
+}
