@@ -92,7 +92,9 @@ fn a_crash_during_create_is_reconciled_by_the_next_command() {
     let ps = w.run(&["ps", "-a"]);
     assert_eq!(ps.code, 0, "{ps}");
     assert!(
-        ps.stderr.contains("half") || ps.stderr.contains(&id[..12]),
+        ps.stderr.starts_with("wharf: ")
+            && ps.stderr.to_lowercase().contains("clean")
+            && (ps.stderr.contains("half") || ps.stderr.contains(&id[..12])),
         "ps -a did not report the half-created container on stderr: {ps}"
     );
     assert!(!ps.stdout.lines().skip(1).any(|l| l.contains("half")), "ps -a still lists it: {ps}");
