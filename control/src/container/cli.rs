@@ -28,7 +28,7 @@ pub struct RunArgs {
     /// Keep stdin attached to the container.
     #[arg(short = 'i', long)]
     pub interactive: bool,
-    /// Allocate a pseudo-terminal (not supported yet: wharf says so).
+    /// Give the container a pseudo-terminal.
     #[arg(short = 't', long)]
     pub tty: bool,
     /// The container's name.
@@ -292,6 +292,9 @@ fn dispatch(store: &ContainerStore, runtime: &Runc, command: ContainerCommand) -
             if container.state.status != Status::Running {
                 return Err(format!("container {} is not running", container.name).into());
             }
+            if tty && !stdin_is_terminal() {
+                return Err(Failure("the input device is not a TTY".into(), 1));
+            }
             let options = ExecOptions { tty, env: expand_env(&env), workdir };
             let code = runtime.exec(&container.id, &command, &options).map_err(|e| Failure(e.to_string(), 126))?;
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
@@ -346,6 +349,11 @@ fn each(references: &[String], mut action: impl FnMut(&str) -> Result<(), String
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
+fn stdin_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal()
+}
+
 /// `-e K` takes K's value from wharf's environment (and is dropped if unset).
 fn expand_env(env: &[String]) -> Vec<String> {
     env.iter()
@@ -358,8 +366,8 @@ fn expand_env(env: &[String]) -> Vec<String> {
 
 fn run(store: &ContainerStore, runtime: &Runc, args: RunArgs) -> Result<ExitCode, Failure> {
     let fail = |message: String| Failure(message, 125);
-    if args.tty {
-        return Err(fail("-t (a pseudo-terminal) is not supported yet; run without -t, or use -i for stdin".into()));
+    if args.tty && args.interactive && !stdin_is_terminal() {
+        return Err(fail("the input device is not a TTY".into()));
     }
     let mut rest = args.args.into_iter();
     let rootfs = match args.rootfs {
@@ -404,6 +412,7 @@ fn run(store: &ContainerStore, runtime: &Runc, args: RunArgs) -> Result<ExitCode
         volumes_from,
         resources,
         auto_remove: args.rm,
+        tty: args.tty,
     };
     let container = {
         let _lock = store.root().lock().map_err(|e| fail(e.to_string()))?;
@@ -414,6 +423,8 @@ fn run(store: &ContainerStore, runtime: &Runc, args: RunArgs) -> Result<ExitCode
         (false, false) => Attach::Output,
         (false, true) => Attach::OutputAndInput,
     };
+    // With -it the container's terminal takes the user's keys as they are.
+    let _terminal = RawTerminal::new(args.tty && args.interactive && !args.detach);
     let monitor = match lifecycle::start(store, &container.id, attach) {
         Ok(Some(monitor)) => monitor,
         Ok(None) => unreachable!("a new container is not running yet"),
@@ -430,6 +441,32 @@ fn run(store: &ContainerStore, runtime: &Runc, args: RunArgs) -> Result<ExitCode
         return Ok(ExitCode::SUCCESS);
     }
     wait_in_foreground(runtime, &container.id, monitor)
+}
+
+/// The user's terminal in raw mode while a `-t` container is attached to
+/// it, as it was before when dropped.
+struct RawTerminal(Option<nix::sys::termios::Termios>);
+
+impl RawTerminal {
+    fn new(wanted: bool) -> RawTerminal {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let stdin = std::io::stdin();
+        let saved = if wanted { tcgetattr(&stdin).ok() } else { None };
+        if let Some(saved) = &saved {
+            let mut raw = saved.clone();
+            cfmakeraw(&mut raw);
+            let _ = tcsetattr(&stdin, SetArg::TCSANOW, &raw);
+        }
+        RawTerminal(saved)
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, saved);
+        }
+    }
 }
 
 /// Waits for a foreground container's monitor, passing SIGINT and SIGTERM

@@ -31,6 +31,7 @@ pub struct Request {
     pub volumes_from: Vec<(String, Option<bool>)>,
     pub resources: Resources,
     pub auto_remove: bool,
+    pub tty: bool,
 }
 
 /// Creates the container (status Created, uncommitted) and returns it. The
@@ -116,6 +117,7 @@ pub fn create(store: &ContainerStore, request: Request) -> Result<Container, Str
             env: request.env.clone(),
             workdir: request.workdir.clone().unwrap_or_else(|| "/".into()),
             hostname: request.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
+            tty: request.tty,
         },
         network: request.network.clone(),
         mounts: Vec::new(),

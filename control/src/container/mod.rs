@@ -75,6 +75,9 @@ pub struct ProcessConfig {
     pub env: Vec<String>,
     pub workdir: String,
     pub hostname: String,
+    /// `-t`: the process gets a pseudo-terminal.
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// One mount of a bind source or a managed volume into the container.
@@ -316,7 +319,13 @@ mod tests {
             name: name.to_string(),
             created: state::now_rfc3339(),
             rootfs: RootfsSource::Image("busybox".into()),
-            config: ProcessConfig { cmd: vec!["sh".into()], env: vec![], workdir: "/".into(), hostname: "h".into() },
+            config: ProcessConfig {
+                cmd: vec!["sh".into()],
+                env: vec![],
+                workdir: "/".into(),
+                hostname: "h".into(),
+                tty: false,
+            },
             network: NetworkMode::None,
             mounts: vec![],
             resources: Resources::default(),

@@ -11,11 +11,12 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -124,10 +125,10 @@ struct Started {
 fn monitor(store: &ContainerStore, runtime: &dyn Runtime, id: &str, attach: bool) -> Result<i32, String> {
     let container = update(store, id, |c| c.state.monitor = Some(Process::current()))?;
     let network = network_stage(store, &container);
-    let started = match start(store, runtime, &container, network.as_deref(), attach) {
+    let started = match start(store, runtime, &Kernel, &container, network.as_deref(), attach) {
         Ok(started) => started,
         Err(message) => {
-            stop_and_release(store, runtime, &container, network.as_deref());
+            stop_and_release(store, runtime, &Kernel, &container, network.as_deref());
             update(store, id, |c| {
                 c.state.status = if c.state.started_at.is_some() { Status::Exited } else { Status::Created };
                 c.state.error = Some(message.clone());
@@ -154,7 +155,7 @@ fn monitor(store: &ContainerStore, runtime: &dyn Runtime, id: &str, attach: bool
     for copier in started.copiers {
         let _ = copier.join();
     }
-    stop_and_release(store, runtime, &container, network.as_deref());
+    stop_and_release(store, runtime, &Kernel, &container, network.as_deref());
     let _lock = store.root().lock().map_err(|e| e.to_string())?;
     let mut container = store.load(id).map_err(|e| e.to_string())?;
     container.state.status = Status::Exited;
@@ -199,6 +200,7 @@ pub fn rootfs_path(store: &ContainerStore, container: &Container) -> PathBuf {
 fn start(
     store: &ContainerStore,
     runtime: &dyn Runtime,
+    mounter: &dyn Mounter,
     container: &Container,
     network: Result<&dyn NetworkStage, &String>,
     attach: bool,
@@ -207,13 +209,15 @@ fn start(
     let dir = store.dir(&container.id);
     if let RootfsSource::Image(image) = &container.rootfs {
         let images = ImageStore::new(store.root());
-        Kernel.mount_overlay(&Overlay::for_container(&dir, &images.rootfs(image))).map_err(|e| e.to_string())?;
+        mounter.mount_overlay(&Overlay::for_container(&dir, &images.rootfs(image))).map_err(|e| e.to_string())?;
     }
     let rootfs = rootfs_path(store, container);
     let bundle = dir.join("bundle");
     fs::create_dir_all(&bundle).map_err(|e| format!("create {}: {e}", bundle.display()))?;
-    let config =
-        spec::config(container, &spec::Start { rootfs: &rootfs, network: network.namespace(), terminal: false });
+    let config = spec::config(
+        container,
+        &spec::Start { rootfs: &rootfs, network: network.namespace(), terminal: container.config.tty },
+    );
     state::write_json(&bundle.join("config.json"), &config).map_err(|e| e.to_string())?;
 
     let log = OpenOptions::new()
@@ -222,22 +226,55 @@ fn start(
         .open(store.log(&container.id))
         .map_err(|e| format!("open the container log: {e}"))?;
     let log = Arc::new(Mutex::new(log));
-    let (out_reader, out_writer) = nix::unistd::pipe().map_err(|e| format!("create a pipe: {e}"))?;
-    let (err_reader, err_writer) = nix::unistd::pipe().map_err(|e| format!("create a pipe: {e}"))?;
-    let stdin = if attach { Stdio::inherit() } else { Stdio::null() };
     // Until the runtime has created the container, what arrives on these
     // pipes is the runtime's own complaint, which the launching command
     // reports; only the container's output goes to the user's terminal.
     let forward = Arc::new(AtomicBool::new(false));
     let forwarding = || attach.then(|| Arc::clone(&forward));
-    let copiers = vec![
-        copy_output(File::from(out_reader), Stream::Stdout, Arc::clone(&log), forwarding()),
-        copy_output(File::from(err_reader), Stream::Stderr, log, forwarding()),
-    ];
+    let mut copiers = Vec::new();
+    let mut console = None;
+    let streams = if container.config.tty {
+        // The runtime sends the terminal's master end to this socket.
+        let path = std::env::temp_dir().join(format!("wharf-console-{}.sock", std::process::id()));
+        let _ = fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).map_err(|e| format!("listen on {}: {e}", path.display()))?;
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            let master = listener.accept().and_then(|(socket, _)| dataplane::sys::process::recv_fd(&socket));
+            let _ = sender.send(master);
+        });
+        console = Some((path, receiver));
+        Streams { stdin: Stdio::null(), stdout: Stdio::null(), stderr: Stdio::null() }
+    } else {
+        let (out_reader, out_writer) = nix::unistd::pipe().map_err(|e| format!("create a pipe: {e}"))?;
+        let (err_reader, err_writer) = nix::unistd::pipe().map_err(|e| format!("create a pipe: {e}"))?;
+        copiers.push(copy_output(File::from(out_reader), Stream::Stdout, Arc::clone(&log), forwarding()));
+        copiers.push(copy_output(File::from(err_reader), Stream::Stderr, Arc::clone(&log), forwarding()));
+        let stdin = if attach { Stdio::inherit() } else { Stdio::null() };
+        Streams { stdin, stdout: out_writer.into(), stderr: err_writer.into() }
+    };
     let pid_file = bundle.join("init.pid");
     let _ = fs::remove_file(&pid_file);
-    let streams = Streams { stdin, stdout: out_writer.into(), stderr: err_writer.into() };
-    runtime.create(&container.id, &bundle, &pid_file, streams, None).map_err(|e| e.to_string())?;
+    let created =
+        runtime.create(&container.id, &bundle, &pid_file, streams, console.as_ref().map(|(p, _)| p.as_path()));
+    if let Some((path, receiver)) = console {
+        let _ = fs::remove_file(&path);
+        created.as_ref().map_err(|e| e.to_string())?;
+        let master = receiver
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|_| "the runtime sent no terminal".to_string())?
+            .map_err(|e| format!("receive the container's terminal: {e}"))?;
+        let master = File::from(master);
+        if attach {
+            // The user's keys go to the terminal until either side ends.
+            let mut input = master.try_clone().map_err(|e| e.to_string())?;
+            std::thread::spawn(move || {
+                let _ = io::copy(&mut io::stdin().lock(), &mut input);
+            });
+        }
+        copiers.push(copy_output(master, Stream::Stdout, Arc::clone(&log), forwarding()));
+    }
+    created.map_err(|e| e.to_string())?;
     let pid = fs::read_to_string(&pid_file)
         .ok()
         .and_then(|text| text.trim().parse::<u32>().ok())
@@ -253,6 +290,7 @@ fn start(
 fn stop_and_release(
     store: &ContainerStore,
     runtime: &dyn Runtime,
+    mounter: &dyn Mounter,
     container: &Container,
     network: Result<&dyn NetworkStage, &String>,
 ) {
@@ -265,7 +303,7 @@ fn stop_and_release(
         }
     }
     if matches!(container.rootfs, RootfsSource::Image(_)) {
-        if let Err(e) = Kernel.unmount(&store.dir(&container.id).join("rootfs")) {
+        if let Err(e) = mounter.unmount(&store.dir(&container.id).join("rootfs")) {
             eprintln!("wharf: container {}: {e}", container.id);
         }
     }
@@ -396,6 +434,82 @@ pub fn wait_stopped(store: &ContainerStore, id: &str, timeout: Duration) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::container::rootfs::Recording as RecordingMounter;
+    use crate::container::runtime::Recording as RecordingRuntime;
+    use crate::container::{ProcessConfig, Resources, State};
+
+    fn world(tag: &str) -> (PathBuf, ContainerStore, Container) {
+        let dir = std::env::temp_dir().join(format!("wharf-monitor-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let store = ContainerStore::new(&Root::new(&dir));
+        let container = Container {
+            id: "d".repeat(64),
+            name: "web".into(),
+            created: state::now_rfc3339(),
+            rootfs: RootfsSource::Image("busybox".into()),
+            config: ProcessConfig {
+                cmd: vec!["true".into()],
+                env: vec![],
+                workdir: "/".into(),
+                hostname: "h".into(),
+                tty: false,
+            },
+            network: NetworkMode::None,
+            mounts: vec![],
+            resources: Resources::default(),
+            auto_remove: false,
+            state: State::new(),
+        };
+        fs::create_dir_all(store.dir(&container.id)).unwrap();
+        (dir, store, container)
+    }
+
+    #[test]
+    fn a_start_mounts_writes_the_bundle_then_creates_and_starts() {
+        let (dir, store, container) = world("start");
+        let (runtime, mounter) = (RecordingRuntime::default(), RecordingMounter::default());
+        let network: Result<Box<dyn NetworkStage>, String> = Ok(Box::new(NamespaceOnly(Namespace::New)));
+        let started = start(&store, &runtime, &mounter, &container, network.as_deref(), false).unwrap();
+        assert_eq!(started.pid, std::process::id());
+        let rootfs = store.dir(&container.id).join("rootfs");
+        assert_eq!(*mounter.calls.borrow(), [format!("mount {}", rootfs.display())]);
+        let bundle = store.dir(&container.id).join("bundle");
+        let calls = runtime.calls.borrow().clone();
+        assert_eq!(calls, [format!("create {} {}", container.id, bundle.display()), format!("start {}", container.id)]);
+        let config: serde_json::Value = state::read_json(&bundle.join("config.json")).unwrap();
+        assert_eq!(config["root"]["path"], rootfs.display().to_string());
+        stop_and_release(&store, &runtime, &mounter, &container, network.as_deref());
+        assert_eq!(runtime.calls.borrow().last().unwrap(), &format!("delete {} --force", container.id));
+        assert_eq!(mounter.calls.borrow().last().unwrap(), &format!("unmount {}", rootfs.display()));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_mount_creates_nothing() {
+        let (dir, store, container) = world("nomount");
+        let runtime = RecordingRuntime::default();
+        let mounter = RecordingMounter { fail_mount: true, ..RecordingMounter::default() };
+        let network: Result<Box<dyn NetworkStage>, String> = Ok(Box::new(NamespaceOnly(Namespace::New)));
+        let err = start(&store, &runtime, &mounter, &container, network.as_deref(), false).err().unwrap();
+        assert!(err.contains("mount failed"), "{err}");
+        assert!(runtime.calls.borrow().is_empty());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_runtime_start_is_reported() {
+        let (dir, store, container) = world("nostart");
+        let runtime = RecordingRuntime { fail_on: Some("start"), ..RecordingRuntime::default() };
+        let network: Result<Box<dyn NetworkStage>, String> = Ok(Box::new(NamespaceOnly(Namespace::New)));
+        let err =
+            start(&store, &runtime, &RecordingMounter::default(), &container, network.as_deref(), false).err().unwrap();
+        assert_eq!(err, "start: failed as the test asked");
+        let network: Result<Box<dyn NetworkStage>, String> = Err("container b is not running".into());
+        let err =
+            start(&store, &runtime, &RecordingMounter::default(), &container, network.as_deref(), false).err().unwrap();
+        assert_eq!(err, "container b is not running");
+        fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn log_records_are_dockers_json_lines() {

@@ -221,8 +221,18 @@ impl Recording {
 }
 
 impl Runtime for Recording {
-    fn create(&self, id: &str, bundle: &Path, _: &Path, _: Streams, _: Option<&Path>) -> Result<(), RuntimeError> {
+    fn create(
+        &self,
+        id: &str,
+        bundle: &Path,
+        pid_file: &Path,
+        _: Streams,
+        _: Option<&Path>,
+    ) -> Result<(), RuntimeError> {
         self.record("create", format!("{id} {}", bundle.display()))?;
+        // As runc does: the init process's pid (here, the test's own).
+        std::fs::write(pid_file, std::process::id().to_string())
+            .map_err(|e| RuntimeError { command: "create".into(), message: e.to_string() })?;
         self.known.borrow_mut().push(id.to_string());
         Ok(())
     }

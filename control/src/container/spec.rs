@@ -126,6 +126,7 @@ mod tests {
                 env: vec!["A=1".into()],
                 workdir: "/tmp".into(),
                 hostname: "h1".into(),
+                tty: false,
             },
             network: NetworkMode::None,
             mounts: vec![Mount {

@@ -1,6 +1,7 @@
-//! What a proxy process inherits and may raise: descriptors handed over by
-//! its parent (docker's readiness pipe on fd 3 and listening socket on
-//! fd 4), and the open-file limit.
+//! What a process inherits and may raise: descriptors handed over by its
+//! parent (docker's readiness pipe on fd 3 and listening socket on fd 4) or
+//! passed over a Unix socket (runc's `--console-socket` sends a terminal's
+//! master end), and the open-file limit.
 //!
 //! What this module does not do: decide what an inherited descriptor is for.
 
@@ -24,6 +25,44 @@ pub fn inherited_fd(fd: RawFd) -> Option<OwnedFd> {
     // SAFETY: the descriptor is open and, per the caller's contract, owned by
     // no other object in this process.
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Receives one descriptor sent with `SCM_RIGHTS` over the Unix stream
+/// `socket` (the message's bytes are read and dropped), as close-on-exec.
+pub fn recv_fd(socket: &std::os::unix::net::UnixStream) -> io::Result<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    let mut byte = [0u8; 256];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: byte.len() };
+    // Room for one cmsghdr carrying one int, aligned as the kernel wants.
+    let mut control = [0u64; 8];
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    message.msg_iov = &mut iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.as_mut_ptr().cast();
+    message.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: every pointer in `message` points at a live local buffer of
+    // the length given, for the duration of the call.
+    let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut message, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(last_error("recvmsg", "a Unix socket"));
+    }
+    // SAFETY: CMSG_FIRSTHDR reads msg_control/msg_controllen, which the
+    // kernel set to within `control`.
+    let header = unsafe { libc::CMSG_FIRSTHDR(&message) };
+    // SAFETY: a non-null header lies inside `control`, as does its data
+    // when it is an SCM_RIGHTS message of at least one int.
+    unsafe {
+        if !header.is_null()
+            && (*header).cmsg_level == libc::SOL_SOCKET
+            && (*header).cmsg_type == libc::SCM_RIGHTS
+            && (*header).cmsg_len as usize >= libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize
+        {
+            let fd = std::ptr::read_unaligned(libc::CMSG_DATA(header).cast::<RawFd>());
+            return Ok(OwnedFd::from_raw_fd(fd));
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::InvalidData, "the message carried no descriptor"))
 }
 
 /// Raises the limit on open descriptors as far as allowed and returns the
@@ -61,6 +100,40 @@ pub fn raise_nofile_limit() -> io::Result<libc::rlim_t> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_descriptor_passed_over_a_socket_arrives() {
+        use std::io::{Read, Write};
+        use std::os::fd::AsRawFd;
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (mut reader, mut writer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fds = [writer.as_raw_fd()];
+        let mut space = [0u64; 8];
+        let byte = [0u8; 1];
+        let mut iov = libc::iovec { iov_base: byte.as_ptr() as *mut _, iov_len: 1 };
+        // SAFETY: as in recv_fd, every pointer is to a live local buffer.
+        unsafe {
+            let mut message: libc::msghdr = std::mem::zeroed();
+            message.msg_iov = &mut iov;
+            message.msg_iovlen = 1;
+            message.msg_control = space.as_mut_ptr().cast();
+            message.msg_controllen = libc::CMSG_SPACE(4) as _;
+            let header = libc::CMSG_FIRSTHDR(&message);
+            (*header).cmsg_level = libc::SOL_SOCKET;
+            (*header).cmsg_type = libc::SCM_RIGHTS;
+            (*header).cmsg_len = libc::CMSG_LEN(4) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(header).cast::<RawFd>(), fds[0]);
+            assert_eq!(libc::sendmsg(a.as_raw_fd(), &message, 0), 1);
+        }
+        let received = std::os::unix::net::UnixStream::from(recv_fd(&b).unwrap());
+        (&received).write_all(b"hi").unwrap();
+        writer.write_all(b"!").unwrap();
+        let mut got = [0u8; 3];
+        reader.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"hi!");
+        drop(a);
+        assert!(recv_fd(&b).is_err(), "a closed socket carries no descriptor");
+    }
     use std::os::fd::{AsRawFd, IntoRawFd};
 
     #[test]
