@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod container;
 pub mod pcap;
 pub mod proxy;
 
