@@ -232,6 +232,7 @@ def main():
     add("container_args", "anonymous", b"/data/../etc\x00")
     add("container_args", "sizes", b"64m\x00128m\x001.5\x002\x00-1")
     add("container_args", "network", b"container:web")
+    add("container_args", "huge-memory", b"4994499944944444444")  # overflowed the default swap once
 
     # The NAT: a configuration byte, then steps of (control, length, bytes).
     # Control bits 0-1: 0 raw, 1 repaired, 2 answer the last forwarded

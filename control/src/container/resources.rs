@@ -81,7 +81,7 @@ impl Resources {
                 bytes
             }
             // Docker's default: as much swap as memory.
-            None if memory > 0 => memory * 2,
+            None if memory > 0 => memory.saturating_mul(2),
             None => 0,
         };
         let nano_cpus = match flags.cpus {
@@ -314,6 +314,9 @@ mod tests {
         let r = Resources::from_flags(&flags(Some("32m"), Some("-1"), None), 2).unwrap();
         assert_eq!(r.memory_swap, -1);
         assert_eq!(Resources::from_flags(&flags(None, None, None), 2).unwrap(), Resources::default());
+        // Found by the fuzzer: the default swap of a huge limit must not overflow.
+        let r = Resources::from_flags(&flags(Some("4994499944944444444"), None, None), 2).unwrap();
+        assert_eq!(r.memory_swap, i64::MAX);
     }
 
     #[test]
