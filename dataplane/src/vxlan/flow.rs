@@ -23,10 +23,10 @@ const K2: u64 = 0xa409_3822_299f_31d0;
 const K3: u64 = 0x082e_fa98_ec4e_6c89;
 
 /// The ports of a TCP or UDP header at the start of `l4`, as one word; 0 if
-/// there is no room for them.
-#[inline]
-fn ports(protocol: IpProtocol, l4: &[u8]) -> u64 {
-    if !matches!(protocol, IpProtocol::Tcp | IpProtocol::Udp) {
+/// there is no room for them or `protocol` (the number) is neither.
+#[inline(always)]
+fn ports(protocol: u8, l4: &[u8]) -> u64 {
+    if !matches!(IpProtocol::from(protocol), IpProtocol::Tcp | IpProtocol::Udp) {
         return 0;
     }
     match l4.get(..4) {
@@ -39,46 +39,42 @@ fn ports(protocol: IpProtocol, l4: &[u8]) -> u64 {
     }
 }
 
-/// The 32-bit hash of the inner flow of a frame with type `ethertype`,
-/// payload `payload` (after the Ethernet header and tags) and addresses `dst`
-/// and `src`.
-#[inline]
-pub(crate) fn flow_hash(ethertype: EtherType, payload: &[u8], dst: EthernetAddress, src: EthernetAddress) -> u32 {
+/// The 32-bit hash of the inner flow of a frame with type `ethertype` (the
+/// number), payload `payload` (after the Ethernet header and tags) and
+/// addresses `dst` and `src`.
+#[inline(always)]
+pub(crate) fn flow_hash(ethertype: u16, payload: &[u8], dst: EthernetAddress, src: EthernetAddress) -> u32 {
     // Only the fields that name the flow are read, after checking that the
     // fixed header is there: a malformed inner packet still gets a stable
     // hash (of its MACs or of what it claims), and encap does not validate
-    // the inner L3 packet.
-    let hash = match ethertype {
-        EtherType::Ipv4 if payload.len() >= ipv4::HEADER_LEN => {
-            let ip = ipv4::Packet::new_unchecked(payload);
-            let protocol = ip.next_header();
-            let l4 = payload.get(ip.header_len()..).unwrap_or_default();
-            let ports = if ip.is_fragment() { 0 } else { ports(protocol, l4) };
-            let addrs = (u64::from(u32::from(ip.src_addr())) << 32) | u64::from(u32::from(ip.dst_addr()));
-            Some(folded_multiply(addrs ^ K0, (ports << 8 | u64::from(u8::from(protocol))) ^ K1))
-        }
-        EtherType::Ipv6 if payload.len() >= ipv6::HEADER_LEN => {
-            let ip = ipv6::Packet::new_unchecked(payload);
-            let protocol = ip.next_header();
-            let ports = ports(protocol, &payload[ipv6::HEADER_LEN..]);
-            let src = u128::from(ip.src_addr());
-            let dst = u128::from(ip.dst_addr());
-            let h = folded_multiply((src >> 64) as u64 ^ K0, src as u64 ^ K1);
-            let h = folded_multiply(h ^ (dst >> 64) as u64, dst as u64 ^ K2);
-            Some(folded_multiply(h ^ K3, (ports << 8 | u64::from(u8::from(protocol))) ^ K1))
-        }
-        _ => None,
-    };
-    let hash = hash.unwrap_or_else(|| {
+    // the inner L3 packet. Numbers, not enums, are compared: no conversion
+    // there and back per frame.
+    let hash = if ethertype == u16::from(EtherType::Ipv4) && payload.len() >= ipv4::HEADER_LEN {
+        let ip = ipv4::Packet::new_unchecked(payload);
+        let protocol = ip.next_header_number();
+        let l4 = payload.get(ip.header_len()..).unwrap_or_default();
+        let ports = if ip.is_fragment() { 0 } else { ports(protocol, l4) };
+        let addrs = (u64::from(u32::from(ip.src_addr())) << 32) | u64::from(u32::from(ip.dst_addr()));
+        folded_multiply(addrs ^ K0, (ports << 8 | u64::from(protocol)) ^ K1)
+    } else if ethertype == u16::from(EtherType::Ipv6) && payload.len() >= ipv6::HEADER_LEN {
+        let ip = ipv6::Packet::new_unchecked(payload);
+        let protocol = ip.next_header_number();
+        let ports = ports(protocol, &payload[ipv6::HEADER_LEN..]);
+        let src = u128::from(ip.src_addr());
+        let dst = u128::from(ip.dst_addr());
+        let h = folded_multiply((src >> 64) as u64 ^ K0, src as u64 ^ K1);
+        let h = folded_multiply(h ^ (dst >> 64) as u64, dst as u64 ^ K2);
+        folded_multiply(h ^ K3, (ports << 8 | u64::from(protocol)) ^ K1)
+    } else {
         let mac = |m: EthernetAddress| u64::from_be_bytes([0, 0, m.0[0], m.0[1], m.0[2], m.0[3], m.0[4], m.0[5]]);
-        folded_multiply(mac(dst) ^ (u64::from(u16::from(ethertype)) << 48) ^ K2, mac(src) ^ K3)
-    });
+        folded_multiply(mac(dst) ^ (u64::from(ethertype) << 48) ^ K2, mac(src) ^ K3)
+    };
     (hash ^ (hash >> 32)) as u32
 }
 
 /// Maps a flow hash into `min..max` (`min` if they are equal), as the
 /// kernel's `udp_flow_src_port` does.
-#[inline]
+#[inline(always)]
 pub(crate) fn src_port(hash: u32, (min, max): (u16, u16)) -> u16 {
     let hash = hash ^ (hash << 16);
     let range = u64::from(max.saturating_sub(min));
@@ -108,7 +104,7 @@ mod tests {
 
     fn hash(bytes: &[u8]) -> u32 {
         let eth = crate::wire::ethernet::Frame::new_checked(bytes).unwrap();
-        flow_hash(eth.ethertype(), eth.payload(), eth.dst_addr(), eth.src_addr())
+        flow_hash(eth.ethertype().into(), eth.payload(), eth.dst_addr(), eth.src_addr())
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! the storage behind the FDB and the neighbour table.
 //!
 //! Everything is allocated at construction: a slab of slots (one per entry,
-//! static entries included), a hash index from key to slot sized at twice the
-//! entries so that inserting after removals never grows it, and a hashed
-//! timing wheel. Learning a new key takes a free slot; refreshing one only
+//! static entries included), a hash index from key to slot at least twice the
+//! entries (open addressing, linear probing, removal by shifting back: no
+//! tombstones, so inserting after removals never grows or degrades it), and a
+//! hashed timing wheel. Learning a new key takes a free slot; refreshing one only
 //! writes its `last_seen`. Ageing is amortised: each learned entry sits in
 //! the wheel bucket of its deadline, and [`AgeingTable::expire`] visits only
 //! the buckets whose time has come — an entry refreshed since is moved to the
@@ -22,7 +23,6 @@
 
 use core::hash::{BuildHasher, Hash, Hasher};
 use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// No slot: the end of a list.
@@ -83,7 +83,7 @@ struct Slot<K, V> {
 /// See the module documentation.
 #[derive(Debug, Clone)]
 pub(crate) struct AgeingTable<K, V> {
-    index: HashMap<K, u32, SeededState>,
+    index: Index,
     slots: Vec<Slot<K, V>>,
     /// The first free slot, linked through `next`.
     free: u32,
@@ -109,7 +109,7 @@ impl<K: Hash + Eq + Copy, V: Copy + PartialEq> AgeingTable<K, V> {
         let ageing = ageing.max(Duration::from_millis(1));
         let ageing_ms = u64::try_from(ageing.as_millis()).unwrap_or(u64::MAX);
         let mut table = AgeingTable {
-            index: HashMap::with_capacity_and_hasher(capacity.saturating_mul(2), SeededState::random()),
+            index: Index::new(capacity),
             slots: Vec::with_capacity(capacity),
             free: NIL,
             learned: 0,
@@ -121,12 +121,12 @@ impl<K: Hash + Eq + Copy, V: Copy + PartialEq> AgeingTable<K, V> {
             wheel: vec![NIL; WHEEL_LEN as usize],
         };
         for (key, value) in statics {
-            match table.index.get(&key) {
-                Some(&at) => table.slots[at as usize].value = value,
+            match table.index.find(&key, &table.slots) {
+                Some(at) => table.slots[at as usize].value = value,
                 None => {
                     let at = table.slots.len() as u32;
                     table.slots.push(Slot { key, value, kind: SlotKind::Static, last_seen: None, next: NIL });
-                    table.index.insert(key, at);
+                    table.index.insert(&key, at);
                 }
             }
         }
@@ -135,9 +135,9 @@ impl<K: Hash + Eq + Copy, V: Copy + PartialEq> AgeingTable<K, V> {
 
     /// The value for `key`, static or learned (a learned entry past its
     /// deadline counts until `expire` removes it).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get(&self, key: &K) -> Option<V> {
-        let &at = self.index.get(key)?;
+        let at = self.index.find(key, &self.slots)?;
         self.slots.get(at as usize).map(|slot| slot.value)
     }
 
@@ -145,24 +145,28 @@ impl<K: Hash + Eq + Copy, V: Copy + PartialEq> AgeingTable<K, V> {
     /// leaves a static one alone, or adds a new one if there is room.
     /// `admit` vets a value before it is added or moved to (a refresh does
     /// not ask: the value is already in).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn learn(&mut self, key: K, value: V, now: Instant, admit: impl FnOnce(&V) -> bool) -> Learn<V> {
-        if let Some(&at) = self.index.get(&key) {
-            let Some(slot) = self.slots.get_mut(at as usize) else { return Learn::Refused };
-            return match slot.kind {
-                SlotKind::Learned if slot.value == value => {
-                    slot.last_seen = Some(now);
-                    Learn::Refreshed
-                }
-                SlotKind::Learned if admit(&value) => {
-                    slot.last_seen = Some(now);
-                    slot.value = value;
-                    Learn::Moved
-                }
-                SlotKind::Learned => Learn::Refused,
-                SlotKind::Static | SlotKind::Free => Learn::Static(slot.value),
-            };
+        let Some(at) = self.index.find(&key, &self.slots) else { return self.learn_new(key, value, now, admit) };
+        let Some(slot) = self.slots.get_mut(at as usize) else { return Learn::Refused };
+        match slot.kind {
+            SlotKind::Learned if slot.value == value => {
+                slot.last_seen = Some(now);
+                Learn::Refreshed
+            }
+            SlotKind::Learned if admit(&value) => {
+                slot.last_seen = Some(now);
+                slot.value = value;
+                Learn::Moved
+            }
+            SlotKind::Learned => Learn::Refused,
+            SlotKind::Static | SlotKind::Free => Learn::Static(slot.value),
         }
+    }
+
+    /// [`AgeingTable::learn`] for a key not in the table.
+    #[inline(never)]
+    fn learn_new(&mut self, key: K, value: V, now: Instant, admit: impl FnOnce(&V) -> bool) -> Learn<V> {
         if self.learned >= self.max_learned {
             return Learn::Full;
         }
@@ -180,7 +184,7 @@ impl<K: Hash + Eq + Copy, V: Copy + PartialEq> AgeingTable<K, V> {
             self.slots.push(slot);
             (self.slots.len() - 1) as u32
         };
-        self.index.insert(key, at);
+        self.index.insert(&key, at);
         self.learned += 1;
         let deadline = self.deadline_ms(now);
         self.link(at, deadline, self.done_tick + 1);
@@ -206,7 +210,7 @@ impl<K: Hash + Eq + Copy, V: Copy + PartialEq> AgeingTable<K, V> {
                 let last_seen = slot.last_seen.unwrap_or(now);
                 if last_seen + self.ageing <= now {
                     let key = slot.key;
-                    self.index.remove(&key);
+                    self.index.remove(&key, &self.slots);
                     let slot = &mut self.slots[at as usize];
                     slot.kind = SlotKind::Free;
                     slot.next = self.free;
@@ -260,6 +264,106 @@ impl<K: Hash + Eq + Copy, V: Copy + PartialEq> AgeingTable<K, V> {
     /// How many learned entries there are.
     pub(crate) fn learned(&self) -> usize {
         self.learned
+    }
+}
+
+/// The key → slot index of an [`AgeingTable`]: open addressing with linear
+/// probing over a power-of-two array at least twice the table's capacity, so
+/// it is at most half full and a probe sequence is short. An entry holds the
+/// slot and 32 bits of the key's hash; the key itself is the slot's, so one
+/// index serves every key type. The hash is keyed ([`SeededState`]).
+///
+/// Removal shifts the later entries of the probe run back into the hole
+/// (Knuth's algorithm R) instead of leaving a tombstone, so lookups never
+/// slow down as entries come and go.
+#[derive(Debug, Clone)]
+struct Index {
+    entries: Vec<IndexEntry>,
+    /// `entries.len() - 1`.
+    mask: usize,
+    hasher: SeededState,
+}
+
+/// One position of the [`Index`]: empty if `slot` is [`NIL`].
+#[derive(Debug, Clone, Copy)]
+struct IndexEntry {
+    /// The high half of the key's hash: most mismatches fail on it without
+    /// reading the slot.
+    tag: u32,
+    slot: u32,
+}
+
+const EMPTY: IndexEntry = IndexEntry { tag: 0, slot: NIL };
+
+impl Index {
+    /// An index for up to `capacity` keys.
+    fn new(capacity: usize) -> Index {
+        let len = capacity.saturating_mul(2).max(8).next_power_of_two();
+        Index { entries: vec![EMPTY; len], mask: len - 1, hasher: SeededState::random() }
+    }
+
+    /// Where `key`'s probe sequence starts, and its tag.
+    #[inline(always)]
+    fn home<K: Hash>(&self, key: &K) -> (usize, u32) {
+        let hash = self.hasher.hash_one(key);
+        (hash as usize & self.mask, (hash >> 32) as u32)
+    }
+
+    /// The position and slot of `key`, whose entries are in `slots`.
+    #[inline(always)]
+    fn position<K: Eq + Hash, V>(&self, key: &K, slots: &[Slot<K, V>]) -> Option<(usize, u32)> {
+        let (mut at, tag) = self.home(key);
+        // At most half full, so an empty entry ends every run; the bound
+        // only keeps a broken invariant from looping.
+        for _ in 0..self.entries.len() {
+            let entry = *self.entries.get(at)?;
+            if entry.slot == NIL {
+                return None;
+            }
+            if entry.tag == tag && slots.get(entry.slot as usize).is_some_and(|slot| slot.key == *key) {
+                return Some((at, entry.slot));
+            }
+            at = (at + 1) & self.mask;
+        }
+        None
+    }
+
+    /// The slot of `key`.
+    #[inline(always)]
+    fn find<K: Eq + Hash, V>(&self, key: &K, slots: &[Slot<K, V>]) -> Option<u32> {
+        self.position(key, slots).map(|(_, slot)| slot)
+    }
+
+    /// Adds `key` (not in the index) at `slot`.
+    fn insert<K: Hash>(&mut self, key: &K, slot: u32) {
+        let (mut at, tag) = self.home(key);
+        while self.entries[at].slot != NIL {
+            at = (at + 1) & self.mask;
+        }
+        self.entries[at] = IndexEntry { tag, slot };
+    }
+
+    /// Removes `key`, whose entries (and those of every other key in the
+    /// index) are in `slots`.
+    fn remove<K: Eq + Hash, V>(&mut self, key: &K, slots: &[Slot<K, V>]) {
+        let Some((mut hole, _)) = self.position(key, slots) else { return };
+        let mut at = hole;
+        loop {
+            at = (at + 1) & self.mask;
+            let entry = self.entries[at];
+            if entry.slot == NIL {
+                break;
+            }
+            let Some(slot) = slots.get(entry.slot as usize) else { break };
+            // The entry may fill the hole if its home is not after the hole
+            // (cyclically, within the run up to `at`).
+            let (home, _) = self.home(&slot.key);
+            if (at.wrapping_sub(home) & self.mask) >= (at.wrapping_sub(hole) & self.mask) {
+                self.entries[hole] = entry;
+                hole = at;
+            }
+        }
+        self.entries[hole] = EMPTY;
     }
 }
 
@@ -471,6 +575,33 @@ mod tests {
         t.learn(1, 1, at(10), yes);
         assert_eq!(t.expire(at(10)), 0);
         assert_eq!(t.expire(at(11)), 1);
+    }
+
+    #[test]
+    fn index_agrees_with_a_map_through_inserts_and_removals() {
+        // A small, crowded index (12 keys in 32 positions, many runs that
+        // wrap) against the standard map, with the removals in expire.
+        let mut t: AgeingTable<u64, u64> = AgeingTable::new([], 12, Duration::from_millis(1000));
+        let mut model = std::collections::HashMap::new();
+        let mut rng = 0x1234_5678_u64;
+        for step in 0..20_000u64 {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let key = (rng >> 33) % 40;
+            let now = step / 10;
+            match t.learn(key, step, at(now), yes) {
+                Learn::Learned => assert!(model.insert(key, now).is_none()),
+                Learn::Moved => assert!(model.insert(key, now).is_some()),
+                Learn::Full => assert_eq!(model.len(), 12),
+                other => panic!("{other:?}"),
+            }
+            if step % 97 == 0 {
+                t.expire(at(now));
+                model.retain(|_, seen| *seen + 1000 > now);
+            }
+            for probe in 0..40 {
+                assert_eq!(t.get(&probe).is_some(), model.contains_key(&probe), "key {probe} at step {step}");
+            }
+        }
     }
 
     #[test]

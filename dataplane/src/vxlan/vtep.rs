@@ -272,7 +272,7 @@ impl Vtep {
     /// the same port.
     pub fn src_port(&self, frame: &[u8]) -> Option<u16> {
         let eth = ethernet::Frame::new_checked(frame).ok()?;
-        let hash = flow::flow_hash(eth.ethertype(), eth.payload(), eth.dst_addr(), eth.src_addr());
+        let hash = flow::flow_hash(eth.ethertype().into(), eth.payload(), eth.dst_addr(), eth.src_addr());
         Some(flow::src_port(hash, self.config.src_port_range))
     }
 
@@ -319,14 +319,18 @@ impl Vtep {
         let index = self.port_index(port).ok_or(DropReason::UnknownPort)?;
         let bytes = &buf[frame.clone()];
         let eth = ethernet::Frame::new_checked(bytes).map_err(|_| DropReason::BadInner)?;
-        let header_len = eth.header_len();
-        if header_len != ethernet::HEADER_LEN && !self.config.allow_inner_vlan {
+        // Untagged frames are the rule: ask once, and their header is 14
+        // bytes with the type field right after the addresses.
+        let (header_len, ethertype) = if !eth.is_tagged() {
+            (ethernet::HEADER_LEN, eth.first_type_field())
+        } else if self.config.allow_inner_vlan {
+            (eth.header_len(), eth.ethertype().into())
+        } else {
             return Err(DropReason::InnerVlan);
-        }
-        let ethertype = eth.ethertype();
+        };
         let dst = eth.dst_addr();
         let hash = flow::flow_hash(ethertype, &bytes[header_len..], dst, eth.src_addr());
-        if self.config.proxy && matches!(ethertype, EtherType::Arp | EtherType::Ipv6) {
+        if self.config.proxy && matches!(EtherType::from(ethertype), EtherType::Arp | EtherType::Ipv6) {
             let header = parse_header(buf, &frame)?;
             if let Some(answer) = self.neigh.answer(index, buf, frame.clone(), &header) {
                 self.stats.proxied += 1;
@@ -489,21 +493,24 @@ impl Vtep {
         let port = state.port;
         let inner = header.payload();
         let eth = ethernet::Frame::new_checked(inner).map_err(|_| DropReason::BadInner)?;
-        if eth.header_len() != ethernet::HEADER_LEN && !self.config.allow_inner_vlan {
+        if eth.is_tagged() && !self.config.allow_inner_vlan {
             return Err(DropReason::InnerVlan);
         }
         let src_mac = eth.src_addr();
         if self.config.learning && src_mac.is_unicast() && src_mac != EthernetAddress::default() {
             // A new remote must be one we could send to: not multicast, not
             // ourselves. Known remotes are not checked again.
-            let local = self.local;
-            match self.fdb.learn(index, src_mac, src, now, |remote| is_unicast(*remote) && *remote != local) {
+            let local = &self.local;
+            match self.fdb.learn(index, src_mac, src, now, |remote| is_unicast(*remote) && remote != local) {
+                Learn::Refreshed | Learn::Refused => {}
+                Learn::Static(remote) => {
+                    if remote != src {
+                        return Err(DropReason::StaticConflict);
+                    }
+                }
                 Learn::Learned => self.stats.learned += 1,
                 Learn::Moved => self.stats.moved += 1,
                 Learn::Full => self.stats.fdb_full += 1,
-                Learn::Refreshed | Learn::Refused => {}
-                Learn::Static(remote) if remote != src => return Err(DropReason::StaticConflict),
-                Learn::Static(_) => {}
             }
         }
         if self.config.proxy {

@@ -245,6 +245,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
     }
 
     /// Wraps a buffer and checks it with [`Frame::check_len`].
+    #[inline(always)]
     pub fn new_checked(buffer: T) -> Result<Frame<T>> {
         let frame = Frame::new_unchecked(buffer);
         frame.check_len()?;
@@ -255,7 +256,20 @@ impl<T: AsRef<[u8]>> Frame<T> {
     /// field holding a VLAN TPID (at most two), the 4-byte tag and the type
     /// field after it: `Truncated` if it does not. A third TPID is not
     /// followed; it is the frame's [`Frame::ethertype`].
+    #[inline(always)]
     pub fn check_len(&self) -> Result<()> {
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        // The untagged frame, the common case, is decided here in one read.
+        if !self.is_tagged() {
+            return Ok(());
+        }
+        self.check_tags()
+    }
+
+    /// [`Frame::check_len`] for a frame whose first type field is a TPID.
+    fn check_tags(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         let mut need = HEADER_LEN;
         for _ in 0..MAX_TAGS {
@@ -277,6 +291,23 @@ impl<T: AsRef<[u8]>> Frame<T> {
     /// Gives back the buffer.
     pub fn into_inner(self) -> T {
         self.buffer
+    }
+
+    /// Whether the type field after the addresses announces a VLAN tag:
+    /// one read, for the per-frame check that the frame is untagged (then
+    /// [`Frame::header_len`] is [`HEADER_LEN`]).
+    #[inline(always)]
+    pub fn is_tagged(&self) -> bool {
+        is_tpid(self.first_type_field())
+    }
+
+    /// The type field right after the addresses, as a number: the payload's
+    /// EtherType if the frame is untagged, the outer tag's TPID if not. One
+    /// read and no conversion, for per-frame code that has checked
+    /// [`Frame::is_tagged`].
+    #[inline(always)]
+    pub fn first_type_field(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), field::ETHERTYPE.start)
     }
 
     /// How many tags the type fields announce: 0, 1 or 2.

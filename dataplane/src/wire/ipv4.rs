@@ -13,7 +13,7 @@
 
 use core::net::Ipv4Addr;
 
-use super::{checksum, read_u16, write_u16, Error, IpProtocol, Result};
+use super::{checksum, read_u16, read_u32, write_u16, Error, IpProtocol, Result};
 
 mod field {
     use core::ops::Range;
@@ -172,21 +172,28 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// The Protocol field.
     #[inline(always)]
     pub fn next_header(&self) -> IpProtocol {
-        IpProtocol::from(self.buffer.as_ref()[field::PROTOCOL])
+        IpProtocol::from(self.next_header_number())
+    }
+
+    /// The Protocol field as the number on the wire: [`Packet::next_header`]
+    /// without the conversion, for code that hashes or compares it per packet.
+    #[inline(always)]
+    pub fn next_header_number(&self) -> u8 {
+        self.buffer.as_ref()[field::PROTOCOL]
     }
 
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
 
+    #[inline]
     pub fn src_addr(&self) -> Ipv4Addr {
-        let b = self.buffer.as_ref();
-        Ipv4Addr::new(b[12], b[13], b[14], b[15])
+        Ipv4Addr::from(read_u32(self.buffer.as_ref(), field::SRC_ADDR.start))
     }
 
+    #[inline]
     pub fn dst_addr(&self) -> Ipv4Addr {
-        let b = self.buffer.as_ref();
-        Ipv4Addr::new(b[16], b[17], b[18], b[19])
+        Ipv4Addr::from(read_u32(self.buffer.as_ref(), field::DST_ADDR.start))
     }
 
     /// The option bytes, padding included: bytes 20 to the header length.

@@ -117,7 +117,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The first header after the fixed header.
     pub fn next_header(&self) -> IpProtocol {
-        IpProtocol::from(self.buffer.as_ref()[field::NEXT_HEADER])
+        IpProtocol::from(self.next_header_number())
+    }
+
+    /// The Next Header field as the number on the wire:
+    /// [`Packet::next_header`] without the conversion, for code that hashes
+    /// or compares it per packet.
+    #[inline(always)]
+    pub fn next_header_number(&self) -> u8 {
+        self.buffer.as_ref()[field::NEXT_HEADER]
     }
 
     pub fn hop_limit(&self) -> u8 {
