@@ -569,21 +569,12 @@ impl Sha256 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::Scratch;
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
-    /// A scratch WHARF_ROOT, removed on drop.
-    struct Scratch(PathBuf);
-
     impl Scratch {
-        fn new(tag: &str) -> Scratch {
-            let dir = std::env::temp_dir().join(format!("wharf-image-test-{}-{tag}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir).unwrap();
-            Scratch(dir)
-        }
-
-        fn store(&self) -> ImageStore {
-            ImageStore::new(&Root::new(self.0.join("root")))
+        fn images(&self) -> ImageStore {
+            ImageStore::new(&self.root())
         }
 
         fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
@@ -599,12 +590,6 @@ mod tests {
                 .unwrap_or_default();
             names.sort();
             names
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
         }
     }
 
@@ -712,7 +697,7 @@ mod tests {
     #[test]
     fn import_keeps_owners_modes_links_and_times() {
         let scratch = Scratch::new("keeps");
-        let store = scratch.store();
+        let store = scratch.images();
         let bytes = rootfs_tar();
         let file = scratch.write("rootfs.tar", &bytes);
         let image = store.import(&file, "base:1").unwrap();
@@ -760,7 +745,7 @@ mod tests {
     fn gzip_is_detected_and_hashed_uncompressed() {
         use flate2::write::GzEncoder;
         let scratch = Scratch::new("gzip");
-        let store = scratch.store();
+        let store = scratch.images();
         let bytes = rootfs_tar();
         let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(&bytes).unwrap();
@@ -773,7 +758,7 @@ mod tests {
     #[test]
     fn escaping_entries_refuse_the_archive_and_leave_nothing() {
         let scratch = Scratch::new("escape");
-        let store = scratch.store();
+        let store = scratch.images();
         for (i, name) in [&b"../evil.txt"[..], b"a/../../evil.txt", b"/../evil.txt"].into_iter().enumerate() {
             let file = scratch.write(&format!("evil{i}.tar"), &escaping_tar(name));
             let err = store.import(&file, "evil").unwrap_err();
@@ -814,7 +799,7 @@ mod tests {
         h.set_size(2);
         b.append_data(&mut h, "up/file2", &b"in"[..]).unwrap();
         let file = scratch.write("links.tar", &b.into_inner().unwrap());
-        let store = scratch.store();
+        let store = scratch.images();
         store.import(&file, "links").unwrap();
         assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "nothing written through the symlink");
         let rootfs = store.rootfs("links");
@@ -826,7 +811,7 @@ mod tests {
     #[test]
     fn bad_input_is_refused_without_leftovers() {
         let scratch = Scratch::new("bad");
-        let store = scratch.store();
+        let store = scratch.images();
         let text = scratch.write("notes.txt", &b"this is not a tar archive, just some text\n".repeat(40));
         let err = store.import(&text, "x").unwrap_err();
         assert!(matches!(err, ImageError::Archive(_)) && err.to_string().contains("not a tar archive"), "{err}");
@@ -846,7 +831,7 @@ mod tests {
     #[test]
     fn list_get_remove_and_names_in_use() {
         let scratch = Scratch::new("crud");
-        let store = scratch.store();
+        let store = scratch.images();
         assert!(store.list().unwrap().is_empty(), "no images directory yet");
         let file = scratch.write("rootfs.tar", &rootfs_tar());
         store.import(&file, "zeta").unwrap();

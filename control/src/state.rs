@@ -202,6 +202,34 @@ pub fn human_duration(d: std::time::Duration) -> String {
     }
 }
 
+/// A scratch directory for unit tests, named for the test and this
+/// process, removed on drop even when the test fails.
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct Scratch(pub(crate) PathBuf);
+
+#[cfg(test)]
+impl Scratch {
+    pub(crate) fn new(tag: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("wharf-test-{}-{tag}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    /// A state root inside the scratch directory.
+    pub(crate) fn root(&self) -> Root {
+        Root::new(self.0.join("root"))
+    }
+}
+
+#[cfg(test)]
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

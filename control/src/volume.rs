@@ -465,27 +465,12 @@ fn push_components(pending: &mut Vec<OsString>, path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::Scratch;
     use std::os::unix::fs::symlink;
 
-    /// A scratch directory, removed on drop.
-    struct Scratch(PathBuf);
-
     impl Scratch {
-        fn new(tag: &str) -> Scratch {
-            let dir = std::env::temp_dir().join(format!("wharf-volume-test-{}-{tag}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir).unwrap();
-            Scratch(dir)
-        }
-
-        fn store(&self) -> VolumeStore {
-            VolumeStore::new(&Root::new(self.0.join("root")))
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
+        fn volumes(&self) -> VolumeStore {
+            VolumeStore::new(&self.root())
         }
     }
 
@@ -626,7 +611,7 @@ mod tests {
     #[test]
     fn store_creates_lists_and_removes() {
         let scratch = Scratch::new("store");
-        let store = scratch.store();
+        let store = scratch.volumes();
         assert!(store.list().unwrap().is_empty());
         let vol = store.create(Some("vol1"), false).unwrap();
         assert_eq!((vol.name.as_str(), vol.anonymous, vol.initialized), ("vol1", false, false));
@@ -697,7 +682,7 @@ mod tests {
     #[test]
     fn copy_up_keeps_owners_modes_links_and_times() {
         let scratch = Scratch::new("copyup");
-        let store = scratch.store();
+        let store = scratch.volumes();
         let src = scratch.0.join("rootfs/data");
         seed_tree(&src);
         store.create(Some("vol1"), false).unwrap();
@@ -734,7 +719,7 @@ mod tests {
     #[test]
     fn copy_up_leaves_a_used_volume_alone() {
         let scratch = Scratch::new("nonempty");
-        let store = scratch.store();
+        let store = scratch.volumes();
         let src = scratch.0.join("rootfs/data");
         seed_tree(&src);
         store.create(Some("full"), false).unwrap();
@@ -750,7 +735,7 @@ mod tests {
     #[test]
     fn copy_up_from_nothing_marks_the_volume() {
         let scratch = Scratch::new("missing");
-        let store = scratch.store();
+        let store = scratch.volumes();
         store.create(Some("empty"), false).unwrap();
         assert!(!store.copy_up("empty", &scratch.0.join("rootfs/no/such/dir")).unwrap());
         assert!(store.get("empty").unwrap().initialized);

@@ -203,34 +203,21 @@ pub fn reconcile(store: &ContainerStore, runtime: &dyn Runtime) -> Result<Vec<St
 mod tests {
     use super::*;
     use crate::container::runtime::Recording;
-    use crate::container::{NetworkMode, ProcessConfig, Resources, State};
-    use crate::state::Root;
+    use crate::container::{test_container, State};
+    use crate::state::Scratch;
 
-    fn world(tag: &str) -> (std::path::PathBuf, ContainerStore) {
-        let dir = std::env::temp_dir().join(format!("wharf-lifecycle-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("containers")).unwrap();
-        (dir.clone(), ContainerStore::new(&Root::new(dir)))
+    fn world(tag: &str) -> (Scratch, ContainerStore) {
+        let scratch = Scratch::new(tag);
+        let store = ContainerStore::new(&scratch.root());
+        fs::create_dir_all(store.root().containers()).unwrap();
+        (scratch, store)
     }
 
     fn saved(store: &ContainerStore, name: &str, state: State) -> Container {
         let container = Container {
-            id: format!("{name:0>64}"),
-            name: name.into(),
-            created: crate::state::now_rfc3339(),
             rootfs: RootfsSource::Directory("/nonexistent".into()),
-            config: ProcessConfig {
-                cmd: vec!["true".into()],
-                env: vec![],
-                workdir: "/".into(),
-                hostname: "h".into(),
-                tty: false,
-            },
-            network: NetworkMode::None,
-            mounts: vec![],
-            resources: Resources::default(),
-            auto_remove: false,
             state,
+            ..test_container(&format!("{name:0>64}"), name)
         };
         fs::create_dir_all(store.dir(&container.id)).unwrap();
         store.save(&container).unwrap();
@@ -243,7 +230,7 @@ mod tests {
 
     #[test]
     fn reconcile_rolls_back_what_a_killed_run_left() {
-        let (dir, store) = world("rollback");
+        let (_scratch, store) = world("rollback");
         let half =
             saved(&store, "half", State { owner: dead(), status: Status::Starting, monitor: dead(), ..State::new() });
         let mine = saved(&store, "mine", State::new()); // owned by this live process
@@ -268,12 +255,11 @@ mod tests {
         assert!(calls.contains(&format!("delete {} --force", half.id)));
         assert!(calls.contains(&"delete stray --force".to_string()));
         assert!(reconcile(&store, &runtime).unwrap().is_empty(), "a second pass finds nothing");
-        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn prune_removes_only_stopped_containers() {
-        let (dir, store) = world("prune");
+        let (_scratch, store) = world("prune");
         let exited = saved(&store, "exited", State { committed: true, status: Status::Exited, ..State::new() });
         let running = saved(
             &store,
@@ -286,6 +272,5 @@ mod tests {
         assert!(store.dir(&running.id).exists());
         let err = remove(&store, &runtime, "running", false, false).unwrap_err();
         assert_eq!(err, "cannot remove running container running: stop it first or use -f");
-        fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -302,6 +302,30 @@ pub fn find_in<'a>(containers: &'a [Container], reference: &str) -> Result<&'a C
     }
 }
 
+/// A container record for unit tests: `sh` in the busybox image, created
+/// now, nothing else set.
+#[cfg(test)]
+pub(crate) fn test_container(id: &str, name: &str) -> Container {
+    Container {
+        id: id.to_string(),
+        name: name.to_string(),
+        created: state::now_rfc3339(),
+        rootfs: RootfsSource::Image("busybox".into()),
+        config: ProcessConfig {
+            cmd: vec!["sh".into()],
+            env: vec![],
+            workdir: "/".into(),
+            hostname: "h".into(),
+            tty: false,
+        },
+        network: NetworkMode::None,
+        mounts: vec![],
+        resources: Resources::default(),
+        auto_remove: false,
+        state: State::new(),
+    }
+}
+
 /// Container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, as Docker's.
 pub fn valid_name(name: &str) -> bool {
     let mut bytes = name.bytes();
@@ -313,31 +337,10 @@ pub fn valid_name(name: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn container(id: &str, name: &str) -> Container {
-        Container {
-            id: id.to_string(),
-            name: name.to_string(),
-            created: state::now_rfc3339(),
-            rootfs: RootfsSource::Image("busybox".into()),
-            config: ProcessConfig {
-                cmd: vec!["sh".into()],
-                env: vec![],
-                workdir: "/".into(),
-                hostname: "h".into(),
-                tty: false,
-            },
-            network: NetworkMode::None,
-            mounts: vec![],
-            resources: Resources::default(),
-            auto_remove: false,
-            state: State::new(),
-        }
-    }
-
     #[test]
     fn containers_are_found_by_name_id_or_unique_prefix() {
-        let a = container(&format!("abc1{}", "0".repeat(60)), "web");
-        let b = container(&format!("abc2{}", "0".repeat(60)), "db");
+        let a = test_container(&format!("abc1{}", "0".repeat(60)), "web");
+        let b = test_container(&format!("abc2{}", "0".repeat(60)), "db");
         let all = [a.clone(), b.clone()];
         assert_eq!(find_in(&all, "web").unwrap().id, a.id);
         assert_eq!(find_in(&all, "/db").unwrap().id, b.id);
@@ -369,15 +372,14 @@ mod tests {
 
     #[test]
     fn records_round_trip_through_the_store() {
-        let dir = std::env::temp_dir().join(format!("wharf-store-test-{}", std::process::id()));
-        let store = ContainerStore::new(&Root::new(&dir));
-        let c = container(&"f".repeat(64), "x");
+        let scratch = state::Scratch::new("store");
+        let store = ContainerStore::new(&scratch.root());
+        let c = test_container(&"f".repeat(64), "x");
         fs::create_dir_all(store.dir(&c.id)).unwrap();
         fs::create_dir_all(store.dir("broken")).unwrap();
         store.save(&c).unwrap();
         let (found, broken) = store.scan().unwrap();
         assert_eq!(found, vec![c]);
         assert_eq!(broken, vec!["broken".to_string()]);
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -51,13 +51,13 @@ pub fn launch(store: &ContainerStore, id: &str, attach: Attach) -> Result<Child,
     let log = store.dir(id).join("monitor.log");
     let mut command = Command::new(exe);
     command.arg("container-monitor").arg(id).env("WHARF_ROOT", store.root().dir());
-    // Its own process group: a ^C meant for the foreground `wharf run` is
-    // passed on to the container by that process, not delivered here.
-    command.process_group(0);
     match attach {
         Attach::None => {
             let log = File::create(&log).map_err(|e| format!("create {}: {e}", log.display()))?;
             command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+            // Detached: its own process group, out of reach of the
+            // terminal's signals.
+            command.process_group(0);
         }
         Attach::Output => {
             command.arg("--attach").stdin(Stdio::null());
@@ -91,6 +91,15 @@ pub fn launch(store: &ContainerStore, id: &str, attach: Attach) -> Result<Child,
 
 /// `wharf container-monitor ID [--attach]`: the monitor process itself.
 pub fn main(id: &str, attach: bool) -> ExitCode {
+    if attach {
+        // Attached, the monitor stays in the terminal's foreground process
+        // group, where it may read the terminal; a ^C there is for the
+        // foreground `wharf run`, which passes it on to the container.
+        let ignored = Arc::new(AtomicBool::new(false));
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGQUIT] {
+            let _ = signal_hook::flag::register(signal, Arc::clone(&ignored));
+        }
+    }
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         eprintln!("wharf: container monitor: become a subreaper: {e}");
         return ExitCode::FAILURE;
@@ -436,37 +445,19 @@ mod tests {
     use super::*;
     use crate::container::rootfs::Recording as RecordingMounter;
     use crate::container::runtime::Recording as RecordingRuntime;
-    use crate::container::{ProcessConfig, Resources, State};
+    use crate::container::test_container;
 
-    fn world(tag: &str) -> (PathBuf, ContainerStore, Container) {
-        let dir = std::env::temp_dir().join(format!("wharf-monitor-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let store = ContainerStore::new(&Root::new(&dir));
-        let container = Container {
-            id: "d".repeat(64),
-            name: "web".into(),
-            created: state::now_rfc3339(),
-            rootfs: RootfsSource::Image("busybox".into()),
-            config: ProcessConfig {
-                cmd: vec!["true".into()],
-                env: vec![],
-                workdir: "/".into(),
-                hostname: "h".into(),
-                tty: false,
-            },
-            network: NetworkMode::None,
-            mounts: vec![],
-            resources: Resources::default(),
-            auto_remove: false,
-            state: State::new(),
-        };
+    fn world(tag: &str) -> (state::Scratch, ContainerStore, Container) {
+        let scratch = state::Scratch::new(tag);
+        let store = ContainerStore::new(&scratch.root());
+        let container = test_container(&"d".repeat(64), "web");
         fs::create_dir_all(store.dir(&container.id)).unwrap();
-        (dir, store, container)
+        (scratch, store, container)
     }
 
     #[test]
     fn a_start_mounts_writes_the_bundle_then_creates_and_starts() {
-        let (dir, store, container) = world("start");
+        let (_scratch, store, container) = world("start");
         let (runtime, mounter) = (RecordingRuntime::default(), RecordingMounter::default());
         let network: Result<Box<dyn NetworkStage>, String> = Ok(Box::new(NamespaceOnly(Namespace::New)));
         let started = start(&store, &runtime, &mounter, &container, network.as_deref(), false).unwrap();
@@ -481,24 +472,22 @@ mod tests {
         stop_and_release(&store, &runtime, &mounter, &container, network.as_deref());
         assert_eq!(runtime.calls.borrow().last().unwrap(), &format!("delete {} --force", container.id));
         assert_eq!(mounter.calls.borrow().last().unwrap(), &format!("unmount {}", rootfs.display()));
-        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn a_failed_mount_creates_nothing() {
-        let (dir, store, container) = world("nomount");
+        let (_scratch, store, container) = world("nomount");
         let runtime = RecordingRuntime::default();
         let mounter = RecordingMounter { fail_mount: true, ..RecordingMounter::default() };
         let network: Result<Box<dyn NetworkStage>, String> = Ok(Box::new(NamespaceOnly(Namespace::New)));
         let err = start(&store, &runtime, &mounter, &container, network.as_deref(), false).err().unwrap();
         assert!(err.contains("mount failed"), "{err}");
         assert!(runtime.calls.borrow().is_empty());
-        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn a_failed_runtime_start_is_reported() {
-        let (dir, store, container) = world("nostart");
+        let (_scratch, store, container) = world("nostart");
         let runtime = RecordingRuntime { fail_on: Some("start"), ..RecordingRuntime::default() };
         let network: Result<Box<dyn NetworkStage>, String> = Ok(Box::new(NamespaceOnly(Namespace::New)));
         let err =
@@ -508,7 +497,6 @@ mod tests {
         let err =
             start(&store, &runtime, &RecordingMounter::default(), &container, network.as_deref(), false).err().unwrap();
         assert_eq!(err, "container b is not running");
-        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
