@@ -305,6 +305,32 @@ impl Delta {
     }
 }
 
+/// The checksum changes of rewriting one direction of a TCP or UDP
+/// connection, folded once when the connection is made so that a packet
+/// costs one addition per checksum: `addrs` for the IPv4 header checksum
+/// (the addresses), `transport` for the TCP or UDP checksum (its
+/// pseudo-header's addresses and the ports).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Deltas {
+    addrs: u16,
+    transport: u16,
+}
+
+impl Deltas {
+    /// The changes of rewriting a TCP or UDP packet with tuple `old` to
+    /// carry `new`.
+    #[inline(always)]
+    pub(crate) fn between<const N: usize>(old: &Tuple<N>, new: &Tuple<N>) -> Deltas {
+        let mut addrs = Delta::default();
+        addrs.addr(&old.src, &new.src);
+        addrs.addr(&old.dst, &new.dst);
+        let mut transport = addrs;
+        transport.word(old.sport, new.sport);
+        transport.word(old.dport, new.dport);
+        Deltas { addrs: checksum::fold(addrs.0), transport: checksum::fold(transport.0) }
+    }
+}
+
 /// Updates the checksum in `field` by `delta`. A UDP checksum (`udp`) of
 /// zero is left alone, and a result of zero is written as 0xffff.
 #[inline(always)]
@@ -335,6 +361,30 @@ pub(crate) fn rewrite<const N: usize>(buf: &mut [u8], p: &Parsed<N>, new: &Tuple
     }
     if let Some(segment) = buf.get_mut(p.l4..p.end) {
         rewrite_transport(segment, p.kind, &p.tuple, new, addrs);
+    }
+}
+
+/// Rewrites the TCP or UDP packet `p` describes to carry `new`, as
+/// [`rewrite`] does, with the checksum changes computed beforehand
+/// (`deltas`: [`Deltas::between`] the packet's tuple and `new`). Other
+/// packets are rewritten by [`rewrite`].
+#[inline(always)]
+pub(crate) fn rewrite_tracked<const N: usize>(buf: &mut [u8], p: &Parsed<N>, new: &Tuple<N>, deltas: Deltas) {
+    let udp = match p.kind {
+        Kind::Tcp { .. } => false,
+        Kind::Udp => true,
+        _ => return rewrite(buf, p, new),
+    };
+    write_addrs(buf, &Delta(u64::from(deltas.addrs)), new);
+    if matches!(p.frag, Frag::Later { .. }) {
+        return;
+    }
+    let Some(segment) = buf.get_mut(p.l4..p.end) else { return };
+    let Some(ports) = segment.first_chunk_mut::<4>() else { return };
+    ports[..2].copy_from_slice(&new.sport.to_be_bytes());
+    ports[2..].copy_from_slice(&new.dport.to_be_bytes());
+    if let Some(checksum) = field(segment, if udp { 6 } else { 16 }) {
+        update(checksum, Delta(u64::from(deltas.transport)), udp);
     }
 }
 
