@@ -509,7 +509,7 @@ impl<const N: usize> Family<N> {
             entry.pool = pool;
         }
         let new = reply.inverse();
-        entry.deltas = [Deltas::between(&t, &new), Deltas::between(&reply, &t.inverse())];
+        entry.deltas = Deltas::of_connection(&t, &reply);
         // Rewrite first, so the load of the reply key's slot (not yet looked
         // at for UDP) overlaps with it.
         self.table.prefetch(reply_hash);

@@ -317,16 +317,43 @@ pub(crate) struct Deltas {
 }
 
 impl Deltas {
+    /// The changes of both directions of a connection whose packets carry
+    /// `orig` one way and `reply` the other: `[ORIG, REPLY]`, as
+    /// [`Deltas::between`] gives them.
+    #[inline(always)]
+    pub(crate) fn of_connection<const N: usize>(orig: &Tuple<N>, reply: &Tuple<N>) -> [Deltas; 2] {
+        let (addrs, transport) = Deltas::sums(orig, &reply.inverse());
+        // The reply direction changes every field back: each changed word
+        // adds `!old + new` one way and `!new + old` the other, which sum to
+        // all ones, so its sums are those constants less the original's
+        // (the same integers a direct sum gives).
+        let addr_words = 2 * (N / 4) as u64;
+        let back_addrs = addr_words * 2 * 0xffff_ffff - addrs.0;
+        let back_transport = addr_words * 2 * 0xffff_ffff + 2 * 0xffff - transport.0;
+        [Deltas::fold(addrs, transport), Deltas::fold(Delta(back_addrs), Delta(back_transport))]
+    }
+
     /// The changes of rewriting a TCP or UDP packet with tuple `old` to
     /// carry `new`.
-    #[inline(always)]
+    #[cfg(test)]
     pub(crate) fn between<const N: usize>(old: &Tuple<N>, new: &Tuple<N>) -> Deltas {
+        let (addrs, transport) = Deltas::sums(old, new);
+        Deltas::fold(addrs, transport)
+    }
+
+    #[inline(always)]
+    fn sums<const N: usize>(old: &Tuple<N>, new: &Tuple<N>) -> (Delta, Delta) {
         let mut addrs = Delta::default();
         addrs.addr(&old.src, &new.src);
         addrs.addr(&old.dst, &new.dst);
         let mut transport = addrs;
         transport.word(old.sport, new.sport);
         transport.word(old.dport, new.dport);
+        (addrs, transport)
+    }
+
+    #[inline(always)]
+    fn fold(addrs: Delta, transport: Delta) -> Deltas {
         Deltas { addrs: checksum::fold(addrs.0), transport: checksum::fold(transport.0) }
     }
 }
@@ -553,6 +580,30 @@ mod tests {
         let mut same = Delta::default();
         same.addr(&[1, 2, 3, 4], &[1, 2, 3, 4]);
         assert_eq!(same.apply(0x1234), 0x1234);
+    }
+
+    #[test]
+    fn connection_deltas_are_each_directions_own() {
+        let v4 = |a: u8, b: u8, sport: u16, dport: u16| Tuple::<4> {
+            src: [10, 0, a, 1],
+            dst: [203, 0, 113, b],
+            sport,
+            dport,
+        };
+        let cases = [
+            (v4(0, 10, 40000, 443), v4(7, 10, 443, 61000)),
+            (v4(0, 0, 0, 0), v4(255, 255, 65535, 65535)),
+            (v4(1, 2, 3, 4), v4(1, 2, 3, 4)),
+        ];
+        for (orig, reply) in cases {
+            let both = Deltas::of_connection(&orig, &reply);
+            assert_eq!(both[0], Deltas::between(&orig, &reply.inverse()));
+            assert_eq!(both[1], Deltas::between(&reply, &orig.inverse()));
+        }
+        let orig = Tuple::<16> { src: [0xfd; 16], dst: [0x20; 16], sport: 1, dport: 2 };
+        let reply = Tuple::<16> { src: [0x20; 16], dst: [0x30; 16], sport: 2, dport: 9 };
+        let both = Deltas::of_connection(&orig, &reply);
+        assert_eq!(both, [Deltas::between(&orig, &reply.inverse()), Deltas::between(&reply, &orig.inverse())]);
     }
 
     #[test]
