@@ -107,13 +107,24 @@ struct Published<const N: usize> {
     pool: u8,
 }
 
-/// A masquerade rule: its inside prefix as bytes (`addr & mask == net`),
-/// and the pool of its outside address.
+/// A masquerade rule: its inside prefix as a number (`addr & mask == net`,
+/// the address's bytes in memory order, zero-padded), and the pool of its
+/// outside address.
 #[derive(Debug, Clone, Copy)]
 struct MasqueradeRule<const N: usize> {
-    net: [u8; N],
-    mask: [u8; N],
+    net: u128,
+    mask: u128,
     pool: u8,
+}
+
+/// An address's bytes in memory order as a number (zero-padded): one load.
+#[inline(always)]
+fn addr_bits<const N: usize>(addr: &[u8; N]) -> u128 {
+    let mut bytes = [0u8; 16];
+    if let Some(head) = bytes.get_mut(..N) {
+        head.copy_from_slice(addr);
+    }
+    u128::from_ne_bytes(bytes)
 }
 
 impl<const N: usize> MasqueradeRule<N> {
@@ -126,14 +137,13 @@ impl<const N: usize> MasqueradeRule<N> {
             let bits = usize::from(inside.len()).saturating_sub(8 * i).min(8);
             *byte = !(0xffu8.checked_shr(bits as u32).unwrap_or(0));
         }
-        let net = core::array::from_fn(|i| net[i] & mask[i]);
-        Some(MasqueradeRule { net, mask, pool })
+        let mask = addr_bits(&mask);
+        Some(MasqueradeRule { net: addr_bits(&net) & mask, mask, pool })
     }
 
     #[inline(always)]
     fn covers(&self, addr: &[u8; N]) -> bool {
-        // No early exit: the loop becomes a few wide operations.
-        addr.iter().zip(&self.mask).zip(&self.net).fold(0, |diff, ((a, m), n)| diff | ((a & m) ^ n)) == 0
+        addr_bits(addr) & self.mask == self.net
     }
 }
 
@@ -170,11 +180,13 @@ fn from_ip<const N: usize>(ip: IpAddr) -> Option<[u8; N]> {
     Some(addr)
 }
 
-/// Whether packets to `ip` are never translated: multicast and broadcast.
-fn is_group(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_multicast() || v4.is_broadcast(),
-        IpAddr::V6(v6) => v6.is_multicast(),
+/// Whether packets to `addr` are never translated: multicast (224/4,
+/// ff00::/8) and broadcast.
+fn is_group<const N: usize>(addr: &[u8; N]) -> bool {
+    if packet::is_v4::<N>() {
+        addr[0] >> 4 == 0xe || addr.iter().all(|&b| b == 0xff)
+    } else {
+        addr[0] == 0xff
     }
 }
 
@@ -410,7 +422,7 @@ impl<const N: usize> Family<N> {
         tick: u32,
     ) -> Verdict {
         let t = p.tuple;
-        if is_group(to_ip(&t.dst)) {
+        if is_group(&t.dst) {
             return Verdict::Pass;
         }
         let published = match p.kind {
@@ -622,7 +634,7 @@ impl<const N: usize> Family<N> {
     fn untracked(&self, side: Side, p: &Parsed<N>) -> Verdict {
         let covered = side == Side::Inside
             && !matches!(p.kind, Kind::IcmpOther { link_local: true })
-            && !is_group(to_ip(&p.tuple.dst))
+            && !is_group(&p.tuple.dst)
             && !self.is_outside_addr(&p.tuple.dst)
             && self.masquerade_pool(&p.tuple.src, &p.tuple.dst).is_some();
         if covered {
