@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use super::config::{ConfigError, DnatRule, NatConfig, Prefix};
 use super::frag::{FragKey, Fragments};
 use super::packet::{self, Deltas, Frag, Kind, Parsed, TCP, UDP};
-use super::ports::Pool;
+use super::ports::{Endpoint, Pool};
 use super::state::{self, ConnState, TcpEvent, Ticks};
 use super::stats::{DropReason, Stats};
 use super::table::{flag, Entry, Hasher, Table, Tuple, ORIG, REPLY};
@@ -459,10 +459,13 @@ impl<const N: usize> Family<N> {
             (Plan::Snat { pool }, Some((guess, hash))) if guess == pool => Some(hash),
             _ => None,
         };
+        // For UDP the inside endpoint's mapping decides: the uniqueness
+        // check needs no table.
+        let endpoint =
+            (p.proto == UDP && snat.is_some()).then(|| Endpoint::new(self.table.hasher(), zone, &t.src, t.sport));
         if let Some(outside) = snat.and_then(|pool| self.pools.get(usize::from(pool))) {
-            if p.proto == UDP {
-                // Its mapping decides: the uniqueness check needs no table.
-                outside.prefetch(self.table.hasher(), zone, &t.src, t.sport);
+            if let Some(endpoint) = &endpoint {
+                outside.prefetch(endpoint);
                 self.table.prefetch_free();
             } else if kept.is_none() {
                 let tuple = Tuple { src: peer.0, dst: outside.addr, sport: peer.1, dport: t.sport };
@@ -493,7 +496,7 @@ impl<const N: usize> Family<N> {
         }
         let (reply, reply_hash, mapping) = match plan {
             Plan::Snat { pool } | Plan::Hairpin { pool, .. } => {
-                match self.allocate(sh, zone, p.proto, pool, (t.src, t.sport), peer, kept) {
+                match self.allocate(sh, zone, p.proto, pool, endpoint.as_ref(), (t.src, t.sport), peer, kept) {
                     Ok((reply, hash, mapping)) => (reply, hash, mapping.then_some(pool)),
                     Err(reason) => return Verdict::Drop(reason),
                 }
@@ -544,9 +547,10 @@ impl<const N: usize> Family<N> {
     /// Chooses the outside port for inside endpoint `inside` leaving from
     /// pool `pool` towards `peer`, such that the reply tuple (`peer` → the
     /// pool's address and the port) is unused; for UDP, the endpoint's
-    /// mapping, found or made. `kept`: the hash of the reply tuple that
-    /// keeps the inside port, if known. Returns the reply tuple, its hash,
-    /// and whether it holds a mapping reference.
+    /// mapping, found or made (`endpoint`: the inside endpoint as the
+    /// mappings know it, given for UDP). `kept`: the hash of the reply tuple that keeps the
+    /// inside port, if known. Returns the reply tuple, its hash, and whether
+    /// it holds a mapping reference.
     #[allow(clippy::too_many_arguments)]
     fn allocate(
         &mut self,
@@ -554,6 +558,7 @@ impl<const N: usize> Family<N> {
         zone: u16,
         proto: u8,
         pool: u8,
+        endpoint: Option<&Endpoint<N>>,
         inside: ([u8; N], u16),
         peer: ([u8; N], u16),
         kept: Option<u64>,
@@ -565,13 +570,14 @@ impl<const N: usize> Family<N> {
         let hash_of = |port: u16| if port == inside.1 { kept } else { hasher.tuple(zone, proto, &reply(port)) };
         let table = &self.table;
         let unused = |port: u16| table.find(hash_of(port), zone, proto, &reply(port)).is_none();
-        let udp = proto == UDP;
+        let mapped = endpoint.filter(|_| proto == UDP);
+        let udp = mapped.is_some();
         // For UDP the port's owner is the whole story: every UDP reply tuple
         // towards an outside address holds the mapping of its port (a DNAT
         // client is never an outside address), so a port held by this
         // endpoint or by none is unused, with no lookup in the table.
-        if udp {
-            if let Some(held) = ports.mapping(&hasher, zone, &inside.0, inside.1) {
+        if let Some(endpoint) = mapped {
+            if let Some(held) = ports.mapping(endpoint) {
                 let (tuple, hash) = (reply(held), hash_of(held));
                 if let Some(ports) = self.pools.get_mut(usize::from(pool)) {
                     ports.acquire(held);
@@ -584,7 +590,7 @@ impl<const N: usize> Family<N> {
             TCP => port != 0 && !ports.is_reserved(false, port) && unused(port),
             _ => unused(port),
         };
-        let (lo, hi) = if proto == TCP || udp { sh.port_range } else { (0, u16::MAX) };
+        let (lo, hi) = if proto == TCP || proto == UDP { sh.port_range } else { (0, u16::MAX) };
         let size = u32::from(hi) - u32::from(lo) + 1;
         let mut chosen = fits(inside.1).then_some(inside.1);
         'search: for run in 0..4u64 {
@@ -603,9 +609,9 @@ impl<const N: usize> Family<N> {
         }
         let port = chosen.ok_or(DropReason::NoPort)?;
         let (tuple, hash) = (reply(port), hash_of(port));
-        if udp {
+        if let Some(endpoint) = mapped {
             if let Some(ports) = self.pools.get_mut(usize::from(pool)) {
-                ports.claim(&hasher, zone, &inside.0, inside.1, port);
+                ports.claim(endpoint, port);
             }
         }
         Ok((tuple, hash, udp))
