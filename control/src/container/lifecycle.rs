@@ -150,6 +150,7 @@ pub fn reconcile(store: &ContainerStore, runtime: &dyn Runtime) -> Result<Vec<St
         let monitor_alive = state.monitor.is_some_and(|p| p.alive());
         if !state.committed && !owner_alive && !monitor_alive {
             let _ = runtime.delete(&container.id, true);
+            release_links(store, container, &Iproute2)?;
             remove_files(store, container, true).map_err(|e| e.to_string())?;
             report.push(format!(
                 "cleaned up half-created container {} ({}): the wharf command creating it was killed",
@@ -165,6 +166,7 @@ pub fn reconcile(store: &ContainerStore, runtime: &dyn Runtime) -> Result<Vec<St
         };
         if running && monitor_gone {
             let _ = runtime.delete(&container.id, true);
+            release_links(store, container, &Iproute2)?;
             if matches!(container.rootfs, RootfsSource::Image(_)) {
                 Kernel.unmount(&store.dir(&container.id).join("rootfs")).map_err(|e| e.to_string())?;
             }
@@ -209,6 +211,21 @@ pub fn reconcile(store: &ContainerStore, runtime: &dyn Runtime) -> Result<Vec<St
         }
     }
     Ok(report)
+}
+
+/// Deletes a container's host veths (the kernel takes their peers) and
+/// stops its port proxy, for a container whose monitor cannot.
+fn release_links(store: &ContainerStore, container: &Container, links: &dyn Links) -> Result<(), String> {
+    if !container.networks.is_empty() {
+        let networks = NetworkStore::new(store.root()).list().map_err(|e| e.to_string())?;
+        for network in container.networks.iter().filter_map(|a| networks.iter().find(|n| n.name == a.network)) {
+            links.delete_veth(&host_veth_name(&container.id, &network.id))?;
+        }
+    }
+    if let Some(proxy) = container.state.proxy.filter(|p| p.alive()) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(proxy.pid as i32), nix::sys::signal::SIGKILL);
+    }
+    Ok(())
 }
 
 /// The network side of [`reconcile`] (the caller holds the lock):
