@@ -234,6 +234,27 @@ def main():
     add("container_args", "network", b"container:web")
     add("container_args", "huge-memory", b"4994499944944444444")  # overflowed the default swap once
 
+    # The DNS resolver: a selector byte (bit 0: TCP; bits 1-2: the source,
+    # 0 a container on front, 1 one on front and back, 2 unknown, 3 IPv6),
+    # then the message.
+    def dns_name(text):
+        return b"".join(bytes([len(label)]) + label.encode() for label in text.split(".") if label) + b"\0"
+
+    def dns_query(qid, name, qtype=1, flags=0x0100, extra=b"", arcount=0):
+        return struct.pack("!HHHHHH", qid, flags, 1, 0, 0, arcount) + dns_name(name) + struct.pack("!HH", qtype, 1) + extra
+
+    opt_cookie = b"\0" + struct.pack("!HHIH", 41, 1232, 0, 12) + struct.pack("!HH", 10, 8) + bytes.fromhex("6b1d9f0244e371a5")
+    add("dns_message", "dig-web", bytes([0]) + dns_query(0x9A3C, "web", flags=0x0120, extra=opt_cookie, arcount=1))
+    add("dns_message", "api-two-networks-tcp", bytes([3]) + dns_query(1, "api"))
+    add("dns_message", "aaaa-alias", bytes([0]) + dns_query(2, "WWW.", qtype=28))
+    add("dns_message", "forwarded", bytes([4]) + dns_query(3, "www.example.com"))
+    add("dns_message", "notify", bytes([0]) + dns_query(4, "example.com", qtype=6, flags=0x2000))
+    compressed = (struct.pack("!HHHHHH", 0x1234, 0x8180, 1, 2, 0, 0) + dns_name("www.example.com") + struct.pack("!HH", 1, 1)
+                  + b"\xc0\x0c" + struct.pack("!HHIH", 5, 1, 300, 6) + b"\x03cdn\xc0\x10"
+                  + b"\xc0\x2d" + struct.pack("!HHIH", 1, 1, 60, 4) + bytes([192, 0, 2, 10]))
+    add("dns_message", "response-compressed", bytes([0]) + compressed)
+    add("dns_message", "looping-pointer", bytes([0]) + struct.pack("!HHHHHH", 5, 0x0100, 1, 0, 0, 0) + b"\x03abc\xc0\x0c" + struct.pack("!HH", 1, 1))
+
     # The NAT: a configuration byte, then steps of (control, length, bytes).
     # Control bits 0-1: 0 raw, 1 repaired, 2 answer the last forwarded
     # packet (bytes: TCP flags), 3 ICMP error about it (bytes: type, code,

@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod container;
+pub mod dns;
 pub mod image;
 pub mod nat;
 pub mod network;
