@@ -184,6 +184,9 @@ pub enum ContainerCommand {
     Network(crate::network::cli::NetworkCommand),
     /// List a container's published ports.
     Port { container: String },
+    /// (internal) The embedded DNS resolver of user networks.
+    #[command(hide = true)]
+    Dns,
     /// (internal) The per-container monitor.
     #[command(hide = true, name = "container-monitor")]
     Monitor {
@@ -252,6 +255,15 @@ impl From<String> for Failure {
 pub fn main(command: ContainerCommand) -> ExitCode {
     if let ContainerCommand::Monitor { id, attach } = &command {
         return super::monitor::main(id, *attach);
+    }
+    if let ContainerCommand::Dns = &command {
+        return match crate::dns::serve(&Root::from_env()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("wharf dns: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let root = Root::from_env();
     let store = ContainerStore::new(&root);
@@ -357,7 +369,7 @@ fn dispatch(store: &ContainerStore, runtime: &Runc, command: ContainerCommand) -
             crate::network::cli::port_lines(&container).iter().for_each(|line| println!("{line}"));
             Ok(ExitCode::SUCCESS)
         }
-        ContainerCommand::Monitor { .. } => unreachable!("handled before reconcile"),
+        ContainerCommand::Monitor { .. } | ContainerCommand::Dns => unreachable!("handled before reconcile"),
     }
 }
 

@@ -182,6 +182,12 @@ fn monitor(store: &ContainerStore, runtime: &dyn Runtime, id: &str, attach: bool
     } else {
         store.save(&container).map_err(|e| e.to_string())?;
     }
+    if !container.networks.is_empty() {
+        // The resolver forgets it.
+        if let Err(e) = crate::network::resolver::sync(store.root()) {
+            eprintln!("wharf: container {id}: {e}");
+        }
+    }
     Ok(exit_code)
 }
 

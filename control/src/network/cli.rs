@@ -318,7 +318,8 @@ fn connect(
     }
     container.networks.push(attachment);
     networks.save(&network).map_err(|e| e.to_string())?;
-    containers.save(&container).map_err(|e| e.to_string())
+    containers.save(&container).map_err(|e| e.to_string())?;
+    super::resolver::sync(containers.root())
 }
 
 fn disconnect(
@@ -340,7 +341,8 @@ fn disconnect(
     container.networks.retain(|a| a.network != network.name);
     network.release(&container.id);
     networks.save(&network).map_err(|e| e.to_string())?;
-    containers.save(&container).map_err(|e| e.to_string())
+    containers.save(&container).map_err(|e| e.to_string())?;
+    super::resolver::sync(containers.root())
 }
 
 /// `wharf port NAME`: its published ports.

@@ -7,6 +7,7 @@
 //! - [`links`]: bridges, veths, addresses and routes (iproute2);
 //! - [`firewall`]: wharf's iptables chains;
 //! - [`ports`]: `-p` and the proxy's `-map` SPECs;
+//! - [`resolver`]: what the embedded DNS resolver (`crate::dns`) serves, and starting it;
 //! - [`stage`]: the bridge network stage of a container's start and stop;
 //! - [`cli`]: `wharf network ...` and `wharf port`.
 
@@ -15,4 +16,5 @@ pub mod firewall;
 pub mod ipam;
 pub mod links;
 pub mod ports;
+pub mod resolver;
 pub mod stage;

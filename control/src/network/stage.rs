@@ -228,7 +228,10 @@ impl NetworkStage for BridgeStage<'_> {
             }
             made.push(endpoint.host_veth.clone());
         }
-        self.start_proxy()
+        self.start_proxy()?;
+        // The resolver learns of the container before its process starts.
+        let _lock = self.root.lock().map_err(|e| e.to_string())?;
+        super::resolver::sync(&self.root)
     }
 
     fn detach(&self) -> Result<(), String> {
