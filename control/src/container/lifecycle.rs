@@ -12,9 +12,10 @@ use super::rootfs::{self, Kernel, Mounter};
 use super::runtime::Runtime;
 use super::{Container, ContainerStore, MountKind, Process, RootfsSource, Status};
 use crate::image::ImageStore;
+use crate::network::firewall::{Firewall, Iptables};
 use crate::network::ipam::NetworkStore;
 use crate::network::links::{Iproute2, Links};
-use crate::network::stage::host_veth_name;
+use crate::network::stage::{self, host_veth_name};
 use crate::volume::VolumeStore;
 
 /// Starts a stopped or created container and waits until it runs; returns
@@ -253,6 +254,18 @@ fn reconcile_networks(store: &ContainerStore, links: &dyn Links) -> Result<Vec<S
         }
     }
     let running = |c: &&Container| matches!(c.state.status, Status::Running | Status::Starting);
+    if !all.is_empty() {
+        // The rules as the records say (a crash may have come between the two).
+        Iptables.sync(&stage::rules(&all))?;
+        // A bridge of wharf's naming that no network owns: a `network
+        // create` that died between making the bridge and saving the record.
+        for link in links.list()? {
+            if link.starts_with("wh-") && !all.iter().any(|n| n.bridge == link) {
+                links.delete_bridge(&link)?;
+                report.push(format!("deleted bridge {link}: no network owns it"));
+            }
+        }
+    }
     let stray: Vec<String> = containers
         .iter()
         .filter(|c| !running(c))
