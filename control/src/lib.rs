@@ -9,6 +9,7 @@ pub mod cli;
 pub mod container;
 pub mod image;
 pub mod nat;
+pub mod network;
 pub mod paths;
 pub mod state;
 pub mod volume;

@@ -106,8 +106,10 @@ pub fn try_run_timed(command: &mut Command, timeout: Duration) -> Result<Ran, St
 }
 
 /// One test's wharf: its own `WHARF_ROOT`, a scratch directory for host
-/// files, optionally a network namespace the commands run in. Dropping it
-/// removes everything it made.
+/// files, and a network namespace of its own that the commands run in (so
+/// the default bridge network, its rules and the port proxies never touch
+/// the machine's own namespace), unless [`Wharf::in_netns`] names another.
+/// Dropping it removes everything it made.
 #[derive(Debug)]
 pub struct Wharf {
     bin: PathBuf,
@@ -116,6 +118,8 @@ pub struct Wharf {
     scratch: PathBuf,
     netns: Option<String>,
     env: Vec<(OsString, OsString)>,
+    /// Declared last: dropped after [`Wharf::cleanup`] ran inside it.
+    _own_netns: Option<Netns>,
 }
 
 impl Wharf {
@@ -129,7 +133,16 @@ impl Wharf {
         let scratch = base.join("scratch");
         std::fs::create_dir_all(&root).expect("create WHARF_ROOT");
         std::fs::create_dir_all(&scratch).expect("create scratch dir");
-        Wharf { bin: PathBuf::from(bin), base, root, scratch, netns: None, env: Vec::new() }
+        let own_netns = Netns::new("cw").expect("create the test's network namespace");
+        Wharf {
+            bin: PathBuf::from(bin),
+            base,
+            root,
+            scratch,
+            netns: Some(own_netns.name().to_owned()),
+            env: Vec::new(),
+            _own_netns: Some(own_netns),
+        }
     }
 
     /// Runs every later command inside `ns`'s network namespace (only the
@@ -159,6 +172,11 @@ impl Wharf {
     /// The directory holding both, under which nothing may stay mounted.
     pub fn base(&self) -> &Path {
         &self.base
+    }
+
+    /// The network namespace the commands run in.
+    pub fn netns(&self) -> Option<&str> {
+        self.netns.as_deref()
     }
 
     /// The wharf binary.

@@ -13,7 +13,8 @@ const WHARF: &str = env!("CARGO_BIN_EXE_wharf-e2e");
 /// Runs `wharf ARGS...` inside a terminal made by script(1), typing
 /// `input`; returns the exit code and everything the terminal showed.
 fn in_terminal(w: &Wharf, args: &[&str], input: &str) -> (i32, String) {
-    let line = std::iter::once(w.bin().display().to_string())
+    let netns = w.netns().map(|ns| format!("nsenter --net=/run/netns/{ns} ")).unwrap_or_default();
+    let line = std::iter::once(format!("{netns}{}", w.bin().display()))
         .chain(args.iter().map(|a| format!("'{a}'")))
         .collect::<Vec<_>>()
         .join(" ");

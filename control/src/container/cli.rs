@@ -16,6 +16,7 @@ use super::resources::{ResourceFlags, Resources};
 use super::runtime::{exit_code, ExecOptions, Runc, Runtime};
 use super::{ContainerStore, NetworkMode, RootfsSource, Status};
 use crate::image::ImageStore;
+use crate::network::ports::PortSpec;
 use crate::state::Root;
 use crate::volume::{self, VolumeSpec, VolumeStore};
 
@@ -43,9 +44,22 @@ pub struct RunArgs {
     /// The container's hostname.
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
-    /// none (its own namespace with only lo), host, or container:NAME.
-    #[arg(long, value_name = "MODE", default_value = "none")]
+    /// bridge (the default network), a user network's name, none (its own
+    /// namespace with only lo), host, or container:NAME.
+    #[arg(long = "network", alias = "net", value_name = "NETWORK", default_value = "bridge")]
     pub network: String,
+    /// The container's IPv4 address on its (user) network.
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// Another name the container has on its network (repeatable).
+    #[arg(long = "network-alias", value_name = "NAME")]
+    pub network_aliases: Vec<String>,
+    /// Publish a port: [HOST_IP:]HOST_PORT[-LAST]:CONTAINER_PORT[-LAST][/tcp|/udp], or CONTAINER_PORT.
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
+    /// Publish every exposed port (images imported from tars expose none).
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// Mount a volume: /host:/path[:ro|:rw], NAME:/path[:ro|:rw], or /path (anonymous).
     #[arg(short = 'v', long = "volume", value_name = "SPEC")]
     pub volumes: Vec<String>,
@@ -165,6 +179,11 @@ pub enum ContainerCommand {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(crate::network::cli::NetworkCommand),
+    /// List a container's published ports.
+    Port { container: String },
     /// (internal) The per-container monitor.
     #[command(hide = true, name = "container-monitor")]
     Monitor {
@@ -329,6 +348,15 @@ fn dispatch(store: &ContainerStore, runtime: &Runc, command: ContainerCommand) -
         }
         ContainerCommand::Image(command) => image(store, command),
         ContainerCommand::Volume(command) => volume(store, command),
+        ContainerCommand::Network(command) => {
+            crate::network::cli::run(store, command)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Port { container } => {
+            let container = store.find(&container).map_err(|e| e.to_string())?;
+            crate::network::cli::port_lines(&container).iter().for_each(|line| println!("{line}"));
+            Ok(ExitCode::SUCCESS)
+        }
         ContainerCommand::Monitor { .. } => unreachable!("handled before reconcile"),
     }
 }
@@ -388,6 +416,8 @@ fn run(store: &ContainerStore, runtime: &Runc, args: RunArgs) -> Result<ExitCode
         .iter()
         .map(|spec| volume::parse_volumes_from(spec).map_err(|e| fail(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
+    let ports = args.publish.iter().map(|spec| PortSpec::parse(spec).map_err(fail)).collect::<Result<Vec<_>, _>>()?;
+    let _ = args.publish_all;
     let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let resources = Resources::from_flags(
         &ResourceFlags {
@@ -413,6 +443,9 @@ fn run(store: &ContainerStore, runtime: &Runc, args: RunArgs) -> Result<ExitCode
         resources,
         auto_remove: args.rm,
         tty: args.tty,
+        ip: args.ip,
+        aliases: args.network_aliases,
+        ports,
     };
     let container = {
         let _lock = store.root().lock().map_err(|e| fail(e.to_string()))?;

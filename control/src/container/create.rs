@@ -9,10 +9,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::{
-    find_in, valid_name, Container, ContainerStore, Mount, MountKind, NetworkMode, ProcessConfig, Resources,
-    RootfsSource, State,
+    find_in, valid_name, Attachment, Container, ContainerStore, Mount, MountKind, NetworkMode, ProcessConfig,
+    Resources, RootfsSource, State,
 };
 use crate::image::ImageStore;
+use crate::network::ipam::{format_mac, mac_for, NetworkStore};
+use crate::network::links::Iproute2;
+use crate::network::ports::{free_port, PortSpec};
+use crate::network::stage::{self, DEFAULT_NETWORK};
 use crate::state;
 use crate::volume::{self, VolumeSpec, VolumeStore};
 
@@ -32,6 +36,12 @@ pub struct Request {
     pub resources: Resources,
     pub auto_remove: bool,
     pub tty: bool,
+    /// `--ip`, on the container's (user) network.
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// `--network-alias`.
+    pub aliases: Vec<String>,
+    /// `-p`.
+    pub ports: Vec<PortSpec>,
 }
 
 /// Creates the container (status Created, uncommitted) and returns it. The
@@ -72,6 +82,42 @@ pub fn create(store: &ContainerStore, request: Request) -> Result<Container, Str
     }
     if let NetworkMode::Container(reference) = &request.network {
         find_in(&existing, reference).map_err(|e| format!("--network container:{reference}: {e}"))?;
+    }
+    let network = match &request.network {
+        NetworkMode::Bridge(name) => {
+            let networks = NetworkStore::new(store.root());
+            let network = if name == DEFAULT_NETWORK {
+                stage::ensure_default(&networks, &Iproute2)?
+            } else {
+                networks.get(name).map_err(|e| e.to_string())?
+            };
+            if network.name == DEFAULT_NETWORK && request.ip.is_some() {
+                return Err("user specified IP address is supported on user defined networks only".into());
+            }
+            if network.name == DEFAULT_NETWORK && !request.aliases.is_empty() {
+                return Err("network-scoped alias is supported only for containers in user defined networks".into());
+            }
+            Some(network)
+        }
+        _ if request.ip.is_some() || !request.aliases.is_empty() => {
+            return Err("--ip and --network-alias need a user network (--network NAME)".into());
+        }
+        _ if !request.ports.is_empty() => {
+            return Err(format!(
+                "port publishing needs a bridge network, not --network {}",
+                request.network.docker_word()
+            ));
+        }
+        _ => None,
+    };
+    let mut ports = request.ports.clone();
+    for port in &mut ports {
+        if port.host_port == 0 {
+            if port.count > 1 {
+                return Err(format!("-p {port}: give the host port range for a range of container ports"));
+            }
+            port.host_port = free_port(port.proto).map_err(|e| format!("find a free host port: {e}"))?;
+        }
     }
     for spec in &request.volumes {
         if let VolumeSpec::Bind { source, .. } = spec {
@@ -123,19 +169,42 @@ pub fn create(store: &ContainerStore, request: Request) -> Result<Container, Str
         mounts: Vec::new(),
         resources: request.resources,
         auto_remove: request.auto_remove,
+        networks: Vec::new(),
+        ports: Vec::new(),
         state: State::new(),
     };
 
-    // Act: the record first, then the volumes; undo on error.
-    let mut undo = Undo { volumes: &volumes, dir: store.dir(&id), created_volumes: Vec::new(), done: false };
+    // Act: the record first, then the address and the volumes; undo on error.
+    let networks = NetworkStore::new(store.root());
+    let mut undo = Undo {
+        volumes: &volumes,
+        networks: &networks,
+        dir: store.dir(&id),
+        created_volumes: Vec::new(),
+        allocated_on: None,
+        id: id.clone(),
+        done: false,
+    };
     fs::create_dir_all(&undo.dir).map_err(|e| format!("create {}: {e}", undo.dir.display()))?;
     store.save(&container).map_err(|e| e.to_string())?;
+    let mut attachments = Vec::new();
+    if let Some(mut network) = network {
+        let ip = network.allocate(&id, request.ip).map_err(|e| e.to_string())?;
+        networks.save(&network).map_err(|e| e.to_string())?;
+        undo.allocated_on = Some(network.name.clone());
+        attachments.push(Attachment {
+            network: network.name.clone(),
+            ip,
+            mac: format_mac(mac_for(ip)),
+            aliases: request.aliases.clone(),
+        });
+    }
     let mut mounts = Vec::new();
     for spec in &request.volumes {
         mounts.push(prepare_volume(spec, &volumes, &image_rootfs, &mut undo.created_volumes)?);
     }
     mounts.extend(inherited);
-    let container = Container { mounts, ..container };
+    let container = Container { mounts, networks: attachments, ports, ..container };
     store.save(&container).map_err(|e| e.to_string())?;
     undo.done = true;
     Ok(container)
@@ -189,8 +258,12 @@ fn prepare_volume(
 /// directory with the record.
 struct Undo<'a> {
     volumes: &'a VolumeStore,
+    networks: &'a NetworkStore,
     dir: PathBuf,
     created_volumes: Vec<String>,
+    /// The network where an address was allocated to `id`.
+    allocated_on: Option<String>,
+    id: String,
     done: bool,
 }
 
@@ -201,6 +274,10 @@ impl Drop for Undo<'_> {
         }
         for name in self.created_volumes.iter().rev() {
             let _ = self.volumes.remove(name);
+        }
+        if let Some(Ok(mut network)) = self.allocated_on.as_ref().map(|name| self.networks.get(name)) {
+            network.release(&self.id);
+            let _ = self.networks.save(&network);
         }
         let _ = fs::remove_dir_all(&self.dir);
     }

@@ -12,6 +12,9 @@ use super::rootfs::{self, Kernel, Mounter};
 use super::runtime::Runtime;
 use super::{Container, ContainerStore, MountKind, Process, RootfsSource, Status};
 use crate::image::ImageStore;
+use crate::network::ipam::NetworkStore;
+use crate::network::links::{Iproute2, Links};
+use crate::network::stage::host_veth_name;
 use crate::volume::VolumeStore;
 
 /// Starts a stopped or created container and waits until it runs; returns
@@ -68,6 +71,14 @@ pub fn remove_files(store: &ContainerStore, container: &Container, anonymous_vol
         Kernel.unmount(&mount)?;
     }
     fs::remove_dir_all(&dir).or_else(|e| if e.kind() == io::ErrorKind::NotFound { Ok(()) } else { Err(e) })?;
+    let networks = NetworkStore::new(store.root());
+    for attachment in &container.networks {
+        if let Ok(mut network) = networks.get(&attachment.network) {
+            if network.release(&container.id) > 0 {
+                networks.save(&network)?;
+            }
+        }
+    }
     if anonymous_volumes {
         let others = store.list()?;
         let volumes = VolumeStore::new(store.root());
@@ -181,6 +192,7 @@ pub fn reconcile(store: &ContainerStore, runtime: &dyn Runtime) -> Result<Vec<St
         fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
         report.push(format!("removed {}: a container directory without a record", dir.display()));
     }
+    report.extend(reconcile_networks(store, &Iproute2)?);
     for leftover in ImageStore::new(store.root()).reconcile() {
         report.push(format!("removed {}: left by a killed image import", leftover.display()));
     }
@@ -194,6 +206,57 @@ pub fn reconcile(store: &ContainerStore, runtime: &dyn Runtime) -> Result<Vec<St
                 runtime.delete(&id, true).map_err(|e| e.to_string())?;
                 report.push(format!("deleted runtime container {id}: wharf has no record of it"));
             }
+        }
+    }
+    Ok(report)
+}
+
+/// The network side of [`reconcile`] (the caller holds the lock):
+/// addresses held for containers that are gone are released, host veths
+/// of containers that are not running are deleted, and a published-port
+/// proxy whose container stopped is killed.
+fn reconcile_networks(store: &ContainerStore, links: &dyn Links) -> Result<Vec<String>, String> {
+    let mut report = Vec::new();
+    let containers = store.list().map_err(|e| e.to_string())?;
+    let networks = NetworkStore::new(store.root());
+    let all = networks.list().map_err(|e| e.to_string())?;
+    for mut network in all.clone() {
+        let gone: Vec<String> =
+            network.allocations.values().filter(|id| !containers.iter().any(|c| &&c.id == id)).cloned().collect();
+        for id in &gone {
+            network.release(id);
+            report.push(format!(
+                "released the address of vanished container {} on network {}",
+                &id[..id.len().min(12)],
+                network.name
+            ));
+        }
+        if !gone.is_empty() {
+            networks.save(&network).map_err(|e| e.to_string())?;
+        }
+    }
+    let running = |c: &&Container| matches!(c.state.status, Status::Running | Status::Starting);
+    let stray: Vec<String> = containers
+        .iter()
+        .filter(|c| !running(c))
+        .flat_map(|c| {
+            c.networks
+                .iter()
+                .filter_map(|a| all.iter().find(|n| n.name == a.network))
+                .map(|n| host_veth_name(&c.id, &n.id))
+        })
+        .collect();
+    if !stray.is_empty() {
+        let present = links.list()?;
+        for veth in stray.iter().filter(|v| present.contains(v)) {
+            links.delete_veth(veth)?;
+            report.push(format!("deleted {veth}: its container is not running"));
+        }
+    }
+    for container in containers.iter().filter(|c| !running(c)) {
+        if let Some(proxy) = container.state.proxy.filter(|p| p.alive()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(proxy.pid as i32), nix::sys::signal::SIGKILL);
+            report.push(format!("stopped the port proxy of {}: its container is not running", container.name));
         }
     }
     Ok(report)

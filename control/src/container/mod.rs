@@ -46,7 +46,24 @@ pub struct Container {
     pub resources: Resources,
     /// `--rm`: remove the container when it exits.
     pub auto_remove: bool,
+    /// The networks it is attached to (bridge mode), the first one first.
+    #[serde(default)]
+    pub networks: Vec<Attachment>,
+    /// Published ports (random host ports already chosen).
+    #[serde(default)]
+    pub ports: Vec<crate::network::ports::PortSpec>,
     pub state: State,
+}
+
+/// A container's place on one network: its address there and the names
+/// other containers on that network know it by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub network: String,
+    pub ip: std::net::Ipv4Addr,
+    pub mac: String,
+    /// `--network-alias` names.
+    pub aliases: Vec<String>,
 }
 
 /// The root filesystem: an imported image (mounted as the lower layer of an
@@ -121,6 +138,9 @@ pub struct State {
     pub finished_at: Option<String>,
     /// Why the last start failed, if it did.
     pub error: Option<String>,
+    /// The wharf-proxy serving its published ports while it runs.
+    #[serde(default)]
+    pub proxy: Option<Process>,
 }
 
 impl State {
@@ -136,6 +156,7 @@ impl State {
             started_at: None,
             finished_at: None,
             error: None,
+            proxy: None,
         }
     }
 }
@@ -322,6 +343,8 @@ pub(crate) fn test_container(id: &str, name: &str) -> Container {
         mounts: vec![],
         resources: Resources::default(),
         auto_remove: false,
+        networks: vec![],
+        ports: vec![],
         state: State::new(),
     }
 }

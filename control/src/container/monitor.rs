@@ -29,6 +29,10 @@ use super::rootfs::{Kernel, Mounter, Overlay};
 use super::runtime::{Runc, Runtime, Streams};
 use super::{lifecycle, spec, Container, ContainerStore, Process, RootfsSource, Status};
 use crate::image::ImageStore;
+use crate::network::firewall::Iptables;
+use crate::network::ipam::NetworkStore;
+use crate::network::links::Iproute2;
+use crate::network::stage::{write_identity_files, BridgeStage};
 use crate::state::{self, Root};
 
 /// How the monitor's standard streams are wired.
@@ -194,6 +198,9 @@ fn network_stage(store: &ContainerStore, container: &Container) -> Result<Box<dy
                 _ => return Err(format!("--network container:{reference}: container {} is not running", other.name)),
             }
         }
+        NetworkMode::Bridge(_) => {
+            return Ok(Box::new(BridgeStage::new(store.root(), container, &Iproute2, &Iptables)));
+        }
     };
     Ok(Box::new(NamespaceOnly(namespace)))
 }
@@ -223,9 +230,16 @@ fn start(
     let rootfs = rootfs_path(store, container);
     let bundle = dir.join("bundle");
     fs::create_dir_all(&bundle).map_err(|e| format!("create {}: {e}", bundle.display()))?;
+    let files = match container.network {
+        NetworkMode::Bridge(_) => {
+            let networks = NetworkStore::new(store.root()).list().map_err(|e| e.to_string())?;
+            write_identity_files(&dir, container, &networks)?
+        }
+        _ => Vec::new(),
+    };
     let config = spec::config(
         container,
-        &spec::Start { rootfs: &rootfs, network: network.namespace(), terminal: container.config.tty },
+        &spec::Start { rootfs: &rootfs, network: network.namespace(), terminal: container.config.tty, files: &files },
     );
     state::write_json(&bundle.join("config.json"), &config).map_err(|e| e.to_string())?;
 

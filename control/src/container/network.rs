@@ -3,9 +3,9 @@
 //! A container's network mode decides two things: which network namespace
 //! the OCI bundle asks runc for (a new one, the host's, or another
 //! container's), and what is done to that namespace between `runc create`
-//! and `runc start` — nothing for the modes here (`none` leaves only `lo`,
-//! which runc brings up), and a veth and an address for the bridge and user
-//! networks that the next control issue adds as another [`NetworkStage`].
+//! and `runc start` — nothing for `none` (only `lo`, which runc brings up),
+//! `host` and `container:`; a veth and an address on each of its networks
+//! for the bridge mode ([`crate::network::stage::BridgeStage`]).
 
 use std::path::PathBuf;
 
@@ -20,6 +20,9 @@ pub enum NetworkMode {
     Host,
     /// Another container's namespace, by the reference given.
     Container(String),
+    /// Its own namespace, on wharf bridge networks: the default `bridge` or
+    /// a user network by name (the container's `networks` say which).
+    Bridge(String),
 }
 
 impl NetworkMode {
@@ -28,12 +31,12 @@ impl NetworkMode {
         match value {
             "none" => Ok(NetworkMode::None),
             "host" => Ok(NetworkMode::Host),
+            "" => Err("--network needs a value: none, host, bridge, container:NAME or a network's name".into()),
+            "default" => Ok(NetworkMode::Bridge("bridge".into())),
             _ => match value.strip_prefix("container:") {
                 Some("") => Err("--network container: needs a container name or id".into()),
                 Some(reference) => Ok(NetworkMode::Container(reference.to_string())),
-                None => {
-                    Err(format!("network {value} not found: this wharf has the modes none, host and container:NAME"))
-                }
+                None => Ok(NetworkMode::Bridge(value.to_string())),
             },
         }
     }
@@ -44,6 +47,8 @@ impl NetworkMode {
             NetworkMode::None => "none".into(),
             NetworkMode::Host => "host".into(),
             NetworkMode::Container(reference) => format!("container:{reference}"),
+            NetworkMode::Bridge(name) if name == "bridge" => "default".into(),
+            NetworkMode::Bridge(name) => name.clone(),
         }
     }
 }
@@ -99,7 +104,10 @@ mod tests {
         assert_eq!(NetworkMode::parse("host"), Ok(NetworkMode::Host));
         assert_eq!(NetworkMode::parse("container:web"), Ok(NetworkMode::Container("web".into())));
         assert!(NetworkMode::parse("container:").is_err());
-        assert!(NetworkMode::parse("bridge").unwrap_err().contains("network bridge not found"));
+        assert_eq!(NetworkMode::parse("bridge"), Ok(NetworkMode::Bridge("bridge".into())));
+        assert_eq!(NetworkMode::parse("default"), Ok(NetworkMode::Bridge("bridge".into())));
+        assert_eq!(NetworkMode::parse("my_net"), Ok(NetworkMode::Bridge("my_net".into())));
+        assert!(NetworkMode::parse("").is_err());
         assert_eq!(NetworkMode::Container("web".into()).docker_word(), "container:web");
     }
 }

@@ -155,10 +155,44 @@ pub fn inspect(container: &Container, store: &ContainerStore) -> Value {
             "WorkingDir": container.config.workdir,
             "Image": container.rootfs.display(),
         },
-        "NetworkSettings": {
-            "SandboxKey": state.pid.map(|pid| format!("/proc/{pid}/ns/net")).unwrap_or_default(),
-            "Networks": {},
-        },
+        "NetworkSettings": network_settings(container),
+    })
+}
+
+fn network_settings(container: &Container) -> Value {
+    let networks = crate::network::ipam::NetworkStore::new(&crate::state::Root::from_env()).list().unwrap_or_default();
+    let mut shown = serde_json::Map::new();
+    for attachment in &container.networks {
+        let network = networks.iter().find(|n| n.name == attachment.network);
+        shown.insert(
+            attachment.network.clone(),
+            json!({
+                "NetworkID": network.map(|n| n.id.clone()).unwrap_or_default(),
+                "IPAddress": attachment.ip.to_string(),
+                "IPPrefixLen": network.map_or(0, |n| n.subnet.len),
+                "Gateway": network.map(|n| n.gateway.to_string()).unwrap_or_default(),
+                "MacAddress": attachment.mac,
+                "Aliases": attachment.aliases,
+            }),
+        );
+    }
+    let mut ports = serde_json::Map::new();
+    for port in &container.ports {
+        for i in 0..port.count {
+            let host_ip = port.host_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string());
+            ports.insert(
+                format!("{}/{}", port.container_port + i, port.proto.name()),
+                json!([{"HostIp": host_ip, "HostPort": (port.host_port + i).to_string()}]),
+            );
+        }
+    }
+    let first = container.networks.first();
+    json!({
+        "SandboxKey": container.state.pid.map(|pid| format!("/proc/{pid}/ns/net")).unwrap_or_default(),
+        "IPAddress": first.map(|a| a.ip.to_string()).unwrap_or_default(),
+        "MacAddress": first.map(|a| a.mac.clone()).unwrap_or_default(),
+        "Ports": ports,
+        "Networks": shown,
     })
 }
 

@@ -35,6 +35,8 @@ pub struct Start<'a> {
     pub rootfs: &'a Path,
     pub network: Namespace,
     pub terminal: bool,
+    /// Files bound over paths in the root filesystem (`/etc/hosts`, ...).
+    pub files: &'a [(std::path::PathBuf, &'static str)],
 }
 
 /// The bundle's config.json.
@@ -67,6 +69,9 @@ pub fn config(container: &Container, start: &Start<'_>) -> Value {
     });
     mounts.push(json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
                        "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}));
+    for (file, inside) in start.files {
+        mounts.push(json!({"destination": inside, "type": "bind", "source": file, "options": ["rbind", "rprivate"]}));
+    }
     for mount in &container.mounts {
         let mode = if mount.read_only { "ro" } else { "rw" };
         mounts.push(json!({"destination": mount.destination, "type": "bind", "source": mount.source,
@@ -139,6 +144,8 @@ mod tests {
             }],
             resources: Resources { memory: 64 << 20, ..Resources::default() },
             auto_remove: false,
+            networks: vec![],
+            ports: vec![],
             state: State::new(),
         }
     }
@@ -150,7 +157,8 @@ mod tests {
     #[test]
     fn the_bundle_carries_the_process_root_and_limits() {
         let rootfs = PathBuf::from("/var/lib/wharf/containers/c/rootfs");
-        let config = config(&container(), &Start { rootfs: &rootfs, network: Namespace::New, terminal: false });
+        let config =
+            config(&container(), &Start { rootfs: &rootfs, network: Namespace::New, terminal: false, files: &[] });
         assert_eq!(config["process"]["args"], json!(["sleep", "1000"]));
         assert_eq!(config["process"]["cwd"], "/tmp");
         assert_eq!(config["process"]["env"][1], "A=1");
@@ -168,11 +176,13 @@ mod tests {
     #[test]
     fn the_network_stage_decides_the_namespace() {
         let rootfs = PathBuf::from("/r");
-        let host = config(&container(), &Start { rootfs: &rootfs, network: Namespace::Host, terminal: false });
+        let host =
+            config(&container(), &Start { rootfs: &rootfs, network: Namespace::Host, terminal: false, files: &[] });
         assert_eq!(namespace_types(&host), ["pid", "ipc", "uts", "mount"]);
         let sys = host["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == "/sys").unwrap();
         assert_eq!(sys["type"], "bind");
-        let joined = Start { rootfs: &rootfs, network: Namespace::Join("/proc/42/ns/net".into()), terminal: true };
+        let joined =
+            Start { rootfs: &rootfs, network: Namespace::Join("/proc/42/ns/net".into()), terminal: true, files: &[] };
         let joined = config(&container(), &joined);
         assert_eq!(joined["linux"]["namespaces"][4], json!({"type": "network", "path": "/proc/42/ns/net"}));
         assert_eq!(joined["process"]["terminal"], true);

@@ -1,0 +1,349 @@
+//! `wharf network ls|create|inspect|rm|prune|connect|disconnect` and
+//! `wharf port`, in Docker's words.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::firewall::{Firewall, Iptables};
+use super::ipam::{format_mac, mac_for, parse_routes, Network, NetworkRequest, NetworkStore};
+use super::links::{Endpoint, Iproute2, Links};
+use super::stage::{self, host_veth_name, DEFAULT_NETWORK};
+use crate::container::report::table;
+use crate::container::{Attachment, Container, ContainerStore, NetworkMode, Status};
+use crate::state;
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// List networks.
+    Ls,
+    /// Create a bridge network.
+    Create(CreateArgs),
+    /// Show networks as JSON, in docker network inspect's shape.
+    Inspect {
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Remove networks no container is attached to.
+    Rm {
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Remove every user network no container is attached to.
+    Prune {
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+    /// Attach a container to a network (a new interface if it runs).
+    Connect {
+        /// The container's IPv4 address on the network.
+        #[arg(long)]
+        ip: Option<Ipv4Addr>,
+        /// Another name for the container on the network (repeatable).
+        #[arg(long = "alias")]
+        aliases: Vec<String>,
+        network: String,
+        container: String,
+    },
+    /// Detach a container from a network.
+    Disconnect {
+        #[arg(short = 'f', long)]
+        force: bool,
+        network: String,
+        container: String,
+    },
+}
+
+/// `wharf network create` flags.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The driver: bridge (the only one).
+    #[arg(short = 'd', long, default_value = "bridge")]
+    pub driver: String,
+    /// The subnet, e.g. 172.22.16.0/24 (default: the next free one from the pool).
+    #[arg(long)]
+    pub subnet: Option<String>,
+    /// The gateway (default: the subnet's first address).
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// Allocate container addresses from this part of the subnet.
+    #[arg(long = "ip-range")]
+    pub ip_range: Option<String>,
+    /// No route out of the network.
+    #[arg(long)]
+    pub internal: bool,
+    /// Driver options: com.docker.network.bridge.name=BR, mtu=N.
+    #[arg(short = 'o', long = "opt", value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
+    pub name: String,
+}
+
+fn short_id(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// The networks a container's attachments name, and the rest.
+fn attached<'a>(containers: &'a [Container], network: &str) -> Vec<&'a Container> {
+    containers.iter().filter(|c| c.networks.iter().any(|a| a.network == network)).collect()
+}
+
+/// Runs a `network` command; the caller holds no lock and has reconciled.
+pub fn run(containers: &ContainerStore, command: NetworkCommand) -> Result<(), String> {
+    let root = containers.root();
+    let networks = NetworkStore::new(root);
+    let links = Iproute2;
+    let firewall = Iptables;
+    match command {
+        NetworkCommand::Ls => {
+            let _lock = root.lock().map_err(|e| e.to_string())?;
+            stage::ensure_default(&networks, &links)?;
+            let mut rows = vec![["NETWORK ID".to_string(), "NAME".into(), "DRIVER".into(), "SCOPE".into()]];
+            let mut all: Vec<(String, String, String)> = networks
+                .list()
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|n| (short_id(&n.id).to_string(), n.name, n.driver))
+                .collect();
+            all.push((builtin_id("host"), "host".into(), "host".into()));
+            all.push((builtin_id("none"), "none".into(), "null".into()));
+            all.sort_by(|a, b| a.1.cmp(&b.1));
+            for (id, name, driver) in all {
+                rows.push([id, name, driver, "local".into()]);
+            }
+            print!("{}", table(&rows));
+        }
+        NetworkCommand::Create(args) => {
+            let _lock = root.lock().map_err(|e| e.to_string())?;
+            stage::ensure_default(&networks, &links)?;
+            if ["host", "none", DEFAULT_NETWORK].contains(&args.name.as_str()) || networks.get(&args.name).is_ok() {
+                return Err(format!("network with name {} already exists", args.name));
+            }
+            let existing = networks.list().map_err(|e| e.to_string())?;
+            let taken: Vec<_> = existing.iter().map(|n| n.subnet).collect();
+            let routes = parse_routes(&links.routes_json()?).map_err(|e| e.to_string())?;
+            let request = NetworkRequest {
+                name: args.name.clone(),
+                driver: Some(args.driver),
+                subnet: args.subnet,
+                gateway: args.gateway,
+                ip_range: args.ip_range,
+                internal: args.internal,
+                options: args.options,
+            };
+            let id = state::random_id().map_err(|e| e.to_string())?;
+            let network = Network::from_request(&request, id, &taken, &routes).map_err(|e| e.to_string())?;
+            if existing.iter().any(|n| n.bridge == network.bridge) {
+                return Err(format!("bridge {} is already used by another network", network.bridge));
+            }
+            // The bridge and the rules, then the record; undo on error.
+            links.ensure_bridge(&network.bridge, network.gateway, network.subnet, network.mtu)?;
+            let mut all = existing;
+            all.push(network.clone());
+            let made =
+                firewall.sync(&stage::rules(&all)).and_then(|()| networks.save(&network).map_err(|e| e.to_string()));
+            if let Err(e) = made {
+                let _ = links.delete_bridge(&network.bridge);
+                all.pop();
+                let _ = firewall.sync(&stage::rules(&all));
+                return Err(e);
+            }
+            println!("{}", network.id);
+        }
+        NetworkCommand::Inspect { networks: names } => {
+            let all = containers.list().map_err(|e| e.to_string())?;
+            let mut shown = Vec::new();
+            let mut missing = None;
+            for name in &names {
+                match networks.find(name) {
+                    Ok(network) => shown.push(inspect(&network, &all)),
+                    Err(e) => missing = Some(e.to_string()),
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
+            if let Some(message) = missing {
+                return Err(message);
+            }
+        }
+        NetworkCommand::Rm { networks: names } => {
+            let _lock = root.lock().map_err(|e| e.to_string())?;
+            let all = containers.list().map_err(|e| e.to_string())?;
+            let mut failed = None;
+            for name in &names {
+                match remove(&networks, &links, &firewall, &all, name) {
+                    Ok(()) => println!("{name}"),
+                    Err(e) => {
+                        eprintln!("wharf: {e}");
+                        failed = Some(());
+                    }
+                }
+            }
+            if failed.is_some() {
+                return Err("some networks were not removed".into());
+            }
+        }
+        NetworkCommand::Prune { force: _ } => {
+            let _lock = root.lock().map_err(|e| e.to_string())?;
+            let all = containers.list().map_err(|e| e.to_string())?;
+            println!("Deleted Networks:");
+            for network in networks.list().map_err(|e| e.to_string())? {
+                if network.name != DEFAULT_NETWORK && attached(&all, &network.name).is_empty() {
+                    remove(&networks, &links, &firewall, &all, &network.name)?;
+                    println!("{}", network.name);
+                }
+            }
+        }
+        NetworkCommand::Connect { ip, aliases, network, container } => {
+            connect(containers, &networks, &links, &network, &container, ip, aliases)?;
+        }
+        NetworkCommand::Disconnect { force: _, network, container } => {
+            disconnect(containers, &networks, &links, &network, &container)?;
+        }
+    }
+    Ok(())
+}
+
+/// A stable id for the built-in host and none networks.
+fn builtin_id(name: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in name.bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:012x}")[..12].to_string()
+}
+
+fn remove(
+    networks: &NetworkStore,
+    links: &dyn Links,
+    firewall: &dyn Firewall,
+    containers: &[Container],
+    name: &str,
+) -> Result<(), String> {
+    if name == "host" || name == "none" || name == DEFAULT_NETWORK {
+        return Err(format!("{name} is a pre-defined network and cannot be removed"));
+    }
+    let network = networks.find(name).map_err(|e| e.to_string())?;
+    if !attached(containers, &network.name).is_empty() {
+        return Err(format!("error while removing network: network {} has active endpoints", network.name));
+    }
+    let rest: Vec<Network> =
+        networks.list().map_err(|e| e.to_string())?.into_iter().filter(|n| n.name != network.name).collect();
+    firewall.sync(&stage::rules(&rest))?;
+    links.delete_bridge(&network.bridge)?;
+    networks.remove(&network.name).map_err(|e| e.to_string())
+}
+
+/// One network as `docker network inspect` shows it.
+pub fn inspect(network: &Network, containers: &[Container]) -> serde_json::Value {
+    let mut attached_containers = BTreeMap::new();
+    for container in attached(containers, &network.name) {
+        let attachment = container.networks.iter().find(|a| a.network == network.name).expect("attached");
+        attached_containers.insert(
+            container.id.clone(),
+            json!({
+                "Name": container.name,
+                "EndpointID": host_veth_name(&container.id, &network.id),
+                "MacAddress": attachment.mac,
+                "IPv4Address": format!("{}/{}", attachment.ip, network.subnet.len),
+                "IPv6Address": "",
+            }),
+        );
+    }
+    let mut config = json!({"Subnet": network.subnet.to_string(), "Gateway": network.gateway.to_string()});
+    if let Some(range) = network.ip_range {
+        config["IPRange"] = json!(range.to_string());
+    }
+    let mut options = network.options.clone();
+    options.insert("com.docker.network.bridge.name".into(), network.bridge.clone());
+    options.insert("com.docker.network.driver.mtu".into(), network.mtu.to_string());
+    json!({
+        "Name": network.name,
+        "Id": network.id,
+        "Created": network.created,
+        "Scope": "local",
+        "Driver": network.driver,
+        "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Options": {}, "Config": [config]},
+        "Internal": network.internal,
+        "Attachable": false,
+        "Containers": attached_containers,
+        "Options": options,
+        "Labels": {},
+    })
+}
+
+fn connect(
+    containers: &ContainerStore,
+    networks: &NetworkStore,
+    links: &dyn Links,
+    network_name: &str,
+    reference: &str,
+    ip: Option<Ipv4Addr>,
+    aliases: Vec<String>,
+) -> Result<(), String> {
+    let _lock = containers.root().lock().map_err(|e| e.to_string())?;
+    let mut container = containers.find(reference).map_err(|e| e.to_string())?;
+    let mut network = networks.find(network_name).map_err(|e| e.to_string())?;
+    if !matches!(container.network, NetworkMode::Bridge(_)) {
+        return Err(format!(
+            "container {} is on network {}: only containers on bridge networks can connect to others",
+            container.name,
+            container.network.docker_word()
+        ));
+    }
+    if container.networks.iter().any(|a| a.network == network.name) {
+        return Err(format!("endpoint with name {} already exists in network {}", container.name, network.name));
+    }
+    if network.name == DEFAULT_NETWORK && (ip.is_some() || !aliases.is_empty()) {
+        return Err("user specified IP address is supported on user defined networks only".into());
+    }
+    let address = network.allocate(&container.id, ip).map_err(|e| e.to_string())?;
+    let attachment =
+        Attachment { network: network.name.clone(), ip: address, mac: format_mac(mac_for(address)), aliases };
+    if container.state.status == Status::Running {
+        let pid = container.state.pid.ok_or("the running container has no pid recorded")?;
+        let endpoint = Endpoint {
+            bridge: network.bridge.clone(),
+            host_veth: host_veth_name(&container.id, &network.id),
+            interface: format!("eth{}", container.networks.len()),
+            address,
+            prefix: network.subnet.len,
+            mac: attachment.mac.clone(),
+            mtu: network.mtu,
+            gateway: None,
+        };
+        links.ensure_bridge(&network.bridge, network.gateway, network.subnet, network.mtu)?;
+        links.add_endpoint(pid, &endpoint)?;
+    }
+    container.networks.push(attachment);
+    networks.save(&network).map_err(|e| e.to_string())?;
+    containers.save(&container).map_err(|e| e.to_string())
+}
+
+fn disconnect(
+    containers: &ContainerStore,
+    networks: &NetworkStore,
+    links: &dyn Links,
+    network_name: &str,
+    reference: &str,
+) -> Result<(), String> {
+    let _lock = containers.root().lock().map_err(|e| e.to_string())?;
+    let mut container = containers.find(reference).map_err(|e| e.to_string())?;
+    let mut network = networks.find(network_name).map_err(|e| e.to_string())?;
+    if !container.networks.iter().any(|a| a.network == network.name) {
+        return Err(format!("container {} is not connected to network {}", container.name, network.name));
+    }
+    if container.state.status == Status::Running {
+        links.delete_veth(&host_veth_name(&container.id, &network.id))?;
+    }
+    container.networks.retain(|a| a.network != network.name);
+    network.release(&container.id);
+    networks.save(&network).map_err(|e| e.to_string())?;
+    containers.save(&container).map_err(|e| e.to_string())
+}
+
+/// `wharf port NAME`: its published ports.
+pub fn port_lines(container: &Container) -> Vec<String> {
+    container.ports.iter().flat_map(|p| p.port_lines()).collect()
+}

@@ -1,0 +1,197 @@
+//! Links, addresses and routes for container networks: a bridge per
+//! network, a veth pair per container and network — one end a port of the
+//! bridge, the other moved into the container's namespace as `eth0`,
+//! `eth1`, ... with its address, MAC and MTU, and the default route via the
+//! first network's gateway.
+//!
+//! The changes sit behind [`Links`]: [`Iproute2`] makes them with iproute2's
+//! `ip` (run through `nsenter` for a container's namespace), [`Recording`]
+//! writes them down for unit tests. Removing what is already gone counts as
+//! done.
+
+use std::cell::RefCell;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+use super::ipam::Cidr;
+
+/// One container interface to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The bridge the host end joins.
+    pub bridge: String,
+    /// The host end's name.
+    pub host_veth: String,
+    /// The name inside the container (`eth0`, ...).
+    pub interface: String,
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+    pub mac: String,
+    pub mtu: u32,
+    /// The default route's next hop, for the container's first network.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// What container networking asks of the kernel.
+pub trait Links {
+    /// Creates the bridge (if missing) with the gateway address and MTU, and brings it up.
+    fn ensure_bridge(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr, mtu: u32) -> Result<(), String>;
+    /// Deletes the bridge; a missing one counts as deleted.
+    fn delete_bridge(&self, name: &str) -> Result<(), String>;
+    /// Makes `endpoint` in the namespace of process `pid`.
+    fn add_endpoint(&self, pid: u32, endpoint: &Endpoint) -> Result<(), String>;
+    /// Deletes the host end (the kernel deletes its peer); missing counts as deleted.
+    fn delete_veth(&self, host_veth: &str) -> Result<(), String>;
+    /// The names of the links in this namespace.
+    fn list(&self) -> Result<Vec<String>, String>;
+    /// The IPv4 prefixes routed in this namespace (`ip -j -4 route show table all`), as JSON.
+    fn routes_json(&self) -> Result<String, String>;
+}
+
+/// iproute2's `ip`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Iproute2;
+
+fn ip(args: &[&str]) -> Result<String, String> {
+    run(Command::new("ip").args(args))
+}
+
+fn run(command: &mut Command) -> Result<String, String> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("run {:?}: {e} (is iproute2 installed?)", command.get_program()))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        let args: Vec<String> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        Err(format!(
+            "{} {}: {}",
+            command.get_program().to_string_lossy(),
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+fn missing(error: &str) -> bool {
+    error.contains("Cannot find device") || error.contains("does not exist")
+}
+
+impl Links for Iproute2 {
+    fn ensure_bridge(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr, mtu: u32) -> Result<(), String> {
+        let exists = ip(&["link", "show", "dev", name]).is_ok();
+        if !exists {
+            ip(&["link", "add", name, "type", "bridge"]).map_err(|e| format!("create bridge {name}: {e}"))?;
+        }
+        let address = format!("{gateway}/{}", subnet.len);
+        let shown = ip(&["-4", "-o", "addr", "show", "dev", name])?;
+        if !shown.split_whitespace().any(|word| word == address) {
+            ip(&["addr", "add", &address, "dev", name]).map_err(|e| format!("address bridge {name}: {e}"))?;
+        }
+        ip(&["link", "set", name, "mtu", &mtu.to_string(), "up"])
+            .map_err(|e| format!("bring up bridge {name}: {e}"))?;
+        Ok(())
+    }
+
+    fn delete_bridge(&self, name: &str) -> Result<(), String> {
+        match ip(&["link", "del", name]) {
+            Err(e) if !missing(&e) => Err(format!("delete bridge {name}: {e}")),
+            _ => Ok(()),
+        }
+    }
+
+    fn add_endpoint(&self, pid: u32, endpoint: &Endpoint) -> Result<(), String> {
+        let Endpoint { bridge, host_veth, interface, .. } = endpoint;
+        // The peer gets a temporary name unique on the host, then its own
+        // name once inside the container's namespace.
+        let peer = format!("{}p", &host_veth[..host_veth.len().min(14)]);
+        let mtu = endpoint.mtu.to_string();
+        let context = |step: &'static str| move |e: String| format!("{step} for {interface} ({host_veth}): {e}");
+        ip(&["link", "add", host_veth, "mtu", &mtu, "type", "veth", "peer", "name", &peer, "mtu", &mtu])
+            .map_err(context("create the veth pair"))?;
+        let result = (|| {
+            ip(&["link", "set", host_veth, "master", bridge, "up"]).map_err(context("join the bridge"))?;
+            ip(&["link", "set", &peer, "netns", &pid.to_string()]).map_err(context("move into the container"))?;
+            let inside = |args: &[&str]| {
+                run(Command::new("nsenter").arg(format!("--net=/proc/{pid}/ns/net")).arg("ip").args(args))
+            };
+            inside(&["link", "set", &peer, "name", interface]).map_err(context("rename"))?;
+            inside(&["link", "set", interface, "address", &endpoint.mac]).map_err(context("set the MAC"))?;
+            let address = format!("{}/{}", endpoint.address, endpoint.prefix);
+            inside(&["addr", "add", &address, "dev", interface]).map_err(context("add the address"))?;
+            inside(&["link", "set", interface, "up"]).map_err(context("bring up"))?;
+            if let Some(gateway) = endpoint.gateway {
+                inside(&["route", "replace", "default", "via", &gateway.to_string(), "dev", interface])
+                    .map_err(context("add the default route"))?;
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = self.delete_veth(host_veth);
+        }
+        result
+    }
+
+    fn delete_veth(&self, host_veth: &str) -> Result<(), String> {
+        match ip(&["link", "del", host_veth]) {
+            Err(e) if !missing(&e) => Err(format!("delete {host_veth}: {e}")),
+            _ => Ok(()),
+        }
+    }
+
+    fn list(&self) -> Result<Vec<String>, String> {
+        let text = ip(&["-o", "link", "show"])?;
+        Ok(text
+            .lines()
+            .filter_map(|line| line.split(": ").nth(1))
+            .map(|name| name.split('@').next().unwrap_or(name).to_string())
+            .collect())
+    }
+
+    fn routes_json(&self) -> Result<String, String> {
+        ip(&["-j", "-4", "route", "show", "table", "all"])
+    }
+}
+
+/// A [`Links`] that writes down what it was asked, for unit tests.
+#[derive(Debug, Default)]
+pub struct Recording {
+    pub calls: RefCell<Vec<String>>,
+    pub fail_endpoint: bool,
+}
+
+impl Links for Recording {
+    fn ensure_bridge(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr, mtu: u32) -> Result<(), String> {
+        self.calls.borrow_mut().push(format!("bridge {name} {gateway}/{} mtu {mtu}", subnet.len));
+        Ok(())
+    }
+
+    fn delete_bridge(&self, name: &str) -> Result<(), String> {
+        self.calls.borrow_mut().push(format!("delete bridge {name}"));
+        Ok(())
+    }
+
+    fn add_endpoint(&self, pid: u32, e: &Endpoint) -> Result<(), String> {
+        self.calls
+            .borrow_mut()
+            .push(format!("endpoint {pid} {} {} {}/{}", e.host_veth, e.interface, e.address, e.prefix));
+        if self.fail_endpoint {
+            return Err("endpoint failed as the test asked".into());
+        }
+        Ok(())
+    }
+
+    fn delete_veth(&self, host_veth: &str) -> Result<(), String> {
+        self.calls.borrow_mut().push(format!("delete {host_veth}"));
+        Ok(())
+    }
+
+    fn list(&self) -> Result<Vec<String>, String> {
+        Ok(vec!["lo".into()])
+    }
+
+    fn routes_json(&self) -> Result<String, String> {
+        Ok("[]".into())
+    }
+}
