@@ -187,3 +187,32 @@ fn outbound_connections_are_masqueraded() {
     let ran = nw.ping_within("m", OUTSIDE_ADDR, SETTLE);
     assert_eq!(ran.code, 0, "{ran}");
 }
+
+#[test]
+fn connect_on_a_stopped_container_takes_effect_at_its_next_start() {
+    let nw = NetWorld::new(WHARF, PROXY);
+    let w = &nw.w;
+    w.ok(&["network", "create", "my_net"]);
+    my_net2(&nw);
+    sleeper(&nw, "x", &["--network", "my_net"]);
+    sleeper(&nw, "y", &["--network", "my_net2"]);
+    let x_eth0 = nw.addr("x", "eth0").unwrap_or_else(|| panic!("x has no eth0 address"));
+    w.ok(&["stop", "-t", "1", "x"]);
+    let links_stopped = nw.host_links();
+    w.ok(&["network", "connect", "--ip", "172.22.16.60", "my_net2", "x"]);
+    // Only the record changes while it is stopped.
+    assert_eq!(nw.host_links(), links_stopped, "connect on a stopped container changed the host's links");
+    let x_id = w.full_id("x");
+    let n2 = nw.network("my_net2");
+    assert_eq!(n2["Containers"][x_id.as_str()]["IPv4Address"].as_str(), Some("172.22.16.60/24"), "{n2:?}");
+
+    w.ok(&["start", "x"]);
+    assert_eq!(nw.addr("x", "eth0"), Some(x_eth0), "x's first network changed");
+    assert_eq!(nw.addr("x", "eth1").as_deref(), Some("172.22.16.60/24"), "{}", nw.sh("x", "ip -o addr"));
+    // The default route stays on the first network.
+    let gw = nw.network("my_net")["IPAM"]["Config"][0]["Gateway"].as_str().unwrap_or_default().to_owned();
+    let routes = nw.sh_ok("x", "ip -4 route");
+    assert!(routes.lines().any(|l| l.starts_with(&format!("default via {gw} dev eth0"))), "{routes}");
+    let ran = nw.ping_within("x", &nw.ip_of("y", "eth0"), SETTLE);
+    assert_eq!(ran.code, 0, "x cannot reach y over eth1: {ran}");
+}
