@@ -352,7 +352,8 @@ fn inspect_shows_state_and_config() {
     assert_eq!(host["NanoCpus"].as_i64(), Some(500_000_000), "{host:?}");
     assert_eq!(host["CpuShares"].as_i64(), Some(512), "{host:?}");
     assert_eq!(host["PidsLimit"].as_i64(), Some(50), "{host:?}");
-    assert_eq!(host["NetworkMode"].as_str(), Some("none"), "{host:?}");
+    // The default network since container networks landed (issue #7).
+    assert_eq!(host["NetworkMode"].as_str(), Some("bridge"), "{host:?}");
     let config = &c["Config"];
     assert_eq!(config["Hostname"].as_str(), Some("h9"), "{config:?}");
     assert!(config["Env"].strings().contains(&"A=1".to_owned()), "{config:?}");

@@ -47,7 +47,6 @@ impl NetworkMode {
             NetworkMode::None => "none".into(),
             NetworkMode::Host => "host".into(),
             NetworkMode::Container(reference) => format!("container:{reference}"),
-            NetworkMode::Bridge(name) if name == "bridge" => "default".into(),
             NetworkMode::Bridge(name) => name.clone(),
         }
     }

@@ -240,14 +240,14 @@ impl NetworkStage for BridgeStage<'_> {
         // `network connect` may have added interfaces since the start.
         let store = crate::container::ContainerStore::new(&self.root);
         let container = store.load(&self.container.id).unwrap_or_else(|_| self.container.clone());
-        let mut errors = Vec::new();
-        for attachment in container.networks.iter().chain(&self.container.networks) {
-            if let Some(network) = networks.iter().find(|n| n.name == attachment.network) {
-                if let Err(e) = self.links.delete_veth(&host_veth_name(&self.container.id, &network.id)) {
-                    errors.push(e);
-                }
-            }
-        }
+        let veths: std::collections::BTreeSet<String> = container
+            .networks
+            .iter()
+            .chain(&self.container.networks)
+            .filter_map(|a| networks.iter().find(|n| n.name == a.network))
+            .map(|network| host_veth_name(&self.container.id, &network.id))
+            .collect();
+        let errors: Vec<String> = veths.iter().filter_map(|veth| self.links.delete_veth(veth).err()).collect();
         if errors.is_empty() {
             Ok(())
         } else {
@@ -264,6 +264,75 @@ pub fn address_on(container: &Container, network: &str) -> Option<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::container::{test_container, Attachment, ContainerStore, NetworkMode};
+    use crate::network::firewall::Recording as RecordingFirewall;
+    use crate::network::links::Recording as RecordingLinks;
+    use crate::state::Scratch;
+
+    /// A store with two user networks and a container on both.
+    fn world(tag: &str) -> (Scratch, Root, Container) {
+        let scratch = Scratch::new(tag);
+        let root = scratch.root();
+        let networks = NetworkStore::new(&root);
+        let mut container = test_container(&"c".repeat(64), "web");
+        container.network = NetworkMode::Bridge("one".into());
+        for (name, subnet) in [("one", "172.22.16.0/24"), ("two", "172.22.17.0/24")] {
+            let request = NetworkRequest { name: name.into(), subnet: Some(subnet.into()), ..Default::default() };
+            let mut network = Network::from_request(&request, format!("{name:0>64}"), &[], &[]).unwrap();
+            let ip = network.allocate(&container.id, None).unwrap();
+            networks.save(&network).unwrap();
+            container.networks.push(Attachment {
+                network: name.into(),
+                ip,
+                mac: "02:42:00:00:00:00".into(),
+                aliases: vec![],
+            });
+        }
+        let store = ContainerStore::new(&root);
+        fs::create_dir_all(store.dir(&container.id)).unwrap();
+        store.save(&container).unwrap();
+        (scratch, root, container)
+    }
+
+    #[test]
+    fn attach_makes_bridges_rules_and_one_interface_per_network() {
+        let (_scratch, root, container) = world("attach");
+        let (links, firewall) = (RecordingLinks::default(), RecordingFirewall::default());
+        let stage = BridgeStage::new(&root, &container, &links, &firewall);
+        stage.attach(42).unwrap();
+        let calls = links.calls.borrow().clone();
+        assert_eq!(calls.len(), 4, "{calls:?}");
+        assert!(calls[0].starts_with("bridge wh-000000000000 172.22.16.1/24"), "{calls:?}");
+        assert!(calls[2].contains(" eth0 172.22.16.2/24"), "{calls:?}");
+        assert!(calls[3].contains(" eth1 172.22.17.2/24"), "{calls:?}");
+        let rules = firewall.last.borrow().clone().unwrap();
+        assert!(rules.contains("-A WHARF-POSTROUTING -s 172.22.17.0/24"), "{rules}");
+        stage.detach().unwrap();
+        assert_eq!(links.calls.borrow().iter().filter(|c| c.starts_with("delete veth")).count(), 2);
+    }
+
+    #[test]
+    fn a_failed_interface_undoes_the_ones_made() {
+        let (_scratch, root, container) = world("undo");
+        let links = RecordingLinks { fail_endpoint: true, ..RecordingLinks::default() };
+        let firewall = RecordingFirewall::default();
+        let err = BridgeStage::new(&root, &container, &links, &firewall).attach(42).unwrap_err();
+        assert!(err.contains("endpoint failed"), "{err}");
+        let calls = links.calls.borrow();
+        assert_eq!(calls.iter().filter(|c| c.starts_with("endpoint")).count(), 1, "stops at the first failure");
+    }
+
+    #[test]
+    fn identity_files_name_the_resolver_of_user_networks() {
+        let (scratch, root, container) = world("files");
+        let networks = NetworkStore::new(&root).list().unwrap();
+        let mounts = write_identity_files(&scratch.0, &container, &networks).unwrap();
+        let inside: Vec<&str> = mounts.iter().map(|(_, inside)| *inside).collect();
+        assert_eq!(inside, ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"]);
+        assert_eq!(fs::read_to_string(&mounts[2].0).unwrap(), "nameserver 172.22.16.1\noptions ndots:0\n");
+        let hosts = fs::read_to_string(&mounts[0].0).unwrap();
+        assert!(hosts.contains("172.22.16.2\th\n") && hosts.contains("172.22.17.2\th\n"), "{hosts}");
+    }
 
     #[test]
     fn host_veth_names_fit_a_link_name_and_differ() {

@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use super::config::{ConfigError, DnatRule, NatConfig, Prefix};
 use super::frag::{FragKey, Fragments};
-use super::packet::{self, Frag, Kind, Parsed, TCP, UDP};
-use super::ports::Pool;
+use super::packet::{self, Deltas, Frag, Kind, Parsed, TCP, UDP};
+use super::ports::{Endpoint, Pool};
 use super::state::{self, ConnState, TcpEvent, Ticks};
 use super::stats::{DropReason, Stats};
 use super::table::{flag, Entry, Hasher, Table, Tuple, ORIG, REPLY};
@@ -107,6 +107,46 @@ struct Published<const N: usize> {
     pool: u8,
 }
 
+/// A masquerade rule: its inside prefix as a number (`addr & mask == net`,
+/// the address's bytes in memory order, zero-padded), and the pool of its
+/// outside address.
+#[derive(Debug, Clone, Copy)]
+struct MasqueradeRule<const N: usize> {
+    net: u128,
+    mask: u128,
+    pool: u8,
+}
+
+/// An address's bytes in memory order as a number (zero-padded): one load.
+#[inline(always)]
+fn addr_bits<const N: usize>(addr: &[u8; N]) -> u128 {
+    let mut bytes = [0u8; 16];
+    if let Some(head) = bytes.get_mut(..N) {
+        head.copy_from_slice(addr);
+    }
+    u128::from_ne_bytes(bytes)
+}
+
+impl<const N: usize> MasqueradeRule<N> {
+    /// The rule for `inside` on `pool`; `None` if the prefix is of the
+    /// other family (it contains no address of this one).
+    fn new(inside: &Prefix, pool: u8) -> Option<MasqueradeRule<N>> {
+        let net = from_ip::<N>(inside.addr())?;
+        let mut mask = [0u8; N];
+        for (i, byte) in mask.iter_mut().enumerate() {
+            let bits = usize::from(inside.len()).saturating_sub(8 * i).min(8);
+            *byte = !(0xffu8.checked_shr(bits as u32).unwrap_or(0));
+        }
+        let mask = addr_bits(&mask);
+        Some(MasqueradeRule { net: addr_bits(&net) & mask, mask, pool })
+    }
+
+    #[inline(always)]
+    fn covers(&self, addr: &[u8; N]) -> bool {
+        addr_bits(addr) & self.mask == self.net
+    }
+}
+
 /// One family's state: the table, the outside addresses' port pools, the
 /// fragment table, and the rules of this family.
 #[derive(Debug, Clone)]
@@ -114,7 +154,7 @@ struct Family<const N: usize> {
     table: Table<N>,
     pools: Vec<Pool<N>>,
     frags: Fragments<N>,
-    masquerade: Vec<(Prefix, u8)>,
+    masquerade: Vec<MasqueradeRule<N>>,
     published: Vec<Published<N>>,
 }
 
@@ -140,11 +180,13 @@ fn from_ip<const N: usize>(ip: IpAddr) -> Option<[u8; N]> {
     Some(addr)
 }
 
-/// Whether packets to `ip` are never translated: multicast and broadcast.
-fn is_group(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_multicast() || v4.is_broadcast(),
-        IpAddr::V6(v6) => v6.is_multicast(),
+/// Whether packets to `addr` are never translated: multicast (224/4,
+/// ff00::/8) and broadcast.
+fn is_group<const N: usize>(addr: &[u8; N]) -> bool {
+    if packet::is_v4::<N>() {
+        addr[0] >> 4 == 0xe || addr.iter().all(|&b| b == 0xff)
+    } else {
+        addr[0] == 0xff
     }
 }
 
@@ -161,7 +203,8 @@ impl<const N: usize> Family<N> {
         let mut masquerade = Vec::new();
         for rule in &config.masquerade {
             if let Some(outside) = from_ip::<N>(rule.outside) {
-                masquerade.push((rule.inside, pool_of(&mut pools, outside)));
+                let pool = pool_of(&mut pools, outside);
+                masquerade.extend(MasqueradeRule::new(&rule.inside, pool));
             }
         }
         let mut published = Vec::new();
@@ -182,9 +225,9 @@ impl<const N: usize> Family<N> {
     }
 
     /// The pool a connection from `src` to `dst` is masqueraded on.
+    #[inline]
     fn masquerade_pool(&self, src: &[u8; N], dst: &[u8; N]) -> Option<u8> {
-        let (src, dst) = (to_ip(src), to_ip(dst));
-        self.masquerade.iter().find(|(inside, _)| inside.contains(src) && !inside.contains(dst)).map(|&(_, pool)| pool)
+        self.masquerade.iter().find(|rule| rule.covers(src) && !rule.covers(dst)).map(|rule| rule.pool)
     }
 
     fn is_outside_addr(&self, addr: &[u8; N]) -> bool {
@@ -195,64 +238,94 @@ impl<const N: usize> Family<N> {
         self.published.iter().find(|p| u8::from(p.rule.protocol) == proto && p.external == *dst && p.rule.covers(port))
     }
 
+    #[inline]
     fn translate(&mut self, sh: &mut Shared, zone: u16, side: Side, buf: &mut [u8], tick: u32) -> Verdict {
         let p = match packet::parse::<N>(buf) {
             Ok(p) => p,
             Err(reason) => return Verdict::Drop(reason),
         };
+        if !matches!(p.kind, Kind::Tcp { .. } | Kind::Udp | Kind::Echo { .. }) {
+            return self.translate_other(sh, zone, side, buf, &p, tick);
+        }
+        // A SYN (or a datagram) from inside may start a masqueraded
+        // connection that keeps its port: start loading where that reply
+        // tuple's uniqueness check or insert will look while the lookup of
+        // the packet itself is under way, so that the two cache misses
+        // overlap.
+        let kept = match p.kind {
+            Kind::Tcp { flags } if side == Side::Inside && flags & state::TH_HANDSHAKE == state::TH_SYN_ONLY => {
+                self.masquerade_pool(&p.tuple.src, &p.tuple.dst).map(|pool| self.prefetch_kept(zone, &p, pool))
+            }
+            // Any datagram may be a first one; with one masquerade rule the
+            // guess costs only a hash.
+            Kind::Udp if side == Side::Inside && self.masquerade.len() == 1 => {
+                self.masquerade.first().map(|rule| self.prefetch_kept(zone, &p, rule.pool))
+            }
+            _ => None,
+        };
+        let hash = self.table.hash(zone, p.proto, &p.tuple);
+        if let Some((at, dir)) = self.table.find(hash, zone, p.proto, &p.tuple) {
+            if let Some(verdict) = self.established(sh, zone, side, buf, &p, at, dir, tick) {
+                return verdict;
+            }
+        }
+        let verdict = self.new_connection(sh, zone, side, buf, &p, hash, kept, tick);
+        if verdict == Verdict::Pass {
+            self.record_fragment(zone, side, &p, p.tuple.src, p.tuple.dst, tick);
+        }
+        verdict
+    }
+
+    /// A packet that is not TCP, UDP or an ICMP echo.
+    #[inline(never)]
+    fn translate_other(
+        &mut self,
+        sh: &mut Shared,
+        zone: u16,
+        side: Side,
+        buf: &mut [u8],
+        p: &Parsed<N>,
+        tick: u32,
+    ) -> Verdict {
         let verdict = match p.kind {
-            Kind::Tcp { .. } | Kind::Udp | Kind::Echo { .. } => {
-                if side == Side::Inside {
-                    match p.kind {
-                        Kind::Tcp { flags } if flags & state::TH_HANDSHAKE == state::TH_SYN_ONLY => {
-                            self.prefetch_kept(zone, &p, self.masquerade_pool(&p.tuple.src, &p.tuple.dst));
-                        }
-                        // Any datagram may be a first one; with one
-                        // masquerade rule the guess costs only a hash.
-                        Kind::Udp if self.masquerade.len() == 1 => {
-                            self.prefetch_kept(zone, &p, self.masquerade.first().map(|&(_, pool)| pool));
-                        }
-                        _ => {}
-                    }
-                }
-                let hash = self.table.hash(zone, p.proto, &p.tuple);
-                match self.table.find(hash, zone, p.proto, &p.tuple) {
-                    Some((at, dir)) => match self.established(sh, side, buf, &p, at, dir, tick) {
-                        Some(verdict) => verdict,
-                        None => self.new_connection(sh, zone, side, buf, &p, hash, tick),
-                    },
-                    None => self.new_connection(sh, zone, side, buf, &p, hash, tick),
-                }
-            }
-            Kind::IcmpError => self.icmp_error(zone, side, buf, &p, tick),
+            Kind::IcmpError => self.icmp_error(zone, side, buf, p, tick),
             Kind::Other if matches!(p.frag, Frag::Later { .. }) => {
-                return self.later_fragment(sh, zone, side, buf, &p, tick);
+                return self.later_fragment(sh, zone, side, buf, p, tick);
             }
-            Kind::Other | Kind::IcmpOther { .. } => self.untracked(side, &p),
+            _ => self.untracked(side, p),
         };
         match verdict {
-            Verdict::Pass => self.record_fragment(zone, side, &p, p.tuple.src, p.tuple.dst, tick),
+            Verdict::Pass => self.record_fragment(zone, side, p, p.tuple.src, p.tuple.dst, tick),
             Verdict::Forward if p.kind == Kind::IcmpError => sh.stats.icmp_errors += 1,
             _ => {}
         }
         verdict
     }
 
-    /// A SYN (or a datagram) from inside may start a masqueraded connection
-    /// on `pool` that keeps its port: start loading where that reply
-    /// tuple's uniqueness check or insert will look while the lookup of the
-    /// packet itself is under way, so that the two cache misses overlap.
+    /// Starts loading the index slot of the reply tuple a masqueraded
+    /// connection on `pool` would have if it kept its source port (see
+    /// [`Family::translate`]); returns the pool and that tuple's hash.
     #[inline]
-    fn prefetch_kept(&self, zone: u16, p: &Parsed<N>, pool: Option<u8>) {
+    fn prefetch_kept(&self, zone: u16, p: &Parsed<N>, pool: u8) -> (u8, u64) {
         let t = &p.tuple;
-        if let Some(pool) = pool.and_then(|pool| self.pools.get(usize::from(pool))) {
-            let kept = Tuple { src: t.dst, dst: pool.addr, sport: t.dport, dport: t.sport };
-            self.table.prefetch(self.table.hash(zone, p.proto, &kept));
-        }
+        let addr = self.pools.get(usize::from(pool)).map_or([0; N], |pool| pool.addr);
+        let kept = Tuple { src: t.dst, dst: addr, sport: t.dport, dport: t.sport };
+        let hash = self.table.hash(zone, p.proto, &kept);
+        self.table.prefetch(hash);
+        (pool, hash)
     }
 
     /// Remembers a first fragment's translation for its later fragments.
+    #[inline(always)]
     fn record_fragment(&mut self, zone: u16, side: Side, p: &Parsed<N>, src: [u8; N], dst: [u8; N], tick: u32) {
+        if matches!(p.frag, Frag::First { .. }) {
+            self.record_first_fragment(zone, side, p, src, dst, tick);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_first_fragment(&mut self, zone: u16, side: Side, p: &Parsed<N>, src: [u8; N], dst: [u8; N], tick: u32) {
         if let Frag::First { ident } = p.frag {
             let key = FragKey {
                 src: p.tuple.src,
@@ -269,10 +342,11 @@ impl<const N: usize> Family<N> {
     /// A packet of connection `at` in direction `dir`; `None` if the entry
     /// had outlived its deadline (it is removed, and the packet is new).
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     fn established(
         &mut self,
         sh: &mut Shared,
+        zone: u16,
         side: Side,
         buf: &mut [u8],
         p: &Parsed<N>,
@@ -282,8 +356,7 @@ impl<const N: usize> Family<N> {
     ) -> Option<Verdict> {
         let entry = self.table.get_mut(at)?;
         if entry.deadline <= tick {
-            self.remove(at);
-            sh.stats.expired += 1;
+            self.expired(sh, at);
             return None;
         }
         let outside = entry.has(if dir == ORIG { flag::ORIG_OUTSIDE } else { flag::REPLY_OUTSIDE });
@@ -291,7 +364,7 @@ impl<const N: usize> Family<N> {
             return Some(Verdict::Drop(DropReason::WrongSide));
         }
         let new = entry.tuples[1 - dir].inverse();
-        let zone = entry.zone;
+        let deltas = entry.deltas[dir];
         // The common case first: data of an established, assured TCP
         // connection, or UDP that is already assured; only the deadline
         // moves.
@@ -304,16 +377,39 @@ impl<const N: usize> Family<N> {
         };
         if steady {
             entry.deadline = tick.saturating_add(1).saturating_add(sh.ticks.of(entry.state));
-        } else if advance(entry, p.kind, dir, &sh.ticks, tick) {
-            self.table.relink(at);
+        } else {
+            self.advance(sh, p.kind, at, dir, tick);
         }
-        packet::rewrite(buf, p, &new);
+        packet::rewrite_tracked(buf, p, &new, deltas);
         self.record_fragment(zone, side, p, new.src, new.dst, tick);
         Some(Verdict::Forward)
     }
 
-    /// A packet no connection matches.
+    /// Removes entry `at`, found past its deadline.
+    #[cold]
+    #[inline(never)]
+    fn expired(&mut self, sh: &mut Shared, at: u32) {
+        self.remove(at);
+        sh.stats.expired += 1;
+    }
+
+    /// Moves the state of entry `at` on for a packet of `kind` in direction
+    /// `dir`, and relinks it in the wheels if that changed its deadline's
+    /// meaning.
+    #[inline(never)]
+    fn advance(&mut self, sh: &Shared, kind: Kind, at: u32, dir: usize, tick: u32) {
+        if let Some(entry) = self.table.get_mut(at) {
+            if advance(entry, kind, dir, &sh.ticks, tick) {
+                self.table.relink(at);
+            }
+        }
+    }
+
+    /// A packet no connection matches (`orig_hash`: its tuple's hash;
+    /// `kept`: a pool and the hash of the reply tuple a masqueraded
+    /// connection on it keeps the source port with, if computed).
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     fn new_connection(
         &mut self,
         sh: &mut Shared,
@@ -322,10 +418,11 @@ impl<const N: usize> Family<N> {
         buf: &mut [u8],
         p: &Parsed<N>,
         orig_hash: u64,
+        kept: Option<(u8, u64)>,
         tick: u32,
     ) -> Verdict {
         let t = p.tuple;
-        if is_group(to_ip(&t.dst)) {
+        if is_group(&t.dst) {
             return Verdict::Pass;
         }
         let published = match p.kind {
@@ -351,20 +448,28 @@ impl<const N: usize> Family<N> {
             (Side::Outside, None) => return Verdict::Pass,
         };
         // The reply tuple if the source port can be kept: start loading
-        // where its uniqueness check and the insert will look.
+        // where its uniqueness check and the insert will look (`translate`
+        // did for a masqueraded connection).
         let (peer, snat) = match plan {
             Plan::Snat { pool } => ((t.dst, t.dport), Some(pool)),
             Plan::Hairpin { to, port, pool } => ((to, port), Some(pool)),
             Plan::Dnat { to, port } => ((to, port), None),
         };
+        let kept = match (plan, kept) {
+            (Plan::Snat { pool }, Some((guess, hash))) if guess == pool => Some(hash),
+            _ => None,
+        };
+        // For UDP the inside endpoint's mapping decides: the uniqueness
+        // check needs no table.
+        let endpoint =
+            (p.proto == UDP && snat.is_some()).then(|| Endpoint::new(self.table.hasher(), zone, &t.src, t.sport));
         if let Some(outside) = snat.and_then(|pool| self.pools.get(usize::from(pool))) {
-            if p.proto == UDP {
-                // Its mapping decides: the uniqueness check needs no table.
-                outside.prefetch(self.table.hasher(), zone, &t.src, t.sport);
+            if let Some(endpoint) = &endpoint {
+                outside.prefetch(endpoint);
                 self.table.prefetch_free();
-            } else {
-                let kept = Tuple { src: peer.0, dst: outside.addr, sport: peer.1, dport: t.sport };
-                self.table.prefetch(self.table.hash(zone, p.proto, &kept));
+            } else if kept.is_none() {
+                let tuple = Tuple { src: peer.0, dst: outside.addr, sport: peer.1, dport: t.sport };
+                self.table.prefetch(self.table.hash(zone, p.proto, &tuple));
             }
         }
         let state = match p.kind {
@@ -389,19 +494,20 @@ impl<const N: usize> Family<N> {
                 None => return Verdict::Drop(DropReason::TableFull),
             }
         }
-        let (reply, mapping) = match plan {
+        let (reply, reply_hash, mapping) = match plan {
             Plan::Snat { pool } | Plan::Hairpin { pool, .. } => {
-                match self.allocate(sh, zone, p.proto, pool, (t.src, t.sport), peer) {
-                    Ok((reply, mapping)) => (reply, mapping.then_some(pool)),
+                match self.allocate(sh, zone, p.proto, pool, endpoint.as_ref(), (t.src, t.sport), peer, kept) {
+                    Ok((reply, hash, mapping)) => (reply, hash, mapping.then_some(pool)),
                     Err(reason) => return Verdict::Drop(reason),
                 }
             }
             Plan::Dnat { to, port } => {
                 let reply = Tuple { src: to, dst: t.src, sport: port, dport: t.sport };
-                if self.table.contains(zone, p.proto, &reply) {
+                let hash = self.table.hash(zone, p.proto, &reply);
+                if self.table.find(hash, zone, p.proto, &reply).is_some() {
                     return Verdict::Drop(DropReason::TupleTaken);
                 }
-                (reply, None)
+                (reply, hash, None)
             }
         };
         let mut entry = Entry::new(zone, p.proto, t, reply);
@@ -417,12 +523,12 @@ impl<const N: usize> Family<N> {
             entry.flags |= flag::MAPPING;
             entry.pool = pool;
         }
-        let reply_hash = self.table.hash(zone, p.proto, &reply);
+        let new = reply.inverse();
+        entry.deltas = Deltas::of_connection(&t, &reply);
         // Rewrite first, so the load of the reply key's slot (not yet looked
         // at for UDP) overlaps with it.
         self.table.prefetch(reply_hash);
-        let new = reply.inverse();
-        packet::rewrite(buf, p, &new);
+        packet::rewrite_tracked(buf, p, &new, entry.deltas[ORIG]);
         if self.table.insert(entry, [orig_hash, reply_hash]).is_none() {
             // Cannot happen (room was made above); undo all the same.
             packet::rewrite(buf, &Parsed { tuple: new, ..*p }, &p.tuple);
@@ -441,34 +547,42 @@ impl<const N: usize> Family<N> {
     /// Chooses the outside port for inside endpoint `inside` leaving from
     /// pool `pool` towards `peer`, such that the reply tuple (`peer` → the
     /// pool's address and the port) is unused; for UDP, the endpoint's
-    /// mapping, found or made. Returns the reply tuple, and whether it holds
-    /// a mapping reference.
+    /// mapping, found or made (`endpoint`: the inside endpoint as the
+    /// mappings know it, given for UDP). `kept`: the hash of the reply tuple that keeps the
+    /// inside port, if known. Returns the reply tuple, its hash, and whether
+    /// it holds a mapping reference.
+    #[allow(clippy::too_many_arguments)]
     fn allocate(
         &mut self,
         sh: &Shared,
         zone: u16,
         proto: u8,
         pool: u8,
+        endpoint: Option<&Endpoint<N>>,
         inside: ([u8; N], u16),
         peer: ([u8; N], u16),
-    ) -> Result<(Tuple<N>, bool), DropReason> {
+        kept: Option<u64>,
+    ) -> Result<(Tuple<N>, u64, bool), DropReason> {
         let Some(ports) = self.pools.get(usize::from(pool)) else { return Err(DropReason::NoPort) };
         let hasher = *self.table.hasher();
         let reply = |port: u16| Tuple { src: peer.0, dst: ports.addr, sport: peer.1, dport: port };
+        let kept = kept.unwrap_or_else(|| hasher.tuple(zone, proto, &reply(inside.1)));
+        let hash_of = |port: u16| if port == inside.1 { kept } else { hasher.tuple(zone, proto, &reply(port)) };
         let table = &self.table;
-        let unused = |port: u16| !table.contains(zone, proto, &reply(port));
-        let udp = proto == UDP;
+        let unused = |port: u16| table.find(hash_of(port), zone, proto, &reply(port)).is_none();
+        let mapped = endpoint.filter(|_| proto == UDP);
+        let udp = mapped.is_some();
         // For UDP the port's owner is the whole story: every UDP reply tuple
         // towards an outside address holds the mapping of its port (a DNAT
         // client is never an outside address), so a port held by this
         // endpoint or by none is unused, with no lookup in the table.
-        if udp {
-            if let Some(held) = ports.mapping(&hasher, zone, &inside.0, inside.1) {
-                let tuple = reply(held);
+        if let Some(endpoint) = mapped {
+            if let Some(held) = ports.mapping(endpoint) {
+                let (tuple, hash) = (reply(held), hash_of(held));
                 if let Some(ports) = self.pools.get_mut(usize::from(pool)) {
                     ports.acquire(held);
                 }
-                return Ok((tuple, true));
+                return Ok((tuple, hash, true));
             }
         }
         let fits = |port: u16| match proto {
@@ -476,7 +590,7 @@ impl<const N: usize> Family<N> {
             TCP => port != 0 && !ports.is_reserved(false, port) && unused(port),
             _ => unused(port),
         };
-        let (lo, hi) = if proto == TCP || udp { sh.port_range } else { (0, u16::MAX) };
+        let (lo, hi) = if proto == TCP || proto == UDP { sh.port_range } else { (0, u16::MAX) };
         let size = u32::from(hi) - u32::from(lo) + 1;
         let mut chosen = fits(inside.1).then_some(inside.1);
         'search: for run in 0..4u64 {
@@ -494,13 +608,13 @@ impl<const N: usize> Family<N> {
             }
         }
         let port = chosen.ok_or(DropReason::NoPort)?;
-        let tuple = reply(port);
-        if udp {
+        let (tuple, hash) = (reply(port), hash_of(port));
+        if let Some(endpoint) = mapped {
             if let Some(ports) = self.pools.get_mut(usize::from(pool)) {
-                ports.claim(&hasher, zone, &inside.0, inside.1, port);
+                ports.claim(endpoint, port);
             }
         }
-        Ok((tuple, udp))
+        Ok((tuple, hash, udp))
     }
 
     /// Gives back what a removed entry held.
@@ -526,7 +640,7 @@ impl<const N: usize> Family<N> {
     fn untracked(&self, side: Side, p: &Parsed<N>) -> Verdict {
         let covered = side == Side::Inside
             && !matches!(p.kind, Kind::IcmpOther { link_local: true })
-            && !is_group(to_ip(&p.tuple.dst))
+            && !is_group(&p.tuple.dst)
             && !self.is_outside_addr(&p.tuple.dst)
             && self.masquerade_pool(&p.tuple.src, &p.tuple.dst).is_some();
         if covered {
@@ -792,5 +906,33 @@ impl Nat {
         let v4 = from_ip::<4>(addr).and_then(|a| self.v4.pools.iter().find(|p| p.addr == a)).map(Pool::mappings);
         let v6 = from_ip::<16>(addr).and_then(|a| self.v6.pools.iter().find(|p| p.addr == a)).map(Pool::mappings);
         v4.or(v6).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masquerade_rules_cover_what_their_prefix_contains() {
+        let addrs: Vec<IpAddr> = ["10.0.0.1", "10.0.1.255", "10.1.0.0", "11.0.0.0", "0.0.0.0", "255.255.255.255"]
+            .iter()
+            .chain(&["fd00::1", "fd00:0:0:1::", "fd01::", "::", "ffff::ffff"])
+            .map(|a| a.parse().unwrap())
+            .collect();
+        for prefix in ["10.0.0.0/8", "10.0.0.0/23", "10.0.0.1/32", "0.0.0.0/0", "fd00::/64", "fd00::/15", "::/0"] {
+            let prefix: Prefix = prefix.parse().unwrap();
+            let v4 = MasqueradeRule::<4>::new(&prefix, 0);
+            let v6 = MasqueradeRule::<16>::new(&prefix, 0);
+            assert_eq!((v4.is_some(), v6.is_some()), (prefix.addr().is_ipv4(), prefix.addr().is_ipv6()));
+            for &addr in &addrs {
+                let covered = match (addr, v4, v6) {
+                    (IpAddr::V4(a), Some(rule), _) => rule.covers(&a.octets()),
+                    (IpAddr::V6(a), _, Some(rule)) => rule.covers(&a.octets()),
+                    _ => false,
+                };
+                assert_eq!(covered, prefix.contains(addr), "{prefix:?} {addr}");
+            }
+        }
     }
 }

@@ -305,6 +305,59 @@ impl Delta {
     }
 }
 
+/// The checksum changes of rewriting one direction of a TCP or UDP
+/// connection, folded once when the connection is made so that a packet
+/// costs one addition per checksum: `addrs` for the IPv4 header checksum
+/// (the addresses), `transport` for the TCP or UDP checksum (its
+/// pseudo-header's addresses and the ports).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Deltas {
+    addrs: u16,
+    transport: u16,
+}
+
+impl Deltas {
+    /// The changes of both directions of a connection whose packets carry
+    /// `orig` one way and `reply` the other: `[ORIG, REPLY]`, as
+    /// [`Deltas::between`] gives them.
+    #[inline(always)]
+    pub(crate) fn of_connection<const N: usize>(orig: &Tuple<N>, reply: &Tuple<N>) -> [Deltas; 2] {
+        let (addrs, transport) = Deltas::sums(orig, &reply.inverse());
+        // The reply direction changes every field back: each changed word
+        // adds `!old + new` one way and `!new + old` the other, which sum to
+        // all ones, so its sums are those constants less the original's
+        // (the same integers a direct sum gives).
+        let addr_words = 2 * (N / 4) as u64;
+        let back_addrs = addr_words * 2 * 0xffff_ffff - addrs.0;
+        let back_transport = addr_words * 2 * 0xffff_ffff + 2 * 0xffff - transport.0;
+        [Deltas::fold(addrs, transport), Deltas::fold(Delta(back_addrs), Delta(back_transport))]
+    }
+
+    /// The changes of rewriting a TCP or UDP packet with tuple `old` to
+    /// carry `new`.
+    #[cfg(test)]
+    pub(crate) fn between<const N: usize>(old: &Tuple<N>, new: &Tuple<N>) -> Deltas {
+        let (addrs, transport) = Deltas::sums(old, new);
+        Deltas::fold(addrs, transport)
+    }
+
+    #[inline(always)]
+    fn sums<const N: usize>(old: &Tuple<N>, new: &Tuple<N>) -> (Delta, Delta) {
+        let mut addrs = Delta::default();
+        addrs.addr(&old.src, &new.src);
+        addrs.addr(&old.dst, &new.dst);
+        let mut transport = addrs;
+        transport.word(old.sport, new.sport);
+        transport.word(old.dport, new.dport);
+        (addrs, transport)
+    }
+
+    #[inline(always)]
+    fn fold(addrs: Delta, transport: Delta) -> Deltas {
+        Deltas { addrs: checksum::fold(addrs.0), transport: checksum::fold(transport.0) }
+    }
+}
+
 /// Updates the checksum in `field` by `delta`. A UDP checksum (`udp`) of
 /// zero is left alone, and a result of zero is written as 0xffff.
 #[inline(always)]
@@ -335,6 +388,30 @@ pub(crate) fn rewrite<const N: usize>(buf: &mut [u8], p: &Parsed<N>, new: &Tuple
     }
     if let Some(segment) = buf.get_mut(p.l4..p.end) {
         rewrite_transport(segment, p.kind, &p.tuple, new, addrs);
+    }
+}
+
+/// Rewrites the TCP or UDP packet `p` describes to carry `new`, as
+/// [`rewrite`] does, with the checksum changes computed beforehand
+/// (`deltas`: [`Deltas::between`] the packet's tuple and `new`). Other
+/// packets are rewritten by [`rewrite`].
+#[inline(always)]
+pub(crate) fn rewrite_tracked<const N: usize>(buf: &mut [u8], p: &Parsed<N>, new: &Tuple<N>, deltas: Deltas) {
+    let udp = match p.kind {
+        Kind::Tcp { .. } => false,
+        Kind::Udp => true,
+        _ => return rewrite(buf, p, new),
+    };
+    write_addrs(buf, &Delta(u64::from(deltas.addrs)), new);
+    if matches!(p.frag, Frag::Later { .. }) {
+        return;
+    }
+    let Some(segment) = buf.get_mut(p.l4..p.end) else { return };
+    let Some(ports) = segment.first_chunk_mut::<4>() else { return };
+    ports[..2].copy_from_slice(&new.sport.to_be_bytes());
+    ports[2..].copy_from_slice(&new.dport.to_be_bytes());
+    if let Some(checksum) = field(segment, if udp { 6 } else { 16 }) {
+        update(checksum, Delta(u64::from(deltas.transport)), udp);
     }
 }
 
@@ -503,6 +580,30 @@ mod tests {
         let mut same = Delta::default();
         same.addr(&[1, 2, 3, 4], &[1, 2, 3, 4]);
         assert_eq!(same.apply(0x1234), 0x1234);
+    }
+
+    #[test]
+    fn connection_deltas_are_each_directions_own() {
+        let v4 = |a: u8, b: u8, sport: u16, dport: u16| Tuple::<4> {
+            src: [10, 0, a, 1],
+            dst: [203, 0, 113, b],
+            sport,
+            dport,
+        };
+        let cases = [
+            (v4(0, 10, 40000, 443), v4(7, 10, 443, 61000)),
+            (v4(0, 0, 0, 0), v4(255, 255, 65535, 65535)),
+            (v4(1, 2, 3, 4), v4(1, 2, 3, 4)),
+        ];
+        for (orig, reply) in cases {
+            let both = Deltas::of_connection(&orig, &reply);
+            assert_eq!(both[0], Deltas::between(&orig, &reply.inverse()));
+            assert_eq!(both[1], Deltas::between(&reply, &orig.inverse()));
+        }
+        let orig = Tuple::<16> { src: [0xfd; 16], dst: [0x20; 16], sport: 1, dport: 2 };
+        let reply = Tuple::<16> { src: [0x20; 16], dst: [0x30; 16], sport: 2, dport: 9 };
+        let both = Deltas::of_connection(&orig, &reply);
+        assert_eq!(both, [Deltas::between(&orig, &reply.inverse()), Deltas::between(&reply, &orig.inverse())]);
     }
 
     #[test]

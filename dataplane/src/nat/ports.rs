@@ -42,6 +42,25 @@ pub(crate) struct Pool<const N: usize> {
     mappings: usize,
 }
 
+/// An inside endpoint (zone, address, port) with the home slot of its
+/// mapping in the endpoint index, hashed once for all the look-ups of a
+/// packet.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Endpoint<const N: usize> {
+    zone: u16,
+    addr: [u8; N],
+    port: u16,
+    home: usize,
+}
+
+impl<const N: usize> Endpoint<N> {
+    #[inline]
+    pub(crate) fn new(hasher: &Hasher, zone: u16, addr: &[u8; N], port: u16) -> Endpoint<N> {
+        let home = (hasher.endpoint(zone, 17, addr, port, 0x6d61_7070) >> 40) as usize & (INDEX_SLOTS - 1);
+        Endpoint { zone, addr: *addr, port, home }
+    }
+}
+
 /// Words per owner record.
 const fn stride<const N: usize>() -> usize {
     2 + N / 4
@@ -117,32 +136,28 @@ impl<const N: usize> Pool<N> {
         port != 0 && !self.is_reserved(true, port) && self.refs(port) == 0
     }
 
-    /// Whether UDP `held` is held by inside endpoint `addr`:`port` in `zone`.
-    fn held_by(&self, held: u16, zone: u16, addr: &[u8; N], port: u16) -> bool {
-        self.refs(held) > 0 && self.holder(held) == (zone, *addr, port)
+    /// Whether UDP `held` is held by inside endpoint `e`.
+    fn held_by(&self, held: u16, e: &Endpoint<N>) -> bool {
+        self.refs(held) > 0 && self.holder(held) == (e.zone, e.addr, e.port)
     }
 
-    /// Starts loading what a new mapping for inside endpoint `addr`:`port`
-    /// will read: its index slot and the record of the port it would keep.
+    /// Starts loading what a new mapping for inside endpoint `e` will read:
+    /// its index slot and the record of the port it would keep.
     #[inline(always)]
-    pub(crate) fn prefetch(&self, hasher: &Hasher, zone: u16, addr: &[u8; N], port: u16) {
-        let slot = self.by_inside.get(self.home(hasher, zone, addr, port)).copied();
-        core::hint::black_box((slot, self.refs(port)));
+    pub(crate) fn prefetch(&self, e: &Endpoint<N>) {
+        let slot = self.by_inside.get(e.home).copied();
+        core::hint::black_box((slot, self.refs(e.port)));
     }
 
-    fn home(&self, hasher: &Hasher, zone: u16, addr: &[u8; N], port: u16) -> usize {
-        (hasher.endpoint(zone, 17, addr, port, 0x6d61_7070) >> 40) as usize & (INDEX_SLOTS - 1)
-    }
-
-    /// The port mapped to inside endpoint `addr`:`port` in `zone`.
-    pub(crate) fn mapping(&self, hasher: &Hasher, zone: u16, addr: &[u8; N], port: u16) -> Option<u16> {
-        let mut i = self.home(hasher, zone, addr, port);
+    /// The port mapped to inside endpoint `e`.
+    pub(crate) fn mapping(&self, e: &Endpoint<N>) -> Option<u16> {
+        let mut i = e.home;
         for _ in 0..INDEX_SLOTS {
             let held = *self.by_inside.get(i)?;
             if held == 0 {
                 return None;
             }
-            if self.held_by(held, zone, addr, port) {
+            if self.held_by(held, e) {
                 return Some(held);
             }
             i = (i + 1) & (INDEX_SLOTS - 1);
@@ -150,21 +165,21 @@ impl<const N: usize> Pool<N> {
         None
     }
 
-    /// Gives free UDP port `held` to inside endpoint `addr`:`port` in `zone`,
-    /// with one reference.
-    pub(crate) fn claim(&mut self, hasher: &Hasher, zone: u16, addr: &[u8; N], port: u16, held: u16) {
+    /// Gives free UDP port `held` to inside endpoint `e`, with one
+    /// reference.
+    pub(crate) fn claim(&mut self, e: &Endpoint<N>, held: u16) {
         if !self.udp_free(held) {
             return;
         }
         let at = usize::from(held) * stride::<N>();
         let Some(record) = self.owners.get_mut(at..at + stride::<N>()) else { return };
         record[0] = 1;
-        record[1] = u32::from(port) << 16 | u32::from(zone);
-        for (word, bytes) in record[2..].iter_mut().zip(addr.chunks_exact(4)) {
+        record[1] = u32::from(e.port) << 16 | u32::from(e.zone);
+        for (word, bytes) in record[2..].iter_mut().zip(e.addr.chunks_exact(4)) {
             *word = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
         }
         self.mappings += 1;
-        let mut i = self.home(hasher, zone, addr, port);
+        let mut i = e.home;
         for _ in 0..INDEX_SLOTS {
             match self.by_inside.get_mut(i) {
                 Some(slot) if *slot == 0 => {
@@ -197,7 +212,7 @@ impl<const N: usize> Pool<N> {
         let (zone, addr, port) = self.holder(held);
         self.mappings -= 1;
         // Find the slot, then shift the rest of its run back.
-        let mut hole = self.home(hasher, zone, &addr, port);
+        let mut hole = Endpoint::new(hasher, zone, &addr, port).home;
         let mut found = false;
         for _ in 0..INDEX_SLOTS {
             match self.by_inside.get(hole) {
@@ -220,7 +235,7 @@ impl<const N: usize> Pool<N> {
                 break;
             }
             let (zone, addr, port) = self.holder(slot);
-            let home = self.home(hasher, zone, &addr, port);
+            let home = Endpoint::new(hasher, zone, &addr, port).home;
             if (j.wrapping_sub(home) & (INDEX_SLOTS - 1)) >= (j.wrapping_sub(hole) & (INDEX_SLOTS - 1)) {
                 self.by_inside[hole] = slot;
                 hole = j;
@@ -243,16 +258,16 @@ mod tests {
         assert!(!pool.udp_free(5353) && !pool.udp_free(0) && pool.udp_free(5355));
 
         let a = [10, 0, 0, 2];
-        assert_eq!(pool.mapping(&hasher, 0, &a, 4000), None);
-        pool.claim(&hasher, 0, &a, 4000, 4000);
-        assert_eq!(pool.mapping(&hasher, 0, &a, 4000), Some(4000));
-        assert_eq!(pool.mapping(&hasher, 1, &a, 4000), None, "another zone");
+        assert_eq!(pool.mapping(&Endpoint::new(&hasher, 0, &a, 4000)), None);
+        pool.claim(&Endpoint::new(&hasher, 0, &a, 4000), 4000);
+        assert_eq!(pool.mapping(&Endpoint::new(&hasher, 0, &a, 4000)), Some(4000));
+        assert_eq!(pool.mapping(&Endpoint::new(&hasher, 1, &a, 4000)), None, "another zone");
         assert!(!pool.udp_free(4000));
         pool.acquire(4000);
         pool.release(&hasher, 4000);
-        assert_eq!(pool.mapping(&hasher, 0, &a, 4000), Some(4000), "one reference left");
+        assert_eq!(pool.mapping(&Endpoint::new(&hasher, 0, &a, 4000)), Some(4000), "one reference left");
         pool.release(&hasher, 4000);
-        assert_eq!(pool.mapping(&hasher, 0, &a, 4000), None);
+        assert_eq!(pool.mapping(&Endpoint::new(&hasher, 0, &a, 4000)), None);
         assert!(pool.udp_free(4000));
         assert_eq!(pool.mappings(), 0);
     }
@@ -263,7 +278,7 @@ mod tests {
         let mut pool: Pool<16> = Pool::new([0x20; 16]);
         for n in 1..=60000u16 {
             let addr = [(n >> 8) as u8; 16];
-            pool.claim(&hasher, n % 3, &addr, n, n);
+            pool.claim(&Endpoint::new(&hasher, n % 3, &addr, n), n);
         }
         assert_eq!(pool.mappings(), 60000);
         for n in (1..=60000u16).filter(|n| n % 3 == 0) {
@@ -272,7 +287,7 @@ mod tests {
         for n in 1..=60000u16 {
             let addr = [(n >> 8) as u8; 16];
             let expected = if n % 3 == 0 { None } else { Some(n) };
-            assert_eq!(pool.mapping(&hasher, n % 3, &addr, n), expected, "{n}");
+            assert_eq!(pool.mapping(&Endpoint::new(&hasher, n % 3, &addr, n)), expected, "{n}");
         }
     }
 }

@@ -903,6 +903,6 @@ fn memory_per_entry() {
     config.max_entries_v6 = 100_000;
     let nat = Nat::new(config).unwrap();
     let per_entry = nat.memory_bytes() as f64 / 200_000.0;
-    // 44 + 92 bytes of entries, 2 x 26.7 of index, plus fixed pools.
+    // 52 + 100 bytes of entries, 2 x 26.7 of index, plus fixed pools.
     assert!(per_entry < 128.0, "{per_entry}");
 }
