@@ -710,3 +710,305 @@ impl JsonParser<'_> {
         }
     }
 }
+
+// Networks (issue #7): the topology every network test runs in.
+
+/// The host namespace's address on the link to the outside namespace.
+pub const HOST_UPLINK_ADDR: &str = "203.0.113.1";
+/// The outside namespace's address on that link.
+pub const OUTSIDE_ADDR: &str = "203.0.113.2";
+/// The veth between the host and outside namespaces (the same name at both
+/// ends).
+pub const UPLINK: &str = "wup0";
+
+/// A network test's world: a "host" namespace that wharf runs in (its
+/// bridges, veths, firewall rules, resolver and proxies all live there), an
+/// "outside" namespace joined to it by the veth [`UPLINK`]
+/// ([`HOST_UPLINK_ADDR`]/24 in host, [`OUTSIDE_ADDR`]/24 outside), and a
+/// [`Wharf`] with the busybox image imported as `bb` and `WHARF_PROXY` set.
+///
+/// Every wharf command, including the ones [`Wharf`]'s cleanup runs, goes
+/// through a wrapper that enters the host namespace first (and fails when
+/// it is gone): wharf never runs in the machine's own network namespace,
+/// so it can never make a bridge or a firewall rule there. Dropping the
+/// world removes the containers, then the namespaces with everything in
+/// them.
+#[derive(Debug)]
+pub struct NetWorld {
+    /// Declared first: dropped (containers removed) while the namespaces
+    /// still exist.
+    pub w: Wharf,
+    wrapper: ScratchDir,
+    pub outside: Netns,
+    pub host: Netns,
+}
+
+/// A directory removed on drop.
+#[derive(Debug)]
+struct ScratchDir(PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl NetWorld {
+    /// Builds the topology and the world for the wharf binary `wharf` and
+    /// the proxy binary `proxy` (`env!("CARGO_BIN_EXE_wharf-proxy-e2e")`).
+    pub fn new(wharf: &str, proxy: &str) -> NetWorld {
+        require_root();
+        let host = Netns::new("nh").expect("create the host namespace");
+        let outside = Netns::new("no").expect("create the outside namespace");
+        host.veth(UPLINK, &outside, UPLINK).expect("create the uplink veth");
+        host.ip(&["addr", "add", &format!("{HOST_UPLINK_ADDR}/24"), "dev", UPLINK]).unwrap();
+        outside.ip(&["addr", "add", &format!("{OUTSIDE_ADDR}/24"), "dev", UPLINK]).unwrap();
+        let dir = std::env::temp_dir().join(unique_name("nb"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let wrapper = ScratchDir(dir);
+        let script = wrapper.0.join("wharf");
+        let bin = std::fs::canonicalize(wharf).unwrap_or_else(|e| panic!("{wharf}: {e}"));
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\nexec nsenter --net=/run/netns/{} {} \"$@\"\n", host.name(), bin.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut w = Wharf::new(script.to_str().unwrap()).in_netns(&host);
+        w.set_env("WHARF_PROXY", proxy);
+        busybox_image(&w, "bb");
+        NetWorld { w, wrapper, outside, host }
+    }
+
+    /// The real wharf binary (what `/proc/PID/exe` of a wharf process is).
+    pub fn wharf_exe(&self) -> PathBuf {
+        let script = std::fs::read_to_string(self.wrapper.0.join("wharf")).unwrap();
+        let line = script.lines().nth(1).unwrap();
+        PathBuf::from(line.split_whitespace().nth(3).unwrap())
+    }
+
+    /// `wharf exec C sh -c SCRIPT`, whatever its exit code.
+    pub fn sh(&self, container: &str, script: &str) -> Ran {
+        self.w.run(&["exec", container, "sh", "-c", script])
+    }
+
+    /// [`NetWorld::sh`] that must succeed; returns its stdout.
+    pub fn sh_ok(&self, container: &str, script: &str) -> String {
+        let ran = self.sh(container, script);
+        assert_eq!(ran.code, 0, "in {container}: {ran}");
+        ran.stdout
+    }
+
+    /// The IPv4 address with prefix (`172.22.16.2/24`) of `dev` inside a
+    /// running container, or `None` when it has none (or no such device).
+    pub fn addr(&self, container: &str, dev: &str) -> Option<String> {
+        let ran = self.sh(container, &format!("ip -o -4 addr show dev {dev}"));
+        if ran.code != 0 {
+            return None;
+        }
+        ran.stdout.split_whitespace().skip_while(|word| *word != "inet").nth(1).map(str::to_owned)
+    }
+
+    /// [`NetWorld::addr`] without the prefix length; fails the test when
+    /// there is none.
+    pub fn ip_of(&self, container: &str, dev: &str) -> String {
+        let addr = self.addr(container, dev).unwrap_or_else(|| {
+            let links = self.sh(container, "ip -o addr");
+            panic!("{container} has no IPv4 address on {dev}: {links}")
+        });
+        addr.split('/').next().unwrap().to_owned()
+    }
+
+    /// Whether one `ping -c1 -W SECS TARGET` from `container` got a reply.
+    pub fn ping_once(&self, container: &str, target: &str, secs: u32) -> bool {
+        self.sh(container, &format!("ping -c1 -W{secs} {target}")).code == 0
+    }
+
+    /// Pings until a reply comes or `timeout` passes (a fresh bridge port,
+    /// ARP, a resolver that is still binding). Returns the last attempt.
+    pub fn ping_within(&self, container: &str, target: &str, timeout: Duration) -> Ran {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ran = self.sh(container, &format!("ping -c1 -W1 {target}"));
+            if ran.code == 0 || Instant::now() >= deadline {
+                return ran;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `wharf network inspect NAME`'s one object.
+    pub fn network(&self, name: &str) -> Json {
+        let out = self.w.ok(&["network", "inspect", name]);
+        let json = Json::parse(&out).unwrap_or_else(|e| panic!("network inspect {name}: {e}\n{out}"));
+        let items = json.as_array().unwrap_or_else(|| panic!("network inspect {name} is not an array: {out}"));
+        assert_eq!(items.len(), 1, "network inspect {name}: {out}");
+        items[0].clone()
+    }
+
+    /// The network's bridge device in the host namespace: the one whose
+    /// IPv4 address is the network's gateway.
+    pub fn bridge_of(&self, network: &str) -> String {
+        let net = self.network(network);
+        let gateway = net["IPAM"]["Config"][0]["Gateway"].as_str().unwrap_or_default().to_owned();
+        let out = self.host.ip(&["-o", "-4", "addr"]).unwrap();
+        out.lines()
+            .find(|line| line.split_whitespace().nth(3).is_some_and(|a| a.split('/').next() == Some(&gateway)))
+            .and_then(|line| line.split_whitespace().nth(1))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no device in the host namespace has {network}'s gateway {gateway:?}:\n{out}"))
+    }
+
+    /// The host namespace's links: (name, kind, master), sorted by name.
+    pub fn host_links(&self) -> Vec<HostLink> {
+        let out = self.host.ip(&["-j", "-d", "link", "show"]).unwrap();
+        let json = Json::parse(&out).unwrap_or_else(|e| panic!("ip -j -d link: {e}\n{out}"));
+        let mut links: Vec<HostLink> = json
+            .as_array()
+            .unwrap_or_default()
+            .iter()
+            .map(|link| HostLink {
+                name: link["ifname"].as_str().unwrap_or_default().to_owned(),
+                kind: link["linkinfo"]["info_kind"].as_str().unwrap_or_default().to_owned(),
+                master: link["master"].as_str().unwrap_or_default().to_owned(),
+                mtu: link["mtu"].as_i64().unwrap_or_default(),
+            })
+            .collect();
+        links.sort_by(|a, b| a.name.cmp(&b.name));
+        links
+    }
+
+    /// `iptables-save` in the host namespace without comments and counters,
+    /// so that two snapshots compare equal when the rules are the same.
+    pub fn iptables(&self) -> String {
+        let out = self.host.exec("iptables-save", &[]).unwrap();
+        out.lines()
+            .filter(|line| !line.starts_with('#'))
+            .map(|line| match line.strip_prefix(':') {
+                // ":CHAIN POLICY [packets:bytes]"
+                Some(_) => line.rsplit_once(' ').map_or(line, |(head, _)| head).to_owned(),
+                None => line.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Everything of the host namespace a failed command must leave as it
+    /// was: links, IPv4 addresses, routes, firewall rules, forwarding.
+    pub fn host_snapshot(&self) -> String {
+        let links: Vec<String> = self.host_links().iter().map(|l| format!("{l:?}")).collect();
+        format!(
+            "links:\n{}\naddresses:\n{}routes:\n{}iptables:\n{}\nip_forward: {}",
+            links.join("\n"),
+            self.host.ip(&["-o", "-4", "addr"]).unwrap(),
+            self.host.ip(&["-4", "route", "show", "table", "all"]).unwrap(),
+            self.iptables(),
+            self.host.exec("cat", &["/proc/sys/net/ipv4/ip_forward"]).unwrap().trim(),
+        )
+    }
+}
+
+/// One link of the host namespace, as [`NetWorld::host_links`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostLink {
+    pub name: String,
+    /// `veth`, `bridge`, ... (empty for `lo`).
+    pub kind: String,
+    /// The bridge it is a port of, if any.
+    pub master: String,
+    pub mtu: i64,
+}
+
+/// Runs `f` on a new thread that has entered `ns`'s network namespace, and
+/// returns what it returns: sockets made there stay in that namespace
+/// wherever they are used later. A panic in `f` is resumed in the caller.
+pub fn in_netns<T: Send>(ns: &Netns, f: impl FnOnce() -> T + Send) -> T {
+    let name = ns.name().to_owned();
+    std::thread::scope(|scope| {
+        let handle = scope.spawn(move || {
+            dataplane::sys::netns::enter(&name).unwrap_or_else(|e| panic!("enter {name}: {e}"));
+            f()
+        });
+        match handle.join() {
+            Ok(value) => value,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+/// What a [`TcpEcho`] server saw on one connection.
+#[derive(Debug, Clone)]
+pub struct EchoSeen {
+    pub peer: std::net::SocketAddr,
+    pub data: Vec<u8>,
+}
+
+/// A TCP server in a namespace that, per connection, reads until the
+/// client shuts its side down, answers `echo:DATA from PEER_IP\n` and
+/// closes. It records each connection; it stops when dropped.
+#[derive(Debug)]
+pub struct TcpEcho {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<EchoSeen>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TcpEcho {
+    /// Listens on `addr` (e.g. `203.0.113.2:9000`) inside `ns`.
+    pub fn start(ns: &Netns, addr: &str) -> TcpEcho {
+        use std::io::Write;
+        use std::sync::atomic::Ordering;
+        let listener = in_netns(ns, || std::net::TcpListener::bind(addr))
+            .unwrap_or_else(|e| panic!("listen on {addr} in {}: {e}", ns.name()));
+        listener.set_nonblocking(true).unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (seen2, stop2) = (seen.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut stream, peer)) => {
+                        let _ = stream.set_nonblocking(false);
+                        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                        let mut data = Vec::new();
+                        let _ = stream.read_to_end(&mut data);
+                        let reply = format!("echo:{} from {}\n", String::from_utf8_lossy(&data).trim(), peer.ip());
+                        let _ = stream.write_all(reply.as_bytes());
+                        seen2.lock().unwrap().push(EchoSeen { peer, data });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        TcpEcho { seen, stop, thread: Some(thread) }
+    }
+
+    /// The connections served so far.
+    pub fn seen(&self) -> Vec<EchoSeen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TcpEcho {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// An HTTP GET of `/` on `addr` from inside `ns` (a fresh connection):
+/// the whole response, or the error. Gives up after `timeout`.
+pub fn http_get(ns: &Netns, addr: &str, timeout: Duration) -> std::io::Result<String> {
+    use std::io::Write;
+    let addr: std::net::SocketAddr = addr.parse().map_err(std::io::Error::other)?;
+    in_netns(ns, move || {
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.write_all(b"GET / HTTP/1.0\r\nHost: test\r\n\r\n")?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response)?;
+        Ok(String::from_utf8_lossy(&response).into_owned())
+    })
+}
