@@ -287,15 +287,20 @@ impl Wharf {
     fn cleanup(&mut self) {
         let quick = Duration::from_secs(30);
         let mut ids: BTreeSet<String> = self.container_dirs().into_iter().collect();
-        // 1. What wharf knows, removed by wharf, without any namespace
-        // wrapper (the namespace may be gone already).
-        let mut plain = Command::new(&self.bin);
-        plain.args(["ps", "-aq"]).env("WHARF_ROOT", &self.root).env_remove("WHARF_RUNTIME");
-        if let Ok(ps) = try_run_timed(&mut plain, quick) {
-            for id in ps.stdout.split_whitespace() {
-                let mut rm = Command::new(&self.bin);
-                rm.args(["rm", "-f", "-v", id]).env("WHARF_ROOT", &self.root).env_remove("WHARF_RUNTIME");
-                let _ = try_run_timed(&mut rm, quick);
+        // 1. What wharf knows, removed by wharf inside the test's namespace
+        // (wharf may change links and rules there). If that namespace is
+        // gone, no wharf command runs: the backstops below still clean up,
+        // and nothing may ever run in the machine's own namespace.
+        let namespace_alive = self.netns.as_ref().is_some_and(|ns| Path::new("/run/netns").join(ns).exists());
+        if namespace_alive {
+            let mut ps = self.cmd(&["ps", "-aq"]);
+            ps.env_remove("WHARF_RUNTIME");
+            if let Ok(ps) = try_run_timed(&mut ps, quick) {
+                for id in ps.stdout.split_whitespace() {
+                    let mut rm = self.cmd(&["rm", "-f", "-v", id]);
+                    rm.env_remove("WHARF_RUNTIME");
+                    let _ = try_run_timed(&mut rm, quick);
+                }
             }
         }
         // 2. Backstops: stray wharf processes, runc state.

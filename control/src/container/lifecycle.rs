@@ -229,6 +229,28 @@ fn release_links(store: &ContainerStore, container: &Container, links: &dyn Link
     Ok(())
 }
 
+/// What a crash can leave of networks themselves: wharf's iptables chains
+/// rewritten from the records, and `wh-` bridges that no network owns (a
+/// `network create` that died between making the bridge and saving the
+/// record) deleted. Run by the `network` commands, which change exactly
+/// these (not by every command: `wharf ps` never touches the packet
+/// filter). The caller holds the lock.
+pub fn reconcile_network_devices(store: &ContainerStore, links: &dyn Links) -> Result<Vec<String>, String> {
+    let mut report = Vec::new();
+    let all = NetworkStore::new(store.root()).list().map_err(|e| e.to_string())?;
+    if all.is_empty() {
+        return Ok(report);
+    }
+    Iptables.sync(&stage::rules(&all))?;
+    for link in links.list()? {
+        if link.starts_with("wh-") && !all.iter().any(|n| n.bridge == link) {
+            links.delete_bridge(&link)?;
+            report.push(format!("deleted bridge {link}: no network owns it"));
+        }
+    }
+    Ok(report)
+}
+
 /// The network side of [`reconcile`] (the caller holds the lock):
 /// addresses held for containers that are gone are released, host veths
 /// of containers that are not running are deleted, and a published-port
@@ -254,18 +276,6 @@ fn reconcile_networks(store: &ContainerStore, links: &dyn Links) -> Result<Vec<S
         }
     }
     let running = |c: &&Container| matches!(c.state.status, Status::Running | Status::Starting);
-    if !all.is_empty() {
-        // The rules as the records say (a crash may have come between the two).
-        Iptables.sync(&stage::rules(&all))?;
-        // A bridge of wharf's naming that no network owns: a `network
-        // create` that died between making the bridge and saving the record.
-        for link in links.list()? {
-            if link.starts_with("wh-") && !all.iter().any(|n| n.bridge == link) {
-                links.delete_bridge(&link)?;
-                report.push(format!("deleted bridge {link}: no network owns it"));
-            }
-        }
-    }
     let stray: Vec<String> = containers
         .iter()
         .filter(|c| !running(c))

@@ -95,6 +95,12 @@ pub fn run(containers: &ContainerStore, command: NetworkCommand) -> Result<(), S
     let networks = NetworkStore::new(root);
     let links = Iproute2;
     let firewall = Iptables;
+    {
+        let _lock = root.lock().map_err(|e| e.to_string())?;
+        for line in crate::container::lifecycle::reconcile_network_devices(containers, &links)? {
+            eprintln!("wharf: {line}");
+        }
+    }
     match command {
         NetworkCommand::Ls => {
             let _lock = root.lock().map_err(|e| e.to_string())?;
