@@ -4,6 +4,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod nat_fixture;
+
 use std::net::{IpAddr, Ipv4Addr};
 
 use dataplane::wire::ethernet::{self, VlanTags};

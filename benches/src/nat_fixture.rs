@@ -1,0 +1,105 @@
+//! The NAT benches' world, shared by the criterion bench and the
+//! profiling examples: the million established flows, fresh flows apart
+//! from them, and their 64-byte packets with every checksum filled.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
+
+use dataplane::nat::{Nat, NatConfig, Side, Verdict};
+use dataplane::wire::{ipv4, tcp, udp, IpProtocol};
+
+pub const FLOWS: u32 = 1_000_000;
+pub const SPREAD: usize = 1 << 18;
+pub const BATCH: usize = 40_000;
+pub const OUTSIDE: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+
+pub const SYN: u8 = 0x02;
+pub const ACK: u8 = 0x10;
+pub const PSH: u8 = 0x08;
+
+/// Flow `i` of the prefilled million: a distinct inside host, and a distinct
+/// (peer, port) pair so every source port can be kept.
+pub fn flow(i: u32) -> (Ipv4Addr, u16, Ipv4Addr, u16) {
+    let inside = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 1)) + i);
+    let peer = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + i % 131_072);
+    (inside, 1024 + (i / 131_072) as u16, peer, 443)
+}
+
+/// New flow `j` of a batch: inside hosts and peers apart from the million,
+/// each host with its own source port (which is kept).
+pub fn new_flow(j: u32) -> (Ipv4Addr, u16, Ipv4Addr, u16) {
+    let inside = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 128, 0, 0)) + j);
+    let peer = Ipv4Addr::new(192, 0, 2, (j % 256) as u8);
+    (inside, 10_000 + j as u16, peer, 443)
+}
+
+/// A 64-byte IPv4 packet with every checksum filled: TCP with `flags`, or
+/// UDP when `flags` is `None`.
+pub fn packet(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, flags: Option<u8>) -> Vec<u8> {
+    let mut p = vec![0x5a; 64];
+    let next_header = if flags.is_some() { IpProtocol::Tcp } else { IpProtocol::Udp };
+    let ip = ipv4::Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header,
+        payload_len: 44,
+        hop_limit: 64,
+        dscp: 0,
+        ecn: 0,
+        ident: 1,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+        options: ipv4::Ipv4Options::default(),
+    };
+    ip.emit(&mut ipv4::Packet::new_unchecked(&mut p[..])).expect("ipv4 header fits");
+    let (s, d) = (IpAddr::V4(src), IpAddr::V4(dst));
+    match flags {
+        Some(flags) => {
+            let mut segment = tcp::Packet::new_unchecked(&mut p[20..]);
+            segment.set_src_port(sport);
+            segment.set_dst_port(dport);
+            segment.set_seq_number(1000);
+            segment.set_ack_number(2000);
+            segment.set_header_len(20);
+            segment.set_flags(tcp::Flags::from_bits_truncate(u16::from(flags)));
+            segment.set_window_len(502);
+            segment.set_urgent_at(0);
+            segment.fill_checksum(s, d);
+        }
+        None => {
+            udp::Repr { src_port: sport, dst_port: dport, payload_len: 36 }
+                .emit(&mut udp::Packet::new_unchecked(&mut p[20..]))
+                .expect("udp header fits");
+            udp::Packet::new_unchecked(&mut p[20..]).fill_checksum(s, d);
+        }
+    }
+    p
+}
+
+/// The benches' NAT configuration: masquerade of 10.0.0.0/8 to [`OUTSIDE`],
+/// room for `max_entries` IPv4 connections, a fixed hash seed.
+pub fn config(max_entries: usize) -> NatConfig {
+    NatConfig {
+        max_entries,
+        max_entries_v6: 1024,
+        hash_seed: Some(1),
+        ..NatConfig::new().masquerade("10.0.0.0/8".parse().expect("prefix"), IpAddr::V4(OUTSIDE))
+    }
+}
+
+/// Establishes flows `0..count` (SYN, SYN-ACK, ACK: assured).
+pub fn fill(nat: &mut Nat, count: u32, now: Instant) {
+    let mut buf = vec![0u8; 64];
+    for i in 0..count {
+        let (a, sport, b, dport) = flow(i);
+        for (side, p) in [
+            (Side::Inside, packet(a, sport, b, dport, Some(SYN))),
+            (Side::Outside, packet(b, dport, OUTSIDE, sport, Some(SYN | ACK))),
+            (Side::Inside, packet(a, sport, b, dport, Some(ACK))),
+        ] {
+            buf.copy_from_slice(&p);
+            assert_eq!(nat.translate(0, side, &mut buf, now), Verdict::Forward, "flow {i}");
+        }
+    }
+}
