@@ -379,4 +379,31 @@ mod tests {
         assert!(!Cgroup::of(&dir, "gone").oom_killed());
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn cgroup_v2_files_are_read_too() {
+        // This machine runs cgroup v1; a v2 hierarchy is laid out by hand.
+        let scratch = crate::state::Scratch::new("cgroup-v2");
+        let mount = scratch.0.clone();
+        std::fs::write(mount.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        let dir = mount.join("wharf/c2");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (file, text) in [
+            ("memory.current", "10485760\n"),
+            ("memory.stat", "anon 8000000\ninactive_file 2097152\n"),
+            ("memory.max", "max\n"),
+            ("cpu.stat", "usage_usec 1500\nuser_usec 1000\n"),
+            ("pids.current", "3\n"),
+            ("memory.events", "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n"),
+        ] {
+            std::fs::write(dir.join(file), text).unwrap();
+        }
+        let cgroup = Cgroup::of(&mount, "c2");
+        assert!(matches!(cgroup, Cgroup::V2(_)));
+        assert!(cgroup.oom_killed());
+        assert_eq!(
+            cgroup.sample(),
+            Some(Sample { memory: 10485760 - 2097152, limit: u64::MAX, cpu_ns: 1_500_000, pids: 3 })
+        );
+    }
 }
