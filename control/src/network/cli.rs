@@ -164,6 +164,7 @@ pub fn run(containers: &ContainerStore, command: NetworkCommand) -> Result<(), S
             for name in &names {
                 match networks.find(name) {
                     Ok(network) => shown.push(inspect(&network, &all)),
+                    Err(_) if name == "host" || name == "none" => shown.push(inspect_builtin(name)),
                     Err(e) => missing = Some(e.to_string()),
                 }
             }
@@ -175,18 +176,21 @@ pub fn run(containers: &ContainerStore, command: NetworkCommand) -> Result<(), S
         NetworkCommand::Rm { networks: names } => {
             let _lock = root.lock().map_err(|e| e.to_string())?;
             let all = containers.list().map_err(|e| e.to_string())?;
-            let mut failed = None;
+            // Each removed name is printed; the errors go to stderr, the
+            // last one as the command's own.
+            let mut failed: Option<String> = None;
             for name in &names {
                 match remove(&networks, &links, &firewall, &all, name) {
                     Ok(()) => println!("{name}"),
                     Err(e) => {
-                        eprintln!("wharf: {e}");
-                        failed = Some(());
+                        if let Some(earlier) = failed.replace(e) {
+                            eprintln!("wharf: {earlier}");
+                        }
                     }
                 }
             }
-            if failed.is_some() {
-                return Err("some networks were not removed".into());
+            if let Some(e) = failed {
+                return Err(e);
             }
         }
         NetworkCommand::Prune { force: _ } => {
@@ -238,6 +242,23 @@ fn remove(
     firewall.sync(&stage::rules(&rest))?;
     links.delete_bridge(&network.bridge)?;
     networks.remove(&network.name).map_err(|e| e.to_string())
+}
+
+/// The built-in `host` and `none` networks as `docker network inspect` shows them.
+fn inspect_builtin(name: &str) -> serde_json::Value {
+    json!({
+        "Name": name,
+        "Id": builtin_id(name),
+        "Scope": "local",
+        "Driver": if name == "host" { "host" } else { "null" },
+        "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Options": null, "Config": []},
+        "Internal": false,
+        "Attachable": false,
+        "Containers": {},
+        "Options": {},
+        "Labels": {},
+    })
 }
 
 /// One network as `docker network inspect` shows it.
