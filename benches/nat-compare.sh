@@ -21,16 +21,22 @@ inside="${tag}i" gateway="${tag}g" outside="${tag}o"
 root=$(mktemp -d)
 pids=()
 
+# Deleting a namespace does not end its processes (the iperf3 daemons).
+stop_netns() {
+    for pid in $(ip netns pids "$1" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+    ip netns del "$1" 2>/dev/null || true
+}
+
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    for ns in "$inside" "$gateway" "$outside"; do ip netns del "$ns" 2>/dev/null || true; done
+    for ns in "$inside" "$gateway" "$outside"; do stop_netns "$ns"; done
     rm -rf "$root"
 }
 trap cleanup EXIT
 
 topology() { # wharf|kernel
-    for ns in "$inside" "$gateway" "$outside"; do ip netns del "$ns" 2>/dev/null || true; ip netns add "$ns"; done
+    for ns in "$inside" "$gateway" "$outside"; do stop_netns "$ns"; ip netns add "$ns"; done
     ip -n "$inside" link add eth0 type veth peer name in0 netns "$gateway"
     ip -n "$gateway" link add out0 type veth peer name eth0 netns "$outside"
     for ns in "$inside" "$outside"; do ip -n "$ns" link set lo up; ip -n "$ns" link set eth0 up; done

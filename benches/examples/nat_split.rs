@@ -51,7 +51,6 @@ fn main() {
                 if udp { "UDP" } else { "TCP" }
             );
         }
-        let _ = SPREAD;
         let smaps = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
         println!(
             "{}",

@@ -211,7 +211,11 @@ pub(crate) struct Scratch(pub(crate) PathBuf);
 #[cfg(test)]
 impl Scratch {
     pub(crate) fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("wharf-test-{}-{tag}", std::process::id()));
+        // Tests run in parallel threads of one process: pid and tag alone
+        // could name one directory for two tests.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("wharf-test-{}-{n}-{tag}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         Scratch(dir)
@@ -248,16 +252,15 @@ mod tests {
 
     #[test]
     fn atomic_writes_replace_whole_records() {
-        let dir = std::env::temp_dir().join(format!("wharf-state-test-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let scratch = Scratch::new("atomic");
+        let dir = &scratch.0;
         let path = dir.join("record.json");
         write_json(&path, &vec![1, 2, 3]).unwrap();
         write_json(&path, &vec![4]).unwrap();
         assert_eq!(read_json::<Vec<u32>>(&path).unwrap(), vec![4]);
-        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "no temporary file left behind");
+        assert_eq!(fs::read_dir(dir).unwrap().count(), 1, "no temporary file left behind");
         let err = read_json::<Vec<u32>>(&dir.join("missing.json")).unwrap_err();
         assert!(err.to_string().contains("missing.json"), "{err}");
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

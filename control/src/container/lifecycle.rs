@@ -24,7 +24,7 @@ pub fn start(store: &ContainerStore, id: &str, attach: Attach) -> Result<Option<
     {
         let _lock = store.root().lock().map_err(|e| e.to_string())?;
         let mut container = store.load(id).map_err(|e| e.to_string())?;
-        if matches!(container.state.status, Status::Running | Status::Starting) {
+        if container.state.status.is_up() {
             return Ok(None);
         }
         container.state.status = Status::Starting;
@@ -43,7 +43,7 @@ pub fn stop(
     container: &Container,
     timeout: Duration,
 ) -> Result<(), String> {
-    if !matches!(container.state.status, Status::Running | Status::Starting) {
+    if !container.state.status.is_up() {
         return Ok(());
     }
     let id = &container.id;
@@ -104,7 +104,7 @@ pub fn remove(
     volumes: bool,
 ) -> Result<(), String> {
     let container = store.find(reference).map_err(|e| e.to_string())?;
-    if matches!(container.state.status, Status::Running | Status::Starting) {
+    if container.state.status.is_up() {
         if !force {
             return Err(format!("cannot remove running container {}: stop it first or use -f", container.name));
         }
@@ -112,7 +112,7 @@ pub fn remove(
     }
     let _lock = store.root().lock().map_err(|e| e.to_string())?;
     let container = store.load(&container.id).map_err(|e| e.to_string())?;
-    if matches!(container.state.status, Status::Running | Status::Starting) {
+    if container.state.status.is_up() {
         return Err(format!("container {} was started again meanwhile", container.name));
     }
     // A container that never ran may still be known to the runtime.
@@ -160,14 +160,15 @@ pub fn reconcile(store: &ContainerStore, runtime: &dyn Runtime) -> Result<Vec<St
             ));
             continue;
         }
-        let running = matches!(state.status, Status::Running | Status::Starting);
+        let running = state.status.is_up();
         let monitor_gone = match state.monitor {
             Some(_) => !monitor_alive,
             None => state.status == Status::Starting && !owner_alive,
         };
         if running && monitor_gone {
+            // Its veths and port proxy go in `reconcile_networks`, below,
+            // with those of every container that is not running.
             let _ = runtime.delete(&container.id, true);
-            release_links(store, container, &Iproute2)?;
             if matches!(container.rootfs, RootfsSource::Image(_)) {
                 Kernel.unmount(&store.dir(&container.id).join("rootfs")).map_err(|e| e.to_string())?;
             }
@@ -215,7 +216,7 @@ pub fn reconcile(store: &ContainerStore, runtime: &dyn Runtime) -> Result<Vec<St
 }
 
 /// Deletes a container's host veths (the kernel takes their peers) and
-/// stops its port proxy, for a container whose monitor cannot.
+/// stops its port proxy, for a half-made container whose record goes.
 fn release_links(store: &ContainerStore, container: &Container, links: &dyn Links) -> Result<(), String> {
     if !container.networks.is_empty() {
         let networks = NetworkStore::new(store.root()).list().map_err(|e| e.to_string())?;
@@ -223,10 +224,15 @@ fn release_links(store: &ContainerStore, container: &Container, links: &dyn Link
             links.delete_veth(&host_veth_name(&container.id, &network.id))?;
         }
     }
-    if let Some(proxy) = container.state.proxy.filter(|p| p.alive()) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(proxy.pid as i32), nix::sys::signal::SIGKILL);
-    }
+    kill_proxy(container);
     Ok(())
+}
+
+/// Kills the container's port proxy if it still runs; says whether it did.
+fn kill_proxy(container: &Container) -> bool {
+    let Some(proxy) = container.state.proxy.filter(|p| p.alive()) else { return false };
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(proxy.pid as i32), nix::sys::signal::SIGKILL);
+    true
 }
 
 /// What a crash can leave of networks themselves: wharf's iptables chains
@@ -275,7 +281,7 @@ fn reconcile_networks(store: &ContainerStore, links: &dyn Links) -> Result<Vec<S
             networks.save(&network).map_err(|e| e.to_string())?;
         }
     }
-    let running = |c: &&Container| matches!(c.state.status, Status::Running | Status::Starting);
+    let running = |c: &&Container| c.state.status.is_up();
     let stray: Vec<String> = containers
         .iter()
         .filter(|c| !running(c))
@@ -294,8 +300,7 @@ fn reconcile_networks(store: &ContainerStore, links: &dyn Links) -> Result<Vec<S
         }
     }
     for container in containers.iter().filter(|c| !running(c)) {
-        if let Some(proxy) = container.state.proxy.filter(|p| p.alive()) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(proxy.pid as i32), nix::sys::signal::SIGKILL);
+        if kill_proxy(container) {
             report.push(format!("stopped the port proxy of {}: its container is not running", container.name));
         }
     }

@@ -178,6 +178,11 @@ pub enum Status {
 }
 
 impl Status {
+    /// Running, or being started by its monitor.
+    pub fn is_up(self) -> bool {
+        matches!(self, Status::Running | Status::Starting)
+    }
+
     /// Docker's word for it in `inspect`.
     pub fn docker_word(self) -> &'static str {
         match self {

@@ -446,7 +446,7 @@ pub fn wait_stopped(store: &ContainerStore, id: &str, timeout: Duration) -> bool
     let deadline = Instant::now() + timeout;
     loop {
         match store.load(id) {
-            Ok(c) if matches!(c.state.status, Status::Running | Status::Starting) => {
+            Ok(c) if c.state.status.is_up() => {
                 if c.state.monitor.is_some_and(|m| !m.alive()) {
                     return true;
                 }
@@ -521,9 +521,8 @@ mod tests {
 
     #[test]
     fn log_records_are_dockers_json_lines() {
-        let dir = std::env::temp_dir().join(format!("wharf-log-test-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("container.log");
+        let scratch = state::Scratch::new("log");
+        let path = scratch.0.join("container.log");
         let log = Mutex::new(File::create(&path).unwrap());
         write_records(&log, Stream::Stdout, b"one\ntwo\n");
         write_records(&log, Stream::Stderr, b"partial");
@@ -539,6 +538,5 @@ mod tests {
         );
         assert!(text.lines().next().unwrap().contains("\"time\":\""));
         assert_eq!(parse_record("not json"), None);
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

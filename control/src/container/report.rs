@@ -33,11 +33,7 @@ pub fn status_text(container: &Container) -> String {
 
 /// The `ps` table (all containers, or only running ones).
 pub fn ps(containers: &[Container], all: bool, quiet: bool) -> String {
-    let shown: Vec<&Container> = containers
-        .iter()
-        .rev()
-        .filter(|c| all || matches!(c.state.status, Status::Running | Status::Starting))
-        .collect();
+    let shown: Vec<&Container> = containers.iter().rev().filter(|c| all || c.state.status.is_up()).collect();
     if quiet {
         return shown.iter().map(|c| format!("{}\n", &c.id[..12])).collect();
     }
@@ -155,12 +151,16 @@ pub fn inspect(container: &Container, store: &ContainerStore) -> Value {
             "WorkingDir": container.config.workdir,
             "Image": container.rootfs.display(),
         },
-        "NetworkSettings": network_settings(container),
+        "NetworkSettings": network_settings(container, store),
     })
 }
 
-fn network_settings(container: &Container) -> Value {
-    let networks = crate::network::ipam::NetworkStore::new(&crate::state::Root::from_env()).list().unwrap_or_default();
+fn network_settings(container: &Container, store: &ContainerStore) -> Value {
+    let networks = if container.networks.is_empty() {
+        Vec::new()
+    } else {
+        crate::network::ipam::NetworkStore::new(store.root()).list().unwrap_or_default()
+    };
     let mut shown = serde_json::Map::new();
     for attachment in &container.networks {
         let network = networks.iter().find(|n| n.name == attachment.network);
@@ -237,10 +237,7 @@ pub fn logs(store: &ContainerStore, container: &Container, follow: bool) -> io::
             return Ok(());
         }
         stdout.lock().flush()?;
-        let running = store
-            .load(&container.id)
-            .map(|c| matches!(c.state.status, Status::Running | Status::Starting))
-            .unwrap_or(false);
+        let running = store.load(&container.id).map(|c| c.state.status.is_up()).unwrap_or(false);
         if !running {
             // One more pass picks up what was written before it stopped.
             return logs_rest(&mut reader);

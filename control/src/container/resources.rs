@@ -369,7 +369,8 @@ mod tests {
 
     #[test]
     fn cgroup_files_are_read_by_key() {
-        let dir = std::env::temp_dir().join(format!("wharf-cgroup-test-{}", std::process::id()));
+        let scratch = crate::state::Scratch::new("cgroup-v1");
+        let dir = scratch.0.clone();
         let memory = dir.join("memory/wharf/c1");
         std::fs::create_dir_all(&memory).unwrap();
         std::fs::write(memory.join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n").unwrap();
@@ -377,7 +378,6 @@ mod tests {
         std::fs::write(memory.join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n").unwrap();
         assert!(!Cgroup::of(&dir, "c1").oom_killed());
         assert!(!Cgroup::of(&dir, "gone").oom_killed());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

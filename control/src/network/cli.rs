@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::firewall::{Firewall, Iptables};
 use super::ipam::{format_mac, mac_for, parse_routes, Network, NetworkRequest, NetworkStore};
-use super::links::{Endpoint, Iproute2, Links};
+use super::links::{Iproute2, Links};
 use super::stage::{self, host_veth_name, DEFAULT_NETWORK};
 use crate::container::report::table;
 use crate::container::{Attachment, Container, ContainerStore, NetworkMode, Status};
@@ -80,10 +80,6 @@ pub struct CreateArgs {
     pub name: String,
 }
 
-fn short_id(id: &str) -> &str {
-    &id[..id.len().min(12)]
-}
-
 /// The networks a container's attachments name, and the rest.
 fn attached<'a>(containers: &'a [Container], network: &str) -> Vec<&'a Container> {
     containers.iter().filter(|c| c.networks.iter().any(|a| a.network == network)).collect()
@@ -110,7 +106,7 @@ pub fn run(containers: &ContainerStore, command: NetworkCommand) -> Result<(), S
                 .list()
                 .map_err(|e| e.to_string())?
                 .into_iter()
-                .map(|n| (short_id(&n.id).to_string(), n.name, n.driver))
+                .map(|n| (n.short_id().to_string(), n.name, n.driver))
                 .collect();
             all.push((builtin_id("host"), "host".into(), "host".into()));
             all.push((builtin_id("none"), "none".into(), "null".into()));
@@ -206,9 +202,14 @@ pub fn run(containers: &ContainerStore, command: NetworkCommand) -> Result<(), S
         }
         NetworkCommand::Connect { ip, aliases, network, container } => {
             connect(containers, &networks, &links, &network, &container, ip, aliases)?;
+            // The resolver learns the new names.
+            let _lock = root.lock().map_err(|e| e.to_string())?;
+            super::resolver::sync(root)?;
         }
         NetworkCommand::Disconnect { force: _, network, container } => {
             disconnect(containers, &networks, &links, &network, &container)?;
+            let _lock = root.lock().map_err(|e| e.to_string())?;
+            super::resolver::sync(root)?;
         }
     }
     Ok(())
@@ -330,23 +331,16 @@ fn connect(
         Attachment { network: network.name.clone(), ip: address, mac: format_mac(mac_for(address)), aliases };
     if container.state.status == Status::Running {
         let pid = container.state.pid.ok_or("the running container has no pid recorded")?;
-        let endpoint = Endpoint {
-            bridge: network.bridge.clone(),
-            host_veth: host_veth_name(&container.id, &network.id),
-            interface: format!("eth{}", container.networks.len()),
-            address,
-            prefix: network.subnet.len,
-            mac: attachment.mac.clone(),
-            mtu: network.mtu,
-            gateway: None,
-        };
+        // The lowest free ethN: a disconnect may have left a gap (eth1 alone).
+        let present = links.names_in(pid)?;
+        let interface = (0..).map(|n| format!("eth{n}")).find(|name| !present.contains(name)).expect("unbounded");
+        let endpoint = stage::endpoint(&container.id, interface, &network, &attachment, false);
         links.ensure_bridge(&network.bridge, network.gateway, network.subnet, network.mtu)?;
         links.add_endpoint(pid, &endpoint)?;
     }
     container.networks.push(attachment);
     networks.save(&network).map_err(|e| e.to_string())?;
-    containers.save(&container).map_err(|e| e.to_string())?;
-    super::resolver::sync(containers.root())
+    containers.save(&container).map_err(|e| e.to_string())
 }
 
 fn disconnect(
@@ -368,11 +362,41 @@ fn disconnect(
     container.networks.retain(|a| a.network != network.name);
     network.release(&container.id);
     networks.save(&network).map_err(|e| e.to_string())?;
-    containers.save(&container).map_err(|e| e.to_string())?;
-    super::resolver::sync(containers.root())
+    containers.save(&container).map_err(|e| e.to_string())
 }
 
 /// `wharf port NAME`: its published ports.
 pub fn port_lines(container: &Container) -> Vec<String> {
     container.ports.iter().flat_map(|p| p.port_lines()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::test_container;
+    use crate::network::links::Recording;
+    use crate::state::Scratch;
+
+    #[test]
+    fn connect_takes_the_lowest_free_interface_name() {
+        let scratch = Scratch::new("connect");
+        let root = scratch.root();
+        let (containers, networks) = (ContainerStore::new(&root), NetworkStore::new(&root));
+        let request =
+            NetworkRequest { name: "one".into(), subnet: Some("172.22.16.0/24".into()), ..Default::default() };
+        networks.save(&Network::from_request(&request, "1".repeat(64), &[], &[]).unwrap()).unwrap();
+        let mut container = test_container(&"c".repeat(64), "web");
+        container.network = NetworkMode::Bridge("other".into());
+        container.state.status = Status::Running;
+        container.state.pid = Some(42);
+        std::fs::create_dir_all(containers.dir(&container.id)).unwrap();
+        containers.save(&container).unwrap();
+        // The fake's namespace holds lo and eth1 (eth0 was disconnected).
+        let links = Recording::default();
+        connect(&containers, &networks, &links, "one", "web", None, vec![]).unwrap();
+        let calls = links.calls.borrow();
+        assert!(calls.iter().any(|c| c.starts_with("endpoint 42 ") && c.contains(" eth0 172.22.16.2/24")), "{calls:?}");
+        assert_eq!(containers.load(&container.id).unwrap().networks.len(), 1);
+        assert_eq!(networks.get("one").unwrap().address_of(&container.id), Some("172.22.16.2".parse().unwrap()));
+    }
 }

@@ -44,6 +44,8 @@ pub trait Links {
     fn delete_veth(&self, host_veth: &str) -> Result<(), String>;
     /// The names of the links in this namespace.
     fn list(&self) -> Result<Vec<String>, String>;
+    /// The names of the links in the namespace of process `pid`.
+    fn names_in(&self, pid: u32) -> Result<Vec<String>, String>;
     /// The IPv4 prefixes routed in this namespace (`ip -j -4 route show table all`), as JSON.
     fn routes_json(&self) -> Result<String, String>;
 }
@@ -72,6 +74,14 @@ fn run(command: &mut Command) -> Result<String, String> {
             String::from_utf8_lossy(&output.stderr).trim()
         ))
     }
+}
+
+/// The names in `ip -o link show` output (`3: eth0@if4: <...`).
+fn link_names(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| line.split(": ").nth(1))
+        .map(|name| name.split('@').next().unwrap_or(name).to_string())
+        .collect()
 }
 
 fn missing(error: &str) -> bool {
@@ -141,12 +151,13 @@ impl Links for Iproute2 {
     }
 
     fn list(&self) -> Result<Vec<String>, String> {
-        let text = ip(&["-o", "link", "show"])?;
-        Ok(text
-            .lines()
-            .filter_map(|line| line.split(": ").nth(1))
-            .map(|name| name.split('@').next().unwrap_or(name).to_string())
-            .collect())
+        Ok(link_names(&ip(&["-o", "link", "show"])?))
+    }
+
+    fn names_in(&self, pid: u32) -> Result<Vec<String>, String> {
+        let text =
+            run(Command::new("nsenter").arg(format!("--net=/proc/{pid}/ns/net")).args(["ip", "-o", "link", "show"]))?;
+        Ok(link_names(&text))
     }
 
     fn routes_json(&self) -> Result<String, String> {
@@ -158,7 +169,8 @@ impl Links for Iproute2 {
 #[derive(Debug, Default)]
 pub struct Recording {
     pub calls: RefCell<Vec<String>>,
-    pub fail_endpoint: bool,
+    /// Fail the endpoint call with this index (0: the first).
+    pub fail_endpoint_at: Option<usize>,
 }
 
 impl Links for Recording {
@@ -173,10 +185,11 @@ impl Links for Recording {
     }
 
     fn add_endpoint(&self, pid: u32, e: &Endpoint) -> Result<(), String> {
+        let made = self.calls.borrow().iter().filter(|c| c.starts_with("endpoint")).count();
         self.calls
             .borrow_mut()
             .push(format!("endpoint {pid} {} {} {}/{}", e.host_veth, e.interface, e.address, e.prefix));
-        if self.fail_endpoint {
+        if self.fail_endpoint_at == Some(made) {
             return Err("endpoint failed as the test asked".into());
         }
         Ok(())
@@ -189,6 +202,10 @@ impl Links for Recording {
 
     fn list(&self) -> Result<Vec<String>, String> {
         Ok(vec!["lo".into()])
+    }
+
+    fn names_in(&self, _pid: u32) -> Result<Vec<String>, String> {
+        Ok(vec!["lo".into(), "eth1".into()])
     }
 
     fn routes_json(&self) -> Result<String, String> {

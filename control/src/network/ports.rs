@@ -75,11 +75,7 @@ impl PortSpec {
 
     /// The wharf-proxy `-map` SPEC to the container at `container_ip`.
     pub fn proxy_map(&self, container_ip: Ipv4Addr) -> String {
-        let host_ip = match self.host_ip {
-            Some(IpAddr::V6(ip)) => format!("[{ip}]"),
-            Some(IpAddr::V4(ip)) => ip.to_string(),
-            None => "0.0.0.0".into(),
-        };
+        let host_ip = self.host_text();
         format!(
             "{}:{host_ip}:{}:{container_ip}:{}",
             self.proto.name(),
@@ -88,13 +84,19 @@ impl PortSpec {
         )
     }
 
-    /// `wharf port` lines: `80/tcp -> 0.0.0.0:8080`, one per port.
-    pub fn port_lines(&self) -> Vec<String> {
-        let host_ip = match self.host_ip {
+    /// The host address as the `-p` and `-map` forms write it: an IPv6
+    /// address in brackets, every address when none was given.
+    fn host_text(&self) -> String {
+        match self.host_ip {
             Some(IpAddr::V6(ip)) => format!("[{ip}]"),
             Some(IpAddr::V4(ip)) => ip.to_string(),
             None => "0.0.0.0".into(),
-        };
+        }
+    }
+
+    /// `wharf port` lines: `80/tcp -> 0.0.0.0:8080`, one per port.
+    pub fn port_lines(&self) -> Vec<String> {
+        let host_ip = self.host_text();
         (0..self.count)
             .map(|i| format!("{}/{} -> {host_ip}:{}", self.container_port + i, self.proto.name(), self.host_port + i))
             .collect()
@@ -103,8 +105,8 @@ impl PortSpec {
 
 impl fmt::Display for PortSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(ip) = self.host_ip {
-            write!(f, "{ip}:")?;
+        if self.host_ip.is_some() {
+            write!(f, "{}:", self.host_text())?;
         }
         write!(
             f,
@@ -175,5 +177,7 @@ mod tests {
         assert_eq!(p.port_lines(), ["9000/udp -> 0.0.0.0:8000", "9001/udp -> 0.0.0.0:8001"]);
         assert_eq!(PortSpec::parse("[::1]:8080:80").unwrap().proxy_map(ip), "tcp:[::1]:8080:172.22.16.2:80");
         assert_eq!(p.to_string(), "8000-8001:9000-9001/udp");
+        let v6 = PortSpec::parse("[::1]:8080:80").unwrap();
+        assert_eq!(PortSpec::parse(&v6.to_string()), Ok(v6), "prints back to a form that parses");
     }
 }

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use super::ipam::NetworkStore;
 use super::stage::DEFAULT_NETWORK;
-use crate::container::{Container, ContainerStore, Process, Status};
+use crate::container::{Container, ContainerStore, Process};
 use crate::dns::{self, Config, Endpoint};
 use crate::state::{self, Root};
 
@@ -18,7 +18,7 @@ pub fn config(containers: &[Container], store: &NetworkStore) -> Result<Config, 
     let networks = store.list().map_err(|e| e.to_string())?;
     let mut config = Config::default();
     // A starting container is in: it may ask before it is recorded running.
-    for container in containers.iter().filter(|c| matches!(c.state.status, Status::Running | Status::Starting)) {
+    for container in containers.iter().filter(|c| c.state.status.is_up()) {
         for attachment in container.networks.iter().filter(|a| a.network != DEFAULT_NETWORK) {
             let Some(network) = networks.iter().find(|n| n.name == attachment.network) else { continue };
             if !config.listen.contains(&network.gateway) {

@@ -8,7 +8,6 @@
 
 use std::cell::RefCell;
 use std::fs;
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,7 +16,7 @@ use super::firewall::{Firewall, NetworkRules};
 use super::ipam::{Network, NetworkRequest, NetworkStore};
 use super::links::{Endpoint, Links};
 use crate::container::network::{Namespace, NetworkStage};
-use crate::container::{Container, Process};
+use crate::container::{Attachment, Container, Process};
 use crate::state::{self, Root};
 
 /// The default network's name and bridge device.
@@ -32,6 +31,27 @@ pub fn host_veth_name(container_id: &str, network_id: &str) -> String {
         hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
     }
     format!("veth{:07x}", hash & 0x0fff_ffff)
+}
+
+/// The interface `interface` of container `container_id` on `network`,
+/// with the default route via its gateway when `default_route`.
+pub fn endpoint(
+    container_id: &str,
+    interface: String,
+    network: &Network,
+    attachment: &Attachment,
+    default_route: bool,
+) -> Endpoint {
+    Endpoint {
+        bridge: network.bridge.clone(),
+        host_veth: host_veth_name(container_id, &network.id),
+        interface,
+        address: attachment.ip,
+        prefix: network.subnet.len,
+        mac: attachment.mac.clone(),
+        mtu: network.mtu,
+        gateway: default_route.then_some(network.gateway),
+    }
 }
 
 /// The firewall's view of the networks.
@@ -61,13 +81,8 @@ pub fn ensure_default(store: &NetworkStore, links: &dyn Links) -> Result<Network
 /// The user's nameservers from the host's resolv.conf, without loopback
 /// ones (unreachable from a container), as Docker does for the default bridge.
 fn host_nameservers() -> Vec<String> {
-    fs::read_to_string("/etc/resolv.conf")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| line.strip_prefix("nameserver"))
-        .map(|server| server.trim().to_string())
-        .filter(|server| !server.starts_with("127.") && server != "::1")
-        .collect()
+    let text = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    crate::dns::parse_resolv_conf(&text).into_iter().filter(|ip| !ip.is_loopback()).map(|ip| ip.to_string()).collect()
 }
 
 /// Writes the container's `/etc/hosts`, `/etc/hostname` and
@@ -144,16 +159,7 @@ impl<'a> BridgeStage<'a> {
                 .iter()
                 .find(|n| n.name == attachment.network)
                 .ok_or_else(|| format!("network {} not found", attachment.network))?;
-            endpoints.push(Endpoint {
-                bridge: network.bridge.clone(),
-                host_veth: host_veth_name(&self.container.id, &network.id),
-                interface: format!("eth{index}"),
-                address: attachment.ip,
-                prefix: network.subnet.len,
-                mac: attachment.mac.clone(),
-                mtu: network.mtu,
-                gateway: (index == 0).then_some(network.gateway),
-            });
+            endpoints.push(endpoint(&self.container.id, format!("eth{index}"), network, attachment, index == 0));
         }
         Ok(endpoints)
     }
@@ -259,11 +265,6 @@ impl NetworkStage for BridgeStage<'_> {
     }
 }
 
-/// A container's address on `network`, for `inspect`.
-pub fn address_on(container: &Container, network: &str) -> Option<Ipv4Addr> {
-    container.networks.iter().find(|a| a.network == network).map(|a| a.ip)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,12 +318,16 @@ mod tests {
     #[test]
     fn a_failed_interface_undoes_the_ones_made() {
         let (_scratch, root, container) = world("undo");
-        let links = RecordingLinks { fail_endpoint: true, ..RecordingLinks::default() };
+        // eth0 is made, eth1 fails: eth0's veth must go again.
+        let links = RecordingLinks { fail_endpoint_at: Some(1), ..RecordingLinks::default() };
         let firewall = RecordingFirewall::default();
         let err = BridgeStage::new(&root, &container, &links, &firewall).attach(42).unwrap_err();
         assert!(err.contains("endpoint failed"), "{err}");
         let calls = links.calls.borrow();
-        assert_eq!(calls.iter().filter(|c| c.starts_with("endpoint")).count(), 1, "stops at the first failure");
+        assert_eq!(calls.iter().filter(|c| c.starts_with("endpoint")).count(), 2, "stops at the failure");
+        let one = NetworkStore::new(&root).get("one").unwrap();
+        let eth0 = host_veth_name(&container.id, &one.id);
+        assert_eq!(calls.last().unwrap(), &format!("delete {eth0}"), "{calls:?}");
     }
 
     #[test]

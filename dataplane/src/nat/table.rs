@@ -141,12 +141,7 @@ pub(crate) struct Hasher {
     keys: [u64; 6],
 }
 
-/// The high and low halves of a full multiply, XORed.
-#[inline(always)]
-fn folded_multiply(a: u64, b: u64) -> u64 {
-    let full = u128::from(a) * u128::from(b);
-    (full as u64) ^ ((full >> 64) as u64)
-}
+use crate::vxlan::table::folded_multiply;
 
 /// The first and second 8 bytes of an address (zero-padded).
 #[inline(always)]

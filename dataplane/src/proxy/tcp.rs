@@ -170,6 +170,8 @@ impl Conn {
                 &mut self.server_ready,
                 pool,
             ) {
+                // A wake-up that moved nothing leaves the shared counter alone.
+                Ok(0) => {}
                 Ok(n) => counters.bytes_in.add(n),
                 Err(_) => return Progress::Failed,
             }
@@ -182,6 +184,7 @@ impl Conn {
             &mut self.client_ready,
             pool,
         ) {
+            Ok(0) => {}
             Ok(n) => counters.bytes_out.add(n),
             Err(_) => return Progress::Failed,
         }
@@ -322,7 +325,7 @@ mod tests {
         assert!(is_out_of_descriptors(&io::Error::from_raw_os_error(libc::EMFILE)));
         assert!(is_out_of_descriptors(&io::Error::from_raw_os_error(libc::ENFILE)));
         assert!(!is_out_of_descriptors(&io::Error::from_raw_os_error(libc::ECONNREFUSED)));
-        let wrapped = crate::sys::context_for_tests("pipe2", "relay pipe", io::Error::from_raw_os_error(libc::EMFILE));
+        let wrapped = crate::sys::context("pipe2", "relay pipe", io::Error::from_raw_os_error(libc::EMFILE));
         assert!(is_out_of_descriptors(&wrapped));
     }
 }

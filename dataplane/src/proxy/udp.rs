@@ -2,8 +2,9 @@
 //! own socket connected to the container, so replies come back on it and
 //! are sent to the client from the listener — from the very address the
 //! client sent to (`IP_PKTINFO`), which matters on a host with several.
-//! Datagrams move in batches (`recvmmsg`, `sendmmsg`); a run of datagrams of
-//! one flow goes in one `sendmmsg`.
+//! Datagrams arrive in batches (`recvmmsg`, with GRO); a run of equal-size
+//! datagrams of one flow leaves as one UDP GSO send, others one `sendmsg`
+//! each.
 //!
 //! ICMP port unreachable from the container surfaces as
 //! `ConnectionRefused` on the flow's socket; it is counted and the flow
@@ -238,9 +239,7 @@ fn connect_to(container: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket)
 }
 
-/// The most datagrams in one GSO send (`UDP_MAX_SEGMENTS` is 64 on older
-/// kernels).
-const MAX_SEGMENTS: usize = 64;
+use crate::sys::udp::MAX_GSO_SEGMENTS as MAX_SEGMENTS;
 
 /// The most bytes in one GSO send: an IPv4 packet's payload, less the UDP
 /// header.
@@ -321,10 +320,13 @@ impl Path<'_> {
                     sent.bytes += group.iter().map(|d| d.len() as u64).sum::<u64>();
                     return;
                 }
-                Err(err) if matches!(err.raw_os_error(), Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT)) => {
+                Err(err) if matches!(err.raw_os_error(), Some(libc::EIO | libc::ENOPROTOOPT)) => {
                     // No segmentation offload here: one by one from now on.
                     *gso = false;
                 }
+                // This group cannot be segmented (a segment larger than the
+                // path allows): it goes one by one, later groups still try.
+                Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {}
                 Err(_) => {
                     sent.dropped += group.len() as u64;
                     return;

@@ -109,13 +109,6 @@ pub(crate) fn context(op: &'static str, target: &str, cause: io::Error) -> io::E
     io::Error::new(cause.kind(), Error { op, target: target.to_owned(), cause, hint })
 }
 
-/// [`context`], for tests outside `sys` that need an error as `sys` makes
-/// them.
-#[cfg(test)]
-pub(crate) fn context_for_tests(op: &'static str, target: &str, cause: io::Error) -> io::Error {
-    context(op, target, cause)
-}
-
 /// The calling thread's last OS error, with context.
 pub(crate) fn last_error(op: &'static str, target: &str) -> io::Error {
     context(op, target, io::Error::last_os_error())

@@ -63,7 +63,7 @@ mod flow;
 mod neigh;
 mod pmtu;
 mod stats;
-mod table;
+pub(crate) mod table;
 mod vtep;
 
 pub use config::{
