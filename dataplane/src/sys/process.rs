@@ -9,6 +9,7 @@ use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use super::last_error;
+use super::mmsg::{empty_msghdr, for_each_cmsg, CmsgBuf, CMSG_BUF_LEN};
 
 /// Takes ownership of descriptor `fd` if the parent left it open, and marks
 /// it close-on-exec. Call before this process opens anything, or a
@@ -29,40 +30,41 @@ pub fn inherited_fd(fd: RawFd) -> Option<OwnedFd> {
 
 /// Receives one descriptor sent with `SCM_RIGHTS` over the Unix stream
 /// `socket` (the message's bytes are read and dropped), as close-on-exec.
+/// Any further descriptors in the message are closed.
 pub fn recv_fd(socket: &std::os::unix::net::UnixStream) -> io::Result<OwnedFd> {
     use std::os::fd::AsRawFd;
-    let mut byte = [0u8; 256];
-    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: byte.len() };
-    // Room for one cmsghdr carrying one int, aligned as the kernel wants.
-    let mut control = [0u64; 8];
-    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
-    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    let mut bytes = [0u8; 256];
+    let mut iov = libc::iovec { iov_base: bytes.as_mut_ptr().cast(), iov_len: bytes.len() };
+    let mut control = CmsgBuf::ZERO;
+    let mut message = empty_msghdr();
     message.msg_iov = &mut iov;
     message.msg_iovlen = 1;
-    message.msg_control = control.as_mut_ptr().cast();
-    message.msg_controllen = std::mem::size_of_val(&control) as _;
+    message.msg_control = control.0.as_mut_ptr().cast();
+    message.msg_controllen = CMSG_BUF_LEN as _;
     // SAFETY: every pointer in `message` points at a live local buffer of
     // the length given, for the duration of the call.
     let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut message, libc::MSG_CMSG_CLOEXEC) };
     if n < 0 {
         return Err(last_error("recvmsg", "a Unix socket"));
     }
-    // SAFETY: CMSG_FIRSTHDR reads msg_control/msg_controllen, which the
-    // kernel set to within `control`.
-    let header = unsafe { libc::CMSG_FIRSTHDR(&message) };
-    // SAFETY: a non-null header lies inside `control`, as does its data
-    // when it is an SCM_RIGHTS message of at least one int.
+    let mut received = Vec::new();
+    // SAFETY: the kernel wrote `msg_controllen` bytes of `control`.
     unsafe {
-        if !header.is_null()
-            && (*header).cmsg_level == libc::SOL_SOCKET
-            && (*header).cmsg_type == libc::SCM_RIGHTS
-            && (*header).cmsg_len as usize >= libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize
-        {
-            let fd = std::ptr::read_unaligned(libc::CMSG_DATA(header).cast::<RawFd>());
-            return Ok(OwnedFd::from_raw_fd(fd));
-        }
+        for_each_cmsg(&message, |level, kind, data| {
+            if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
+                for raw in data.chunks_exact(std::mem::size_of::<RawFd>()) {
+                    let fd = RawFd::from_ne_bytes(raw.try_into().expect("chunk of an int's size"));
+                    // SAFETY: SCM_RIGHTS gave this process a new descriptor
+                    // that nothing else owns.
+                    received.push(OwnedFd::from_raw_fd(fd));
+                }
+            }
+        });
     }
-    Err(io::Error::new(io::ErrorKind::InvalidData, "the message carried no descriptor"))
+    received
+        .into_iter()
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "the message carried no descriptor"))
 }
 
 /// Raises the limit on open descriptors as far as allowed and returns the
@@ -100,6 +102,7 @@ pub fn raise_nofile_limit() -> io::Result<libc::rlim_t> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::mmsg::write_cmsg;
 
     #[test]
     fn a_descriptor_passed_over_a_socket_arrives() {
@@ -107,24 +110,18 @@ mod tests {
         use std::os::fd::AsRawFd;
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let (mut reader, mut writer) = std::os::unix::net::UnixStream::pair().unwrap();
-        let fds = [writer.as_raw_fd()];
-        let mut space = [0u64; 8];
+        let mut control = CmsgBuf::ZERO;
+        let space = write_cmsg(&mut control, libc::SOL_SOCKET, libc::SCM_RIGHTS, &writer.as_raw_fd().to_ne_bytes())
+            .expect("one int fits");
         let byte = [0u8; 1];
         let mut iov = libc::iovec { iov_base: byte.as_ptr() as *mut _, iov_len: 1 };
-        // SAFETY: as in recv_fd, every pointer is to a live local buffer.
-        unsafe {
-            let mut message: libc::msghdr = std::mem::zeroed();
-            message.msg_iov = &mut iov;
-            message.msg_iovlen = 1;
-            message.msg_control = space.as_mut_ptr().cast();
-            message.msg_controllen = libc::CMSG_SPACE(4) as _;
-            let header = libc::CMSG_FIRSTHDR(&message);
-            (*header).cmsg_level = libc::SOL_SOCKET;
-            (*header).cmsg_type = libc::SCM_RIGHTS;
-            (*header).cmsg_len = libc::CMSG_LEN(4) as _;
-            std::ptr::write_unaligned(libc::CMSG_DATA(header).cast::<RawFd>(), fds[0]);
-            assert_eq!(libc::sendmsg(a.as_raw_fd(), &message, 0), 1);
-        }
+        let mut message = empty_msghdr();
+        message.msg_iov = &mut iov;
+        message.msg_iovlen = 1;
+        message.msg_control = control.0.as_mut_ptr().cast();
+        message.msg_controllen = space as _;
+        // SAFETY: every pointer in `message` points at a live local buffer.
+        assert_eq!(unsafe { libc::sendmsg(a.as_raw_fd(), &message, 0) }, 1);
         let received = std::os::unix::net::UnixStream::from(recv_fd(&b).unwrap());
         (&received).write_all(b"hi").unwrap();
         writer.write_all(b"!").unwrap();

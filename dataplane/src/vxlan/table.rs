@@ -376,7 +376,7 @@ pub(crate) struct SeededState {
 }
 
 impl SeededState {
-    fn random() -> SeededState {
+    pub(crate) fn random() -> SeededState {
         SeededState { seed: RandomState::new().hash_one(0x7768_6172_665f_7674_u64) | 1 }
     }
 }
