@@ -6,7 +6,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
-use tests::container::{busybox_image, Wharf};
+use tests::container::{busybox_image, Json, Wharf};
 use tests::{unique_name, wait_for, Netns};
 
 const WHARF: &str = env!("CARGO_BIN_EXE_wharf-e2e");
@@ -59,6 +59,13 @@ fn network_host_is_wharfs_namespace() {
     let inside = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
     let wharfs = std::fs::metadata(format!("/run/netns/{}", ns.name())).unwrap().ino();
     assert_eq!(inside.to_str().unwrap(), format!("net:[{wharfs}]"), "not in wharf's namespace");
+    // `network inspect host` lists it (running), as Docker's does.
+    let id = inspect["Id"].as_str().unwrap_or_else(|| panic!("no Id: {inspect:?}")).to_string();
+    let listed = Json::parse(&w.ok(&["network", "inspect", "host"])).unwrap();
+    assert_eq!(listed[0]["Containers"][id.as_str()]["Name"].as_str(), Some("h"), "{listed:?}");
+    w.ok(&["stop", "-t", "0", "h"]);
+    let listed = Json::parse(&w.ok(&["network", "inspect", "host"])).unwrap();
+    assert_eq!(listed[0]["Containers"], Json::Object(vec![]), "a stopped container is not listed: {listed:?}");
 }
 
 #[test]

@@ -160,7 +160,7 @@ pub fn run(containers: &ContainerStore, command: NetworkCommand) -> Result<(), S
             for name in &names {
                 match networks.find(name) {
                     Ok(network) => shown.push(inspect(&network, &all)),
-                    Err(_) if name == "host" || name == "none" => shown.push(inspect_builtin(name)),
+                    Err(_) if name == "host" || name == "none" => shown.push(inspect_builtin(name, &all)),
                     Err(e) => missing = Some(e.to_string()),
                 }
             }
@@ -245,8 +245,25 @@ fn remove(
     networks.remove(&network.name).map_err(|e| e.to_string())
 }
 
-/// The built-in `host` and `none` networks as `docker network inspect` shows them.
-fn inspect_builtin(name: &str) -> serde_json::Value {
+/// The built-in `host` and `none` networks as `docker network inspect` shows
+/// them: their containers are the running ones in that mode, with no
+/// address (as Docker lists them).
+fn inspect_builtin(name: &str, containers: &[Container]) -> serde_json::Value {
+    let mode = if name == "host" { NetworkMode::Host } else { NetworkMode::None };
+    let members: BTreeMap<_, _> = containers
+        .iter()
+        .filter(|c| c.network == mode && c.state.status.is_up())
+        .map(|c| {
+            let endpoint = json!({
+                "Name": c.name,
+                "EndpointID": builtin_id(&format!("{name}/{}", c.id)),
+                "MacAddress": "",
+                "IPv4Address": "",
+                "IPv6Address": "",
+            });
+            (c.id.clone(), endpoint)
+        })
+        .collect();
     json!({
         "Name": name,
         "Id": builtin_id(name),
@@ -256,7 +273,7 @@ fn inspect_builtin(name: &str) -> serde_json::Value {
         "IPAM": {"Driver": "default", "Options": null, "Config": []},
         "Internal": false,
         "Attachable": false,
-        "Containers": {},
+        "Containers": members,
         "Options": {},
         "Labels": {},
     })
@@ -398,5 +415,27 @@ mod tests {
         assert!(calls.iter().any(|c| c.starts_with("endpoint 42 ") && c.contains(" eth0 172.22.16.2/24")), "{calls:?}");
         assert_eq!(containers.load(&container.id).unwrap().networks.len(), 1);
         assert_eq!(networks.get("one").unwrap().address_of(&container.id), Some("172.22.16.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn builtin_networks_list_their_running_containers() {
+        let mut on_host = test_container(&"a".repeat(64), "on-host");
+        on_host.network = NetworkMode::Host;
+        on_host.state.status = Status::Running;
+        let mut stopped = on_host.clone();
+        stopped.id = "b".repeat(64);
+        stopped.state.status = Status::Exited;
+        let mut isolated = on_host.clone();
+        isolated.id = "c".repeat(64);
+        isolated.name = "isolated".into();
+        isolated.network = NetworkMode::None;
+        let all = [on_host, stopped, isolated];
+        let host = inspect_builtin("host", &all);
+        let members = host["Containers"].as_object().unwrap();
+        assert_eq!(members.keys().collect::<Vec<_>>(), [&"a".repeat(64)]);
+        assert_eq!(members[&"a".repeat(64)]["Name"], "on-host");
+        let none = inspect_builtin("none", &all);
+        assert_eq!(none["Containers"].as_object().unwrap().keys().collect::<Vec<_>>(), [&"c".repeat(64)]);
+        assert_eq!(none["Driver"], "null");
     }
 }
