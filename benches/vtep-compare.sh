@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # TCP throughput across a VXLAN overlay between two network namespaces, in one
 # run: (a) the kernel's vxlan at both ends, (b) wharf at both ends, (c) wharf on
-# one end and the kernel on the other; then (b) and (c) again with --udpcsum,
-# which lets wharf send with UDP GSO. iperf3 is the load; the
-# table gives each result and its ratio to the kernel's.
+# one end and the kernel on the other — first with zero outer UDP checksums
+# (both defaults over IPv4), then all three again with checksums on (the
+# kernel's `udpcsum`, wharf's --udpcsum, which lets wharf send with UDP GSO).
+# iperf3 is the load; the table gives each result and its ratio to the
+# kernel's with the same checksum setting.
 #
 # Usage (as root): benches/vtep-compare.sh [SECONDS] [STREAMS]
 # Needs: iproute2, iperf3, ethtool, python3, and a release build (the script runs
@@ -43,7 +45,8 @@ underlay() {
 }
 
 kernel_end() { # ns local remote overlay-address
-    ip -n "$1" link add vx42 type vxlan id 42 local "$2" remote "$3" dstport 4789 dev u0
+    # shellcheck disable=SC2086 # $kernel_flags is a list of words
+    ip -n "$1" link add vx42 type vxlan id 42 local "$2" remote "$3" dstport 4789 dev u0 $kernel_flags
     ip -n "$1" addr add "$4/24" dev vx42
     ip -n "$1" link set vx42 up
 }
@@ -84,19 +87,27 @@ measure() { # label a-kind b-kind
 }
 
 wharf_flags=""
+kernel_flags="noudpcsum"
 results=$(
-    measure "kernel↔kernel" kernel kernel
-    measure "wharf↔wharf" wharf wharf
-    measure "wharf↔kernel" wharf kernel
+    measure "kernel↔kernel zero" kernel kernel
+    measure "wharf↔wharf zero" wharf wharf
+    measure "wharf↔kernel zero" wharf kernel
     wharf_flags="--udpcsum"
-    measure "wharf↔wharf,_--udpcsum_(UDP_GSO)" wharf wharf
-    measure "wharf↔kernel,_--udpcsum_(UDP_GSO)" wharf kernel
+    kernel_flags="udpcsum"
+    measure "kernel↔kernel on" kernel kernel
+    measure "wharf↔wharf on" wharf wharf
+    measure "wharf↔kernel on" wharf kernel
 )
-kernel=$(echo "$results" | awk 'NR==1 {print $2}')
 echo "VXLAN TCP throughput, iperf3 ${seconds}s × ${streams} stream(s), $(date -u +%Y-%m-%d):"
 echo
-echo "| path | Gbit/s | × kernel |"
-echo "|---|---:|---:|"
-echo "$results" | while read -r label bps; do
-    awk -v l="$label" -v b="$bps" -v k="$kernel" 'BEGIN { gsub("_", " ", l); printf "| %s | %.2f | %.2f |\n", l, b / 1e9, b / k }'
-done
+echo "| path | outer UDP checksum | Gbit/s | × kernel↔kernel |"
+echo "|---|---|---:|---:|"
+echo "$results" | awk '
+    $1 == "kernel↔kernel" { kernel[$2] = $3 }
+    { path[NR] = $1; sum[NR] = $2; bps[NR] = $3 }
+    END {
+        for (i = 1; i <= NR; i++) {
+            word = sum[i] == "on" ? "on (UDP GSO for wharf)" : "zero"
+            printf "| %s | %s | %.2f | %.2f |\n", path[i], word, bps[i] / 1e9, bps[i] / kernel[sum[i]]
+        }
+    }'
