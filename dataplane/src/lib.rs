@@ -22,6 +22,7 @@
 
 #![deny(unsafe_code)]
 
+mod counters;
 pub mod gro;
 pub mod gso;
 pub mod nat;
