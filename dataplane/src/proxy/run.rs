@@ -13,7 +13,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -31,6 +31,7 @@ use super::proxy_protocol::{Header, Transport};
 use super::stats::{self, Counters};
 use super::tcp::{self, Conn, Pool, Progress, Ready};
 use super::udp::{Udp, UdpListener};
+use crate::sys::epoll;
 use crate::sys::udp::{UdpOptions, UdpSocket};
 
 const SIGNAL_TERM: Token = Token(0);
@@ -159,8 +160,7 @@ impl Proxy {
                             None => listen_tcp(host)?,
                         };
                         let mut socket = socket;
-                        registry
-                            .register(&mut socket, token, Interest::READABLE)
+                        register_listener(&poll, &mut socket, token)
                             .map_err(|err| StartError(format!("epoll add {host}: {err}")))?;
                         listeners.push(Listener::Tcp { mapping: index, container, socket });
                     }
@@ -255,7 +255,7 @@ impl Proxy {
                 Listener::Tcp { mapping, container, socket } => {
                     let copy = SockRef::from(socket).try_clone()?;
                     let mut socket = TcpListener::from_std(copy.into());
-                    poll.registry().register(&mut socket, Token(LISTENER_BASE + index), Interest::READABLE)?;
+                    register_listener(&poll, &mut socket, Token(LISTENER_BASE + index))?;
                     Listener::Tcp { mapping: *mapping, container: *container, socket }
                 }
                 Listener::Udp(_) | Listener::Elsewhere => Listener::Elsewhere,
@@ -584,6 +584,19 @@ impl Signals {
 fn drain_pipe(stream: &mut UnixStream) {
     let mut buf = [0u8; 64];
     while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// Watches a TCP listener on `poll`. Every worker's epoll watches the same
+/// listener, so the registration is exclusive: a connection wakes one idle
+/// worker, not all of them (the others would only find `EAGAIN`). On a
+/// kernel without `EPOLLEXCLUSIVE` (before 4.5), a plain registration.
+fn register_listener(poll: &Poll, socket: &mut TcpListener, token: Token) -> io::Result<()> {
+    match epoll::add_exclusive_reader(poll, socket.as_fd(), token.0) {
+        Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
+            poll.registry().register(socket, token, Interest::READABLE)
+        }
+        other => other,
+    }
 }
 
 /// A listening TCP socket on `host`: `SO_REUSEADDR` (as Go sets it), IPv6
