@@ -219,8 +219,12 @@ impl Proxy {
     /// Starts `threads - 1` more workers for TCP connections, each with its
     /// own epoll on copies of the same listeners; UDP, the stats socket and
     /// the signals stay with this one. Call before reporting ready: the
-    /// workers' descriptors then count as the idle ones.
+    /// workers' descriptors then count as the idle ones. With no TCP port
+    /// there is nothing for them to do, and none starts.
     pub fn spawn_workers(&mut self, threads: usize) -> Result<(), StartError> {
+        if !self.listeners.iter().any(|listener| matches!(listener, Listener::Tcp { .. })) {
+            return Ok(());
+        }
         for _ in 1..threads {
             let worker = self.tcp_worker().map_err(|err| StartError(format!("start a worker thread: {err}")))?;
             self.peer_wakers.push(Arc::clone(&worker.waker));
