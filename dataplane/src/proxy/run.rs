@@ -322,6 +322,7 @@ impl Proxy {
                 let token = event.token().0;
                 let readable = event.is_readable() || event.is_read_closed() || event.is_error();
                 let writable = event.is_writable() || event.is_write_closed() || event.is_error();
+                let ready = Ready { readable, writable, read_closed: event.is_read_closed() };
                 match token {
                     t if t == SIGNAL_TERM.0 => {
                         if let Some(signals) = &mut self.signals {
@@ -355,7 +356,7 @@ impl Proxy {
                     t if t >= FLOW_BASE => {
                         self.udp.relay_to_client(t - FLOW_BASE, &self.listeners, &self.counters, now)
                     }
-                    t if t >= CONN_BASE => self.conn_event(t - CONN_BASE, readable, writable),
+                    t if t >= CONN_BASE => self.conn_event(t - CONN_BASE, ready, event.is_error()),
                     t if t >= LISTENER_BASE => self.listener_event(t - LISTENER_BASE, now),
                     _ => {}
                 }
@@ -488,19 +489,24 @@ impl Proxy {
         None
     }
 
-    fn conn_event(&mut self, token: usize, readable: bool, writable: bool) {
+    /// One socket of a connection has news: `event` as epoll reported it,
+    /// `error` set when it reported `EPOLLERR`.
+    fn conn_event(&mut self, token: usize, event: Ready, error: bool) {
         let slot = token / 2;
         let Some(Some(conn)) = self.conns.get_mut(slot) else { return };
         let ready: &mut Ready = if token % 2 == 0 { &mut conn.client_ready } else { &mut conn.server_ready };
-        ready.readable |= readable;
-        ready.writable |= writable;
+        ready.readable |= event.readable;
+        ready.writable |= event.writable;
+        ready.read_closed |= event.read_closed;
         let mut failed = false;
         // epoll reports a connecting socket writable once the handshake is
-        // over: established, or failed with SO_ERROR set.
-        if !conn.connected && token % 2 == 1 && writable {
-            match conn.server.take_error() {
-                Ok(None) => conn.connected = true,
-                _ => failed = true,
+        // over: established, or failed with SO_ERROR set — and then
+        // EPOLLERR with it, so only then is SO_ERROR worth a system call.
+        if !conn.connected && token % 2 == 1 && event.writable {
+            if error {
+                failed = true;
+            } else {
+                conn.connected = true;
             }
         }
         let counters = &self.counters[conn.mapping];
