@@ -2,7 +2,8 @@
 //! and nobody else's, one flow each; ICMP port unreachable from the
 //! container does not end a flow; on a host with two addresses the reply
 //! comes from the address the client sent to; the flow table is bounded
-//! (`-udp-max-flows`) and idle flows expire (`-udp-timeout`).
+//! (`-udp-max-flows`) and idle flows expire (`-udp-timeout`); a UDP-only
+//! proxy runs on one thread, whatever `-threads` says.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, UdpSocket};
@@ -219,4 +220,14 @@ fn the_flow_table_is_bounded_and_idle_flows_expire() {
     let counters = stats.read().unwrap();
     assert_eq!(counters.get(MAPPING, "flows"), 1, "{counters:?}");
     assert_eq!(counters.get(MAPPING, "flows_total"), 7, "{counters:?}");
+}
+
+#[test]
+fn a_proxy_without_tcp_ports_starts_no_worker_threads() {
+    let topo = Topology::new();
+    let stats = StatsPath::new();
+    let proxy = start(&topo, &stats, &["-threads", "4"]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", proxy.pid())).unwrap();
+    let threads = status.lines().find_map(|line| line.strip_prefix("Threads:")).map(str::trim);
+    assert_eq!(threads, Some("1"), "UDP is served by the main thread alone:\n{status}");
 }

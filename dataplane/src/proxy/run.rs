@@ -13,7 +13,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -31,6 +31,7 @@ use super::proxy_protocol::{Header, Transport};
 use super::stats::{self, Counters};
 use super::tcp::{self, Conn, Pool, Progress, Ready};
 use super::udp::{Udp, UdpListener};
+use crate::sys::epoll;
 use crate::sys::udp::{UdpOptions, UdpSocket};
 
 const SIGNAL_TERM: Token = Token(0);
@@ -159,8 +160,7 @@ impl Proxy {
                             None => listen_tcp(host)?,
                         };
                         let mut socket = socket;
-                        registry
-                            .register(&mut socket, token, Interest::READABLE)
+                        register_listener(&poll, &mut socket, token)
                             .map_err(|err| StartError(format!("epoll add {host}: {err}")))?;
                         listeners.push(Listener::Tcp { mapping: index, container, socket });
                     }
@@ -219,8 +219,12 @@ impl Proxy {
     /// Starts `threads - 1` more workers for TCP connections, each with its
     /// own epoll on copies of the same listeners; UDP, the stats socket and
     /// the signals stay with this one. Call before reporting ready: the
-    /// workers' descriptors then count as the idle ones.
+    /// workers' descriptors then count as the idle ones. With no TCP port
+    /// there is nothing for them to do, and none starts.
     pub fn spawn_workers(&mut self, threads: usize) -> Result<(), StartError> {
+        if !self.listeners.iter().any(|listener| matches!(listener, Listener::Tcp { .. })) {
+            return Ok(());
+        }
         for _ in 1..threads {
             let worker = self.tcp_worker().map_err(|err| StartError(format!("start a worker thread: {err}")))?;
             self.peer_wakers.push(Arc::clone(&worker.waker));
@@ -255,7 +259,7 @@ impl Proxy {
                 Listener::Tcp { mapping, container, socket } => {
                     let copy = SockRef::from(socket).try_clone()?;
                     let mut socket = TcpListener::from_std(copy.into());
-                    poll.registry().register(&mut socket, Token(LISTENER_BASE + index), Interest::READABLE)?;
+                    register_listener(&poll, &mut socket, Token(LISTENER_BASE + index))?;
                     Listener::Tcp { mapping: *mapping, container: *container, socket }
                 }
                 Listener::Udp(_) | Listener::Elsewhere => Listener::Elsewhere,
@@ -318,6 +322,7 @@ impl Proxy {
                 let token = event.token().0;
                 let readable = event.is_readable() || event.is_read_closed() || event.is_error();
                 let writable = event.is_writable() || event.is_write_closed() || event.is_error();
+                let ready = Ready { readable, writable, read_closed: event.is_read_closed() };
                 match token {
                     t if t == SIGNAL_TERM.0 => {
                         if let Some(signals) = &mut self.signals {
@@ -351,7 +356,7 @@ impl Proxy {
                     t if t >= FLOW_BASE => {
                         self.udp.relay_to_client(t - FLOW_BASE, &self.listeners, &self.counters, now)
                     }
-                    t if t >= CONN_BASE => self.conn_event(t - CONN_BASE, readable, writable),
+                    t if t >= CONN_BASE => self.conn_event(t - CONN_BASE, ready, event.is_error()),
                     t if t >= LISTENER_BASE => self.listener_event(t - LISTENER_BASE, now),
                     _ => {}
                 }
@@ -484,19 +489,24 @@ impl Proxy {
         None
     }
 
-    fn conn_event(&mut self, token: usize, readable: bool, writable: bool) {
+    /// One socket of a connection has news: `event` as epoll reported it,
+    /// `error` set when it reported `EPOLLERR`.
+    fn conn_event(&mut self, token: usize, event: Ready, error: bool) {
         let slot = token / 2;
         let Some(Some(conn)) = self.conns.get_mut(slot) else { return };
         let ready: &mut Ready = if token % 2 == 0 { &mut conn.client_ready } else { &mut conn.server_ready };
-        ready.readable |= readable;
-        ready.writable |= writable;
+        ready.readable |= event.readable;
+        ready.writable |= event.writable;
+        ready.read_closed |= event.read_closed;
         let mut failed = false;
         // epoll reports a connecting socket writable once the handshake is
-        // over: established, or failed with SO_ERROR set.
-        if !conn.connected && token % 2 == 1 && writable {
-            match conn.server.take_error() {
-                Ok(None) => conn.connected = true,
-                _ => failed = true,
+        // over: established, or failed with SO_ERROR set — and then
+        // EPOLLERR with it, so only then is SO_ERROR worth a system call.
+        if !conn.connected && token % 2 == 1 && event.writable {
+            if error {
+                failed = true;
+            } else {
+                conn.connected = true;
             }
         }
         let counters = &self.counters[conn.mapping];
@@ -584,6 +594,19 @@ impl Signals {
 fn drain_pipe(stream: &mut UnixStream) {
     let mut buf = [0u8; 64];
     while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// Watches a TCP listener on `poll`. Every worker's epoll watches the same
+/// listener, so the registration is exclusive: a connection wakes one idle
+/// worker, not all of them (the others would only find `EAGAIN`). On a
+/// kernel without `EPOLLEXCLUSIVE` (before 4.5), a plain registration.
+fn register_listener(poll: &Poll, socket: &mut TcpListener, token: Token) -> io::Result<()> {
+    match epoll::add_exclusive_reader(poll, socket.as_fd(), token.0) {
+        Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
+            poll.registry().register(socket, token, Interest::READABLE)
+        }
+        other => other,
+    }
 }
 
 /// A listening TCP socket on `host`: `SO_REUSEADDR` (as Go sets it), IPv6

@@ -2,11 +2,17 @@
 //! container, and two halves moving bytes in each direction through a
 //! pooled pipe (`splice(2)`, zero-copy) or a pooled buffer (`read`/`write`).
 //! A half that has nothing in flight gives its pipe or buffer back to the
-//! pool, so 10,000 idle connections hold none.
+//! pool, so 10,000 idle connections hold none. Until a read fills it, a
+//! direction reads into the worker's 16 KiB scratch buffer and writes on at
+//! once: the request and reply of a short exchange take no channel, and a
+//! short read (the socket emptied) saves the read that would only say
+//! `EAGAIN`.
 //!
 //! Half-close is passed through: end of file from one side becomes
 //! `shutdown(SHUT_WR)` on the other once everything before it is delivered,
-//! and the other direction keeps flowing. An error on either side (a reset,
+//! and the other direction keeps flowing. Bytes followed by end of file
+//! leave with their FIN in one segment; when the other direction has ended
+//! already, closing both sockets sends that FIN. An error on either side (a reset,
 //! a broken pipe) resets both: `SO_LINGER` 0, then close.
 //!
 //! What this module does not do: accept, connect, or wait for readiness
@@ -18,6 +24,7 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use mio::net::TcpStream;
+use socket2::SockRef;
 
 use super::args::Relay;
 use super::proxy_protocol::Header;
@@ -27,6 +34,13 @@ use crate::sys::splice::Pipe;
 /// Bytes moved per pipe or buffer: one splice or read takes up to this much.
 pub const CHANNEL_SIZE: usize = 256 * 1024;
 
+/// The scratch buffer a direction reads into until it carries bulk: larger
+/// than a request or reply of a short exchange, small enough that copying
+/// it once costs a bulk transfer nothing it would notice.
+pub const SCRATCH_SIZE: usize = 16 * 1024;
+// What the destination does not take of a scratch read fits in a buffer.
+const _: () = assert!(SCRATCH_SIZE <= CHANNEL_SIZE);
+
 /// A pipe or a buffer between the two sockets of one direction.
 #[derive(Debug)]
 pub enum Channel {
@@ -34,25 +48,36 @@ pub enum Channel {
     Buffer(Box<[u8]>),
 }
 
-/// Channels not in use, kept for the next busy half.
+/// Channels not in use, kept for the next busy half, and the worker's
+/// scratch buffer.
 #[derive(Debug)]
 pub struct Pool {
     relay: Relay,
-    free: Vec<Channel>,
-    /// Keep at most this many idle channels.
+    pipes: Vec<Pipe>,
+    buffers: Vec<Box<[u8]>>,
+    /// Keep at most this many idle pipes, and as many idle buffers.
     keep: usize,
+    /// Where a direction's bytes go first (read, then written on at once),
+    /// until a read fills it: a short exchange takes no channel at all.
+    scratch: Box<[u8]>,
 }
 
 impl Pool {
     pub fn new(relay: Relay) -> Pool {
-        Pool { relay, free: Vec::new(), keep: 64 }
+        Pool {
+            relay,
+            pipes: Vec::new(),
+            buffers: Vec::new(),
+            keep: 64,
+            scratch: vec![0; SCRATCH_SIZE].into_boxed_slice(),
+        }
     }
 
     fn take(&mut self) -> io::Result<Channel> {
-        if let Some(channel) = self.free.pop() {
-            return Ok(channel);
-        }
         if self.relay == Relay::Splice {
+            if let Some(pipe) = self.pipes.pop() {
+                return Ok(Channel::Pipe(pipe));
+            }
             match Pipe::new(CHANNEL_SIZE) {
                 Ok(pipe) => return Ok(Channel::Pipe(pipe)),
                 // Out of descriptors: a buffer needs none, so the
@@ -61,24 +86,33 @@ impl Pool {
                 Err(err) => return Err(err),
             }
         }
-        Ok(Channel::Buffer(vec![0; CHANNEL_SIZE].into_boxed_slice()))
+        Ok(self.take_buffer())
+    }
+
+    /// A buffer, whatever the relay: for bytes already read into the
+    /// scratch buffer that the destination did not take.
+    fn take_buffer(&mut self) -> Channel {
+        Channel::Buffer(self.buffers.pop().unwrap_or_else(|| vec![0; CHANNEL_SIZE].into_boxed_slice()))
     }
 
     fn give(&mut self, channel: Channel) {
-        if self.free.len() < self.keep {
-            self.free.push(channel);
+        match channel {
+            Channel::Pipe(pipe) if self.pipes.len() < self.keep => self.pipes.push(pipe),
+            Channel::Buffer(buf) if self.buffers.len() < self.keep => self.buffers.push(buf),
+            Channel::Pipe(_) | Channel::Buffer(_) => {}
         }
     }
 
     /// Closes every idle channel (the proxy has gone quiet): a pipe is two
     /// descriptors and up to a megabyte of kernel memory.
     pub fn trim(&mut self) {
-        self.free.clear();
+        self.pipes.clear();
+        self.buffers.clear();
     }
 
     /// Idle channels held.
     pub fn idle(&self) -> usize {
-        self.free.len()
+        self.pipes.len() + self.buffers.len()
     }
 }
 
@@ -101,6 +135,9 @@ struct Half {
     eof: bool,
     /// The destination was shut down for writing.
     shut: bool,
+    /// A read filled the scratch buffer: this direction carries bulk and
+    /// moves through a channel (a pipe: no copy) from now on.
+    bulk: bool,
 }
 
 /// Readiness of one socket, as edge-triggered events last left it.
@@ -108,6 +145,9 @@ struct Half {
 pub struct Ready {
     pub readable: bool,
     pub writable: bool,
+    /// The peer shut down its side (`EPOLLRDHUP`): its end of file is
+    /// queued behind whatever bytes remain, and no new event will say so.
+    pub read_closed: bool,
 }
 
 /// What a step of a connection came to.
@@ -162,6 +202,7 @@ impl Conn {
             return Progress::Failed;
         }
         if self.header.is_none() {
+            let closing = self.down.shut;
             match move_bytes(
                 &mut self.up,
                 &self.client,
@@ -169,6 +210,7 @@ impl Conn {
                 &mut self.client_ready,
                 &mut self.server_ready,
                 pool,
+                closing,
             ) {
                 // A wake-up that moved nothing leaves the shared counter alone.
                 Ok(0) => {}
@@ -176,6 +218,7 @@ impl Conn {
                 Err(_) => return Progress::Failed,
             }
         }
+        let closing = self.up.shut;
         match move_bytes(
             &mut self.down,
             &self.server,
@@ -183,6 +226,7 @@ impl Conn {
             &mut self.server_ready,
             &mut self.client_ready,
             pool,
+            closing,
         ) {
             Ok(0) => {}
             Ok(n) => counters.bytes_out.add(n),
@@ -236,7 +280,9 @@ impl Conn {
 }
 
 /// Moves bytes of one direction until a socket would block or the source
-/// ends; returns how many reached the destination.
+/// ends; returns how many reached the destination. With `closing` (the
+/// other direction has ended), the end of this one closes the connection,
+/// and the close sends the FIN that `shutdown` would have.
 fn move_bytes(
     half: &mut Half,
     src: &TcpStream,
@@ -244,6 +290,7 @@ fn move_bytes(
     src_ready: &mut Ready,
     dst_ready: &mut Ready,
     pool: &mut Pool,
+    closing: bool,
 ) -> io::Result<u64> {
     let mut moved = 0u64;
     loop {
@@ -278,6 +325,13 @@ fn move_bytes(
         if half.eof || !src_ready.readable {
             break;
         }
+        if half.channel.is_none() && !half.bulk {
+            let mut scratch = std::mem::take(&mut pool.scratch);
+            let result = through_scratch(half, src, dst, src_ready, dst_ready, pool, &mut scratch);
+            pool.scratch = scratch;
+            moved += result?;
+            continue;
+        }
         let channel = match &mut half.channel {
             Some(channel) => channel,
             None => half.channel.insert(pool.take()?),
@@ -305,6 +359,10 @@ fn move_bytes(
             pool.give(channel);
         }
         if half.eof && !half.shut {
+            if closing {
+                half.shut = true;
+                return Ok(moved);
+            }
             match dst.shutdown(Shutdown::Write) {
                 Ok(()) => half.shut = true,
                 // The destination is already gone: nothing left to tell it.
@@ -314,6 +372,74 @@ fn move_bytes(
         }
     }
     Ok(moved)
+}
+
+/// One read of `src` into `scratch`, written on to `dst` at once; what
+/// `dst` does not take goes into a buffer channel, as if read into it.
+/// Returns how many bytes reached `dst`.
+///
+/// A read shorter than `scratch` emptied the socket, so the next bytes
+/// bring a new edge and `src` is marked not readable — no read only to hear
+/// `EAGAIN`. Unless the peer has closed: then its end of file waits behind
+/// the bytes with no edge to come, so it is read now, and the bytes leave
+/// with `MSG_MORE` for the FIN (`shutdown` or close, next) to ride in the
+/// same segment.
+fn through_scratch(
+    half: &mut Half,
+    src: &TcpStream,
+    dst: &TcpStream,
+    src_ready: &mut Ready,
+    dst_ready: &mut Ready,
+    pool: &mut Pool,
+    scratch: &mut [u8],
+) -> io::Result<u64> {
+    let mut len = 0;
+    while len < scratch.len() {
+        let mut src = src;
+        match src.read(&mut scratch[len..]) {
+            Ok(0) => {
+                half.eof = true;
+                break;
+            }
+            Ok(n) => {
+                len += n;
+                if len < scratch.len() && !src_ready.read_closed {
+                    src_ready.readable = false;
+                    break;
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                src_ready.readable = false;
+                break;
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    if len == scratch.len() {
+        half.bulk = true;
+    }
+    let mut sent = 0;
+    while sent < len && dst_ready.writable {
+        let more = if half.eof { libc::MSG_MORE } else { 0 };
+        match SockRef::from(dst).send_with_flags(&scratch[sent..len], more | libc::MSG_NOSIGNAL) {
+            Ok(n) => sent += n,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => dst_ready.writable = false,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    if sent < len {
+        let rest = len - sent;
+        let mut channel = pool.take_buffer();
+        if let Channel::Buffer(buf) = &mut channel {
+            buf[..rest].copy_from_slice(&scratch[sent..len]);
+        }
+        half.channel = Some(channel);
+        half.pending = rest;
+        half.offset = 0;
+    }
+    Ok(sent as u64)
 }
 
 #[cfg(test)]
@@ -327,5 +453,113 @@ mod tests {
         assert!(!is_out_of_descriptors(&io::Error::from_raw_os_error(libc::ECONNREFUSED)));
         let wrapped = crate::sys::context("pipe2", "relay pipe", io::Error::from_raw_os_error(libc::EMFILE));
         assert!(is_out_of_descriptors(&wrapped));
+    }
+
+    /// A proxied pair on loopback: the client's peer, the connection, the
+    /// container's peer (blocking std sockets, as a test drives them).
+    fn pair(header: Option<Header>) -> (std::net::TcpStream, Conn, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client_peer = std::net::TcpStream::connect(addr).unwrap();
+        let (client, _) = listener.accept().unwrap();
+        let server = std::net::TcpStream::connect(addr).unwrap();
+        let (server_peer, _) = listener.accept().unwrap();
+        for stream in [&client, &server] {
+            stream.set_nonblocking(true).unwrap();
+        }
+        let mut conn = Conn::new(0, TcpStream::from_std(client), TcpStream::from_std(server), header);
+        conn.connected = true;
+        (client_peer, conn, server_peer)
+    }
+
+    /// Pumps as edge-triggered events would, everything marked ready,
+    /// until the connection ends or `rounds` pass.
+    fn pump_until_done(conn: &mut Conn, pool: &mut Pool, counters: &Counters, rounds: usize) -> Progress {
+        for _ in 0..rounds {
+            for ready in [&mut conn.client_ready, &mut conn.server_ready] {
+                ready.readable = true;
+                ready.writable = true;
+            }
+            match conn.pump(pool, counters) {
+                Progress::Open => std::thread::sleep(Duration::from_millis(1)),
+                done => return done,
+            }
+        }
+        Progress::Open
+    }
+
+    #[test]
+    fn a_short_exchange_and_both_ends_of_file_cross_without_a_channel() {
+        for relay in [Relay::Splice, Relay::Copy] {
+            let (mut client_peer, mut conn, mut server_peer) = pair(None);
+            let (mut pool, counters) = (Pool::new(relay), Counters::default());
+            client_peer.write_all(b"request").unwrap();
+            client_peer.shutdown(Shutdown::Write).unwrap();
+            server_peer.write_all(b"reply").unwrap();
+            server_peer.shutdown(Shutdown::Write).unwrap();
+            assert_eq!(pump_until_done(&mut conn, &mut pool, &counters, 1000), Progress::Done);
+            assert_eq!(pool.idle(), 0, "{relay:?}: no pipe or buffer was needed");
+            let (mut up, mut down) = (Vec::new(), Vec::new());
+            drop(conn);
+            server_peer.read_to_end(&mut up).unwrap();
+            client_peer.read_to_end(&mut down).unwrap();
+            assert_eq!((&up[..], &down[..]), (&b"request"[..], &b"reply"[..]), "{relay:?}");
+            assert_eq!((counters.bytes_in.get(), counters.bytes_out.get()), (7, 5));
+        }
+    }
+
+    #[test]
+    fn bytes_the_destination_cannot_take_yet_wait_in_a_buffer_in_order() {
+        let (mut client_peer, mut conn, mut server_peer) = pair(None);
+        let (mut pool, counters) = (Pool::new(Relay::Splice), Counters::default());
+        // Fill the container side until it takes no more: its peer is not reading.
+        let filler = vec![b'f'; 64 * 1024];
+        let mut queued = 0;
+        loop {
+            match (&conn.server).write(&filler) {
+                Ok(n) => queued += n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) => panic!("{err}"),
+            }
+        }
+        client_peer.write_all(b"after the filler").unwrap();
+        client_peer.shutdown(Shutdown::Write).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        conn.client_ready = Ready { readable: true, writable: true, read_closed: true };
+        conn.server_ready = Ready { readable: false, writable: true, read_closed: false };
+        assert_eq!(conn.pump(&mut pool, &counters), Progress::Open);
+        assert!(conn.up.eof && !conn.up.shut, "end of file read, not yet passed on");
+        assert!(conn.up.pending > 0 && matches!(conn.up.channel, Some(Channel::Buffer(_))));
+
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            server_peer.read_to_end(&mut got).unwrap();
+            got
+        });
+        server_peer_closes_after(&mut conn, &mut pool, &counters);
+        drop(conn);
+        let got = reader.join().unwrap();
+        assert_eq!(got.len(), queued + 16);
+        assert!(got[..queued].iter().all(|&b| b == b'f'));
+        assert_eq!(&got[queued..], b"after the filler");
+        let mut rest = Vec::new();
+        client_peer.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
+    }
+
+    /// Pumps until the up direction is passed on, then ends the down one.
+    fn server_peer_closes_after(conn: &mut Conn, pool: &mut Pool, counters: &Counters) {
+        for _ in 0..5000 {
+            conn.server_ready.writable = true;
+            conn.pump(pool, counters);
+            if conn.up.shut {
+                // The container's side ends too: the client hears end of file.
+                conn.down.eof = true;
+                assert_eq!(conn.pump(pool, counters), Progress::Done);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("the waiting bytes never left");
     }
 }

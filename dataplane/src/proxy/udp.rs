@@ -3,8 +3,8 @@
 //! are sent to the client from the listener — from the very address the
 //! client sent to (`IP_PKTINFO`), which matters on a host with several.
 //! Datagrams arrive in batches (`recvmmsg`, with GRO); a run of equal-size
-//! datagrams of one flow leaves as one UDP GSO send, others one `sendmsg`
-//! each.
+//! datagrams of one flow leaves as one UDP GSO send, and the datagrams
+//! between runs leave together in one `sendmmsg`.
 //!
 //! ICMP port unreachable from the container surfaces as
 //! `ConnectionRefused` on the flow's socket; it is counted and the flow
@@ -24,7 +24,7 @@ use super::flows::FlowTable;
 use super::proxy_protocol::{Header, Transport, Version};
 use super::run::Listener;
 use super::stats::Counters;
-use crate::sys::udp::{RecvBatch, UdpOptions, UdpSocket};
+use crate::sys::udp::{RecvBatch, Transmit, UdpOptions, UdpSocket};
 
 /// Datagrams per `recvmmsg`.
 const BATCH: usize = 64;
@@ -266,13 +266,18 @@ impl Path<'_> {
     /// Sends `datagrams` in order. Runs of equal size go as one UDP GSO
     /// send (the kernel cuts them apart again, datagram for datagram), so
     /// a run costs one trip down the stack instead of one per datagram;
-    /// with a prefix, each datagram keeps its own copy in front. `gso` is
+    /// with a prefix, each datagram keeps its own copy in front. The
+    /// datagrams between runs (sizes that differ, or every one when `gso`
+    /// is off) leave together, up to 64 in one `sendmmsg`. `gso` is
     /// cleared for good when the kernel refuses to segment.
     fn send<'d>(&self, datagrams: impl Iterator<Item = &'d [u8]>, gso: &mut bool) -> Sent {
         let mut sent = Sent::default();
         let mut group: [&[u8]; MAX_SEGMENTS] = [&[]; MAX_SEGMENTS];
         let mut count = 0;
         let mut bytes = 0;
+        // Groups of one wait here, to leave together in one sendmmsg.
+        let mut singles: [&[u8]; MAX_SEGMENTS] = [&[]; MAX_SEGMENTS];
+        let mut waiting = 0;
         for datagram in datagrams {
             let size = group[0].len();
             // An empty datagram never joins: as the last of a GSO send it
@@ -286,7 +291,18 @@ impl Path<'_> {
                 && group[count - 1].len() == size
                 && bytes + self.prefix.len() + datagram.len() <= MAX_GSO_BYTES;
             if !fits && count > 0 {
-                self.flush(&group[..count], gso, &mut sent);
+                if count == 1 {
+                    if waiting == singles.len() {
+                        self.send_each(&singles[..waiting], &mut sent);
+                        waiting = 0;
+                    }
+                    singles[waiting] = group[0];
+                    waiting += 1;
+                } else {
+                    self.send_each(&singles[..waiting], &mut sent);
+                    waiting = 0;
+                    self.flush(&group[..count], gso, &mut sent);
+                }
                 count = 0;
                 bytes = 0;
             }
@@ -294,6 +310,12 @@ impl Path<'_> {
             count += 1;
             bytes += self.prefix.len() + datagram.len();
         }
+        if count == 1 && waiting < singles.len() {
+            singles[waiting] = group[0];
+            waiting += 1;
+            count = 0;
+        }
+        self.send_each(&singles[..waiting], &mut sent);
         if count > 0 {
             self.flush(&group[..count], gso, &mut sent);
         }
@@ -333,35 +355,57 @@ impl Path<'_> {
                 }
             }
         }
-        for datagram in group {
-            let parts = [IoSlice::new(self.prefix), IoSlice::new(datagram)];
-            let parts = if self.prefix.is_empty() { &parts[1..] } else { &parts[..] };
-            match self.retry(|| self.socket.send_segments(self.dst, self.src, None, parts)) {
-                Ok(_) => {
-                    sent.datagrams += 1;
-                    sent.bytes += datagram.len() as u64;
+        self.send_each(group, sent);
+    }
+
+    /// Sends `datagrams` as one datagram each, in as few `sendmmsg` calls as
+    /// the kernel takes them. One that cannot go is counted dropped, and
+    /// the rest still go.
+    fn send_each(&self, datagrams: &[&[u8]], sent: &mut Sent) {
+        let mut done = 0;
+        let mut tries = 0;
+        while done < datagrams.len() {
+            let transmits = datagrams[done..].iter().map(|&payload| Transmit {
+                dst: self.dst,
+                payload,
+                segment_size: None,
+                prefix: self.prefix,
+                src: self.src,
+            });
+            match self.socket.send_batch(transmits) {
+                Ok(n) if n > 0 => {
+                    sent.datagrams += n as u64;
+                    sent.bytes += datagrams[done..done + n].iter().map(|d| d.len() as u64).sum::<u64>();
+                    done += n;
+                    tries = 0;
                 }
-                Err(_) => sent.dropped += 1,
+                Err(err) if tries < 2 && is_retried(&err) => tries += 1,
+                _ => {
+                    sent.dropped += 1;
+                    done += 1;
+                    tries = 0;
+                }
             }
         }
     }
 
-    /// Runs `send`, again after an interruption or a pending ICMP error
-    /// (reported once, on the next call, by a connected socket).
+    /// Runs `send`, again after an interruption or a pending ICMP error.
     fn retry(&self, mut send: impl FnMut() -> io::Result<usize>) -> io::Result<usize> {
         let mut tries = 0;
         loop {
             match send() {
-                Err(err)
-                    if tries < 2
-                        && matches!(err.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::Interrupted) =>
-                {
-                    tries += 1;
-                }
+                Err(err) if tries < 2 && is_retried(&err) => tries += 1,
                 other => return other,
             }
         }
     }
+}
+
+/// A send that fails for a reason that is gone on the next try: a signal,
+/// or a pending ICMP error (reported once, on the next call, by a
+/// connected socket).
+fn is_retried(err: &io::Error) -> bool {
+    matches!(err.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::Interrupted)
 }
 
 #[cfg(test)]
@@ -395,6 +439,36 @@ mod tests {
             for want in &datagrams {
                 let n = receiver.recv(&mut buf).unwrap();
                 assert_eq!(&buf[..n], [prefix, want.as_slice()].concat().as_slice());
+            }
+        }
+    }
+
+    /// Datagrams that never form a run (each larger than the last), more
+    /// than one `sendmmsg` takes, and a run sent without GSO: all arrive,
+    /// in order, each whole.
+    #[test]
+    fn datagrams_outside_runs_arrive_whole_and_in_order() {
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        receiver.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+        let dst = receiver.local_addr().unwrap();
+        let any = UdpOptions { nonblocking: false, send_buffer: 1 << 20, ..UdpOptions::default() };
+        let mut socket = UdpSocket::bind_with("127.0.0.1:0".parse().unwrap(), any).unwrap();
+        socket.connect(dst).unwrap();
+        let growing: Vec<Vec<u8>> = (1..=150usize).map(|n| vec![n as u8; n]).collect();
+        let run: Vec<Vec<u8>> = (0..70u8).map(|i| vec![i; 64]).collect();
+        for (datagrams, gso) in [(&growing, true), (&run, false)] {
+            for prefix in [&b""[..], b"HDR:"] {
+                let mut gso = gso;
+                let path = Path { socket: &socket, dst, src: None, prefix };
+                let sent = path.send(datagrams.iter().map(Vec::as_slice), &mut gso);
+                assert_eq!((sent.datagrams, sent.dropped), (datagrams.len() as u64, 0), "prefix {prefix:?}");
+                let bytes: usize = datagrams.iter().map(Vec::len).sum();
+                assert_eq!(sent.bytes, bytes as u64);
+                let mut buf = [0u8; 2048];
+                for want in datagrams.iter() {
+                    let n = receiver.recv(&mut buf).unwrap();
+                    assert_eq!(&buf[..n], [prefix, want.as_slice()].concat().as_slice());
+                }
             }
         }
     }

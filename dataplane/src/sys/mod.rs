@@ -9,6 +9,8 @@
 //!   with UDP GSO (`UDP_SEGMENT`) and GRO (`UDP_GRO`) where the kernel has
 //!   them, and the checksum options of the kernel's vxlan device.
 //! - [`poll`]: a thin `poll(2)`.
+//! - [`epoll`]: the exclusive (`EPOLLEXCLUSIVE`) registration of a listener
+//!   that several threads watch, which mio does not offer.
 //! - [`splice`]: pipes and `splice(2)`, for the proxy's zero-copy TCP relay.
 //! - [`process`]: descriptors inherited from a parent, the open-file limit.
 //! - [`netns`]: per-thread network namespaces, for tests and tools.
@@ -32,6 +34,7 @@ use std::ffi::c_int;
 use std::fmt;
 use std::io;
 
+pub mod epoll;
 pub mod iface;
 pub mod netns;
 pub mod packet;

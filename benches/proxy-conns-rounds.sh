@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Short TCP connections per second, interleaved: direct (no proxy),
+# docker-proxy and one or more wharf-proxy builds take turns (A B C A B C ...)
+# for several rounds in one run, so that a noisy, shared machine weighs on
+# each of them alike. Prints every round, then the median per column and its
+# ratio to docker-proxy and to direct. The topology is proxy-compare.sh's:
+# client and proxies in a "host" namespace, `proxy-load tcp-serve` in a
+# "container" namespace behind a veth pair (198.51.100.0/24), 32 client
+# threads, a connection per 64-byte request.
+#
+# Usage (as root): benches/proxy-conns-rounds.sh [--rounds N] [--seconds S]
+#                      [--wharf-args "FLAGS"] ["NAME=WHARF-PROXY-BINARY [FLAGS]" ...]
+#   --rounds N            rounds of every column (default 7)
+#   --seconds S           seconds per measurement (default 5)
+#   --wharf-args "FLAGS"  extra flags for every wharf-proxy
+#   "NAME=BINARY [FLAGS]" a wharf-proxy build to compare, with flags of its own, e.g.
+#                         base=/tmp/wharf-proxy or "one=/tmp/wharf-proxy -threads 1";
+#                         default: wharf=the `proxy` profile build, as proxy-compare.sh builds it
+# Environment: DOCKER_PROXY (default: docker-proxy on PATH or /usr/sbin/docker-proxy).
+set -euo pipefail
+caller_dir=$PWD
+cd "$(dirname "$0")/.."
+
+usage() { sed -n '/^# Usage/,/^# Environment/p' "$0" | sed 's/^# \{0,1\}//' | sed '$d'; }
+rounds=7 seconds=5 wharf_args=""
+builds=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        --rounds) [ $# -ge 2 ] || { usage >&2; exit 2; }; rounds=$2; shift ;;
+        --seconds) [ $# -ge 2 ] || { usage >&2; exit 2; }; seconds=$2; shift ;;
+        --wharf-args) [ $# -ge 2 ] || { usage >&2; exit 2; }; wharf_args=$2; shift ;;
+        -h | --help) usage; exit 0 ;;
+        *=*) builds+=("$1") ;;
+        *) echo "proxy-conns-rounds: unknown argument $1" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+[ "$(id -u)" = 0 ] || { echo "proxy-conns-rounds: run as root (it creates network namespaces)" >&2; exit 1; }
+
+absolute() { case $1 in /*) echo "$1" ;; */*) echo "$caller_dir/$1" ;; *) command -v "$1" || echo "$1" ;; esac; }
+docker_proxy=$(absolute "${DOCKER_PROXY:-$(command -v docker-proxy || echo /usr/sbin/docker-proxy)}")
+[ -x "$docker_proxy" ] || { echo "proxy-conns-rounds: no docker-proxy at $docker_proxy (apt-get install docker.io)" >&2; exit 1; }
+target=${CARGO_TARGET_DIR:-$PWD/target}
+cargo build --release -q -p benches --bin proxy-load
+load="$target/release/proxy-load"
+if [ ${#builds[@]} = 0 ]; then
+    RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --profile proxy --target x86_64-unknown-linux-gnu \
+        -p dataplane --bin wharf-proxy
+    builds=("wharf=$target/x86_64-unknown-linux-gnu/proxy/wharf-proxy")
+fi
+
+tag="wc$$"
+hns="${tag}h" cns="${tag}c"
+root=$(mktemp -d)
+cleanup() {
+    local ns pid round
+    for round in 1 2 3 4 5 6; do
+        local left=0
+        for ns in "$hns" "$cns"; do
+            for pid in $(ip netns pids "$ns" 2>/dev/null); do
+                left=1
+                if [ $round -lt 6 ]; then kill "$pid"; else kill -KILL "$pid"; fi 2>/dev/null || true
+            done
+        done
+        [ $left = 0 ] && break
+        sleep 0.2
+    done
+    wait 2>/dev/null || true
+    ip netns del "$hns" 2>/dev/null || true
+    ip netns del "$cns" 2>/dev/null || true
+    rm -rf "$root"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ip netns add "$hns"
+ip netns add "$cns"
+ip -n "$hns" link add veth0 type veth peer name veth0 netns "$cns"
+for ns in "$hns" "$cns"; do ip -n "$ns" link set lo up; ip -n "$ns" link set veth0 up; done
+ip -n "$hns" addr add 198.51.100.1/24 dev veth0
+ip -n "$cns" addr add 198.51.100.2/24 dev veth0
+ip netns exec "$hns" ping -c 1 -W 2 -q 198.51.100.2 >/dev/null
+server=198.51.100.2 port=7000
+
+wait_for() { # file pattern pid
+    local _
+    for _ in $(seq 100); do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        kill -0 "$3" 2>/dev/null || break
+        sleep 0.1
+    done
+    grep -q "$2" "$1" 2>/dev/null
+}
+ip netns exec "$cns" "$load" tcp-serve --listen "$server:$port" 2>"$root/serve.log" &
+wait_for "$root/serve.log" listening $! || { cat "$root/serve.log" >&2; exit 1; }
+
+# Columns: direct, docker, then each build; each with its address.
+columns=(direct docker)
+declare -A at=([direct]=$server:$port)
+start_proxy() { # name host-port binary extra-flags
+    # shellcheck disable=SC2086 # $4 is a list of flags
+    ip netns exec "$hns" "$3" -proto tcp -host-ip 127.0.0.1 -host-port "$2" -container-ip $server \
+        -container-port $port $4 3>"$root/$1.ready" >"$root/$1.log" 2>&1 &
+    wait_for "$root/$1.ready" '^0' $! || { echo "proxy-conns-rounds: $1 ($3) did not start" >&2; cat "$root/$1".* >&2; exit 1; }
+    at[$1]=127.0.0.1:$2
+}
+start_proxy docker 10002 "$docker_proxy" ""
+host_port=11002
+for build in "${builds[@]}"; do
+    name=${build%%=*} spec=${build#*=}
+    bin=$(absolute "${spec%% *}") flags=""
+    [ "$spec" = "${spec%% *}" ] || flags=${spec#* }
+    [ -x "$bin" ] || { echo "proxy-conns-rounds: $bin is not an executable" >&2; exit 1; }
+    start_proxy "$name" $host_port "$bin" "$wharf_args $flags"
+    columns+=("$name")
+    host_port=$((host_port + 1))
+done
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+declare -A got
+echo "round ${columns[*]}" | tr ' ' '\t'
+for round in $(seq "$rounds"); do
+    line=$round
+    for column in "${columns[@]}"; do
+        out=$(ip netns exec "$hns" timeout $((seconds + 30)) "$load" tcp-rate --to "${at[$column]}" --workers 32 \
+            --seconds "$seconds" 2>>"$root/rate.log" || true)
+        rate=$(sed -n 's/.*conns_per_s=\([0-9]*\).*/\1/p' <<<"$out")
+        errors=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' <<<"$out")
+        [ "${errors:-1}" = 0 ] || echo "proxy-conns-rounds: $column round $round: $out" >&2
+        got[$column]="${got[$column]:-} ${rate:-0}"
+        line+=$'\t'${rate:-failed}
+        sleep 0.5
+    done
+    echo "$line"
+done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+declare -A med
+for column in "${columns[@]}"; do med[$column]=$(median <<<"${got[$column]}"); done
+echo
+echo "Short connections/s, $rounds interleaved rounds of ${seconds}s, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
+    "load average before $load_before, after $load_after"
+echo
+echo "| column | median conns/s | ÷ docker-proxy | ÷ direct |"
+echo "|---|---:|---:|---:|"
+for column in "${columns[@]}"; do
+    awk -v c="$column" -v m="${med[$column]}" -v d="${med[docker]}" -v r="${med[direct]}" \
+        'BEGIN { printf "| %s | %.0f | %.2f | %.2f |\n", c, m, (d > 0 ? m / d : 0), (r > 0 ? m / r : 0) }'
+done
