@@ -130,6 +130,8 @@ struct VniState {
     /// The flood list and the remotes of static entries, sorted: the known
     /// peers for `only_known_peers`.
     peers: Vec<IpAddr>,
+    /// The VXLAN header `encap` writes, made once.
+    header: [u8; vxlan::HEADER_LEN],
 }
 
 /// A VXLAN tunnel endpoint. See the module documentation.
@@ -189,7 +191,8 @@ impl Vtep {
                 by_port.resize(port + 1, NO_VNI);
             }
             by_port[port] = u32::from(index);
-            vnis.push(VniState { vni: vni.vni, port: vni.port, remotes, peers });
+            let header = vxlan::Repr { vni: vni.vni }.to_bytes();
+            vnis.push(VniState { vni: vni.vni, port: vni.port, remotes, peers, header });
         }
         by_vni.sort_unstable();
         let max_fdb = if config.learning { config.max_fdb_entries } else { 0 };
@@ -302,43 +305,75 @@ impl Vtep {
     /// `now` is not used yet: encapsulation learns nothing.
     pub fn encap(&mut self, port: PortId, buf: &mut [u8], frame: Range<usize>, now: Instant) -> Encap {
         let _ = now;
-        match self.encap_frame(port, buf, frame) {
-            Ok(encap) => encap,
-            Err(reason) => {
-                self.stats.count_drop(reason);
-                Encap::Drop(reason)
-            }
+        if frame.start < HEADROOM || frame.start > frame.end || frame.end > buf.len() {
+            return self.encap_drop(DropReason::BadBuffer);
         }
+        let Some(index) = self.port_index(port) else { return self.encap_drop(DropReason::UnknownPort) };
+        let Some(header) = buf[frame.clone()].first_chunk::<{ ethernet::HEADER_LEN }>() else {
+            return self.encap_drop(DropReason::BadInner);
+        };
+        let eth = ethernet::Frame::new_unchecked(&header[..]);
+        // Untagged frames the neighbour table does not answer are the rule:
+        // their header is 14 bytes and their flow hash reads fixed offsets.
+        // The rest (tags, and with `proxy` ARP and IPv6) go the general way.
+        if eth.is_tagged() || (self.config.proxy && is_neighbour_type(eth.first_type_field())) {
+            return self.encap_general(index, buf, frame);
+        }
+        let dst = eth.dst_addr();
+        self.forward(index, buf, frame, dst, |frame| flow::untagged_flow_hash(frame))
     }
 
-    #[inline(always)]
-    fn encap_frame(&mut self, port: PortId, buf: &mut [u8], frame: Range<usize>) -> Result<Encap, DropReason> {
-        if frame.start < HEADROOM || frame.start > frame.end || frame.end > buf.len() {
-            return Err(DropReason::BadBuffer);
-        }
-        let index = self.port_index(port).ok_or(DropReason::UnknownPort)?;
+    /// Counts a frame `encap` drops.
+    #[cold]
+    #[inline(never)]
+    fn encap_drop(&mut self, reason: DropReason) -> Encap {
+        self.stats.count_drop(reason);
+        Encap::Drop(reason)
+    }
+
+    /// [`Vtep::encap`] of a tagged frame, or of an ARP or IPv6 frame with
+    /// `proxy`: VLAN policy and the neighbour table, then [`Vtep::forward`].
+    #[inline(never)]
+    fn encap_general(&mut self, index: VniIndex, buf: &mut [u8], frame: Range<usize>) -> Encap {
         let bytes = &buf[frame.clone()];
-        let eth = ethernet::Frame::new_checked(bytes).map_err(|_| DropReason::BadInner)?;
-        // Untagged frames are the rule: ask once, and their header is 14
-        // bytes with the type field right after the addresses.
+        let Ok(eth) = ethernet::Frame::new_checked(bytes) else { return self.encap_drop(DropReason::BadInner) };
         let (header_len, ethertype) = if !eth.is_tagged() {
             (ethernet::HEADER_LEN, eth.first_type_field())
         } else if self.config.allow_inner_vlan {
             (eth.header_len(), eth.ethertype().into())
         } else {
-            return Err(DropReason::InnerVlan);
+            return self.encap_drop(DropReason::InnerVlan);
         };
         let dst = eth.dst_addr();
         let hash = flow::flow_hash(ethertype, &bytes[header_len..], dst, eth.src_addr());
-        if self.config.proxy && matches!(EtherType::from(ethertype), EtherType::Arp | EtherType::Ipv6) {
-            let header = parse_header(buf, &frame)?;
+        if self.config.proxy && is_neighbour_type(ethertype) {
+            let header = match parse_header(buf, &frame) {
+                Ok(header) => header,
+                Err(reason) => return self.encap_drop(reason),
+            };
             if let Some(answer) = self.neigh.answer(index, buf, frame.clone(), &header) {
                 self.stats.proxied += 1;
                 let kind = if answer.arp { ReplyKind::ArpReply } else { ReplyKind::NeighborAdvert };
-                return Ok(Encap::Reply(Reply { frame: answer.frame, kind }));
+                return Encap::Reply(Reply { frame: answer.frame, kind });
             }
         }
-        let state = &self.vnis[usize::from(index)];
+        self.forward(index, buf, frame, dst, |_| hash)
+    }
+
+    /// Sends the checked frame `buf[frame]` (destination MAC `dst`) on VNI
+    /// `index`: picks the remotes, checks the MTU, takes the source port from
+    /// `flow_hash` of the frame, and writes the VNI's VXLAN header before
+    /// the frame.
+    #[inline(always)]
+    fn forward(
+        &mut self,
+        index: VniIndex,
+        buf: &mut [u8],
+        frame: Range<usize>,
+        dst: EthernetAddress,
+        flow_hash: impl FnOnce(&[u8]) -> u32,
+    ) -> Encap {
+        let Some(state) = self.vnis.get(usize::from(index)) else { return self.encap_drop(DropReason::UnknownPort) };
         let to = match dst.is_unicast().then(|| self.fdb.lookup(index, dst)).flatten() {
             Some(remote) => Destinations::Unicast(remote),
             None => Destinations::Flood(FloodList(index)),
@@ -348,43 +383,48 @@ impl Vtep {
             Destinations::Flood(_) => state.remotes.len() as u64,
         };
         if copies == 0 {
-            return Err(DropReason::NoRemote);
+            return self.encap_drop(DropReason::NoRemote);
         }
-        let vni = state.vni;
         if frame.len() > self.max_frame {
             return self.too_big(buf, frame);
         }
-        let src_port = flow::src_port(hash, self.config.src_port_range);
+        let (vni, header) = (state.vni, state.header);
+        let src_port = flow::src_port(flow_hash(&buf[frame.clone()]), self.config.src_port_range);
         let start = frame.start - vxlan::HEADER_LEN;
-        vxlan::Repr { vni }
-            .emit(&mut vxlan::Packet::new_unchecked(&mut buf[start..frame.end]))
-            .map_err(|_| DropReason::BadBuffer)?;
+        let Some(room) = buf.get_mut(start..frame.start) else { return self.encap_drop(DropReason::BadBuffer) };
+        room.copy_from_slice(&header);
         self.stats.tx_frames += 1;
         self.stats.tx_packets += copies;
         self.stats.tx_bytes += copies * frame.len() as u64;
         if to.is_flood() {
             self.stats.flooded += 1;
         }
-        Ok(Encap::Forward(Forward { datagram: start..frame.end, src_port, vni, to }))
+        Encap::Forward(Forward { datagram: start..frame.end, src_port, vni, to })
     }
 
     /// A frame too big for the underlay: dropped, and with `frag_needed`
     /// answered if a reply is due.
     #[cold]
-    fn too_big(&mut self, buf: &mut [u8], frame: Range<usize>) -> Result<Encap, DropReason> {
+    #[inline(never)]
+    fn too_big(&mut self, buf: &mut [u8], frame: Range<usize>) -> Encap {
         if !self.config.frag_needed {
-            return Err(DropReason::TooBig);
+            return self.encap_drop(DropReason::TooBig);
         }
-        let header = parse_header(buf, &frame)?;
+        let header = match parse_header(buf, &frame) {
+            Ok(header) => header,
+            Err(reason) => return self.encap_drop(reason),
+        };
         let mtu = u16::try_from(self.max_frame.saturating_sub(header.header_len())).unwrap_or(u16::MAX);
-        let Some((reply, kind)) = pmtu::reply(buf, frame, &header, mtu) else { return Err(DropReason::TooBig) };
+        let Some((reply, kind)) = pmtu::reply(buf, frame, &header, mtu) else {
+            return self.encap_drop(DropReason::TooBig);
+        };
         self.stats.count_drop(DropReason::TooBig);
         self.stats.too_big_replies += 1;
         let kind = match kind {
             pmtu::Kind::FragNeeded => ReplyKind::FragNeeded,
             pmtu::Kind::PacketTooBig => ReplyKind::PacketTooBig,
         };
-        Ok(Encap::Reply(Reply { frame: reply, kind }))
+        Encap::Reply(Reply { frame: reply, kind })
     }
 
     /// Decapsulates the UDP payload `buf[payload]` received on the VXLAN
@@ -618,6 +658,13 @@ impl Vtep {
         let at = self.by_vni.binary_search_by_key(&vni.get(), |&(v, _)| v).ok()?;
         Some(self.by_vni[at].1)
     }
+}
+
+/// Whether a frame's type field is one the neighbour table may answer (ARP,
+/// or IPv6 for neighbour solicitations).
+#[inline(always)]
+fn is_neighbour_type(ethertype: u16) -> bool {
+    ethertype == u16::from(EtherType::Arp) || ethertype == u16::from(EtherType::Ipv6)
 }
 
 /// The Ethernet header of `buf[frame]`, already checked by the caller.
