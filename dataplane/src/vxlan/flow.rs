@@ -90,7 +90,8 @@ pub(crate) fn untagged_flow_hash(frame: &[u8]) -> u32 {
             let protocol = ip.next_header_number();
             // Both ports in one read: TCP and UDP start with them.
             let l4 = udp::Packet::new_unchecked(&head[ethernet::HEADER_LEN + ipv4::HEADER_LEN..]);
-            let ports = if ip.is_fragment() || !matches!(IpProtocol::from(protocol), IpProtocol::Tcp | IpProtocol::Udp) {
+            let ports = if ip.is_fragment() || !matches!(IpProtocol::from(protocol), IpProtocol::Tcp | IpProtocol::Udp)
+            {
                 0
             } else {
                 u64::from(l4.ports())

@@ -141,6 +141,23 @@ impl<K: Hash + Eq + Copy, V: Copy + PartialEq> AgeingTable<K, V> {
         self.slots.get(at as usize).map(|slot| slot.value)
     }
 
+    /// Whether `key` holds `value`; if it does in a learned entry, that
+    /// entry is refreshed at `now` (a static one is left alone). What
+    /// [`AgeingTable::learn`] does for a known key and value, in one probe
+    /// and without an answer to match on.
+    #[inline(always)]
+    pub(crate) fn confirm(&mut self, key: &K, value: &V, now: Instant) -> bool {
+        let Some(at) = self.index.find(key, &self.slots) else { return false };
+        let Some(slot) = self.slots.get_mut(at as usize) else { return false };
+        if slot.value != *value {
+            return false;
+        }
+        if slot.kind == SlotKind::Learned {
+            slot.last_seen = Some(now);
+        }
+        true
+    }
+
     /// Learns `key` → `value` at `now`: refreshes or moves a learned entry,
     /// leaves a static one alone, or adds a new one if there is room.
     /// `admit` vets a value before it is added or moved to (a refresh does
@@ -317,11 +334,13 @@ impl Index {
         // only keeps a broken invariant from looping.
         for _ in 0..self.entries.len() {
             let entry = *self.entries.get(at)?;
-            if entry.slot == NIL {
-                return None;
-            }
+            // The hit is tested first: an empty entry's slot (NIL) is past
+            // the end of `slots`, so it cannot match.
             if entry.tag == tag && slots.get(entry.slot as usize).is_some_and(|slot| slot.key == *key) {
                 return Some((at, entry.slot));
+            }
+            if entry.slot == NIL {
+                return None;
             }
             at = (at + 1) & self.mask;
         }

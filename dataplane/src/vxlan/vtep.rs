@@ -320,7 +320,8 @@ impl Vtep {
             return self.encap_general(index, buf, frame);
         }
         let dst = eth.dst_addr();
-        self.forward(index, buf, frame, dst, |frame| flow::untagged_flow_hash(frame))
+        let hash = flow::untagged_flow_hash(&buf[frame.clone()]);
+        self.forward(index, buf, frame, dst, hash)
     }
 
     /// Counts a frame `encap` drops.
@@ -357,13 +358,14 @@ impl Vtep {
                 return Encap::Reply(Reply { frame: answer.frame, kind });
             }
         }
-        self.forward(index, buf, frame, dst, |_| hash)
+        self.forward(index, buf, frame, dst, hash)
     }
 
-    /// Sends the checked frame `buf[frame]` (destination MAC `dst`) on VNI
-    /// `index`: picks the remotes, checks the MTU, takes the source port from
-    /// `flow_hash` of the frame, and writes the VNI's VXLAN header before
-    /// the frame.
+    /// Sends the checked frame `buf[frame]` (destination MAC `dst`, flow
+    /// hash `hash`) on VNI `index`: picks the remotes, checks the MTU, maps
+    /// the hash to the source port, and writes the VNI's VXLAN header before
+    /// the frame. The callers hash before calling: then only the hash stays
+    /// live across the FDB lookup.
     #[inline(always)]
     fn forward(
         &mut self,
@@ -371,7 +373,7 @@ impl Vtep {
         buf: &mut [u8],
         frame: Range<usize>,
         dst: EthernetAddress,
-        flow_hash: impl FnOnce(&[u8]) -> u32,
+        hash: u32,
     ) -> Encap {
         let Some(state) = self.vnis.get(usize::from(index)) else { return self.encap_drop(DropReason::UnknownPort) };
         let to = match dst.is_unicast().then(|| self.fdb.lookup(index, dst)).flatten() {
@@ -389,7 +391,7 @@ impl Vtep {
             return self.too_big(buf, frame);
         }
         let (vni, header) = (state.vni, state.header);
-        let src_port = flow::src_port(flow_hash(&buf[frame.clone()]), self.config.src_port_range);
+        let src_port = flow::src_port(hash, self.config.src_port_range);
         let start = frame.start - vxlan::HEADER_LEN;
         let Some(room) = buf.get_mut(start..frame.start) else { return self.encap_drop(DropReason::BadBuffer) };
         room.copy_from_slice(&header);
@@ -441,8 +443,7 @@ impl Vtep {
             SocketAddr::V4(v4) => IpAddr::V4(*v4.ip()),
             SocketAddr::V6(v6) => v6.ip().to_canonical(),
         };
-        let result = self.decap_payload(src, buf, payload, now);
-        self.finish(result)
+        self.decap_payload(src, buf, payload, now)
     }
 
     /// [`Vtep::decap`] from a whole outer IPv4 or IPv6 packet `buf[packet]`
@@ -453,23 +454,21 @@ impl Vtep {
     /// accepted over IPv4, and over IPv6 only with `udp6_zero_checksum_rx`).
     /// Any failure is `bad_outer`.
     pub fn decap_packet(&mut self, buf: &[u8], packet: Range<usize>, now: Instant) -> Decap {
-        let result = match buf.get(packet.clone()) {
-            None => Err(DropReason::BadBuffer),
-            Some(bytes) => match self.check_outer(bytes) {
-                Ok((src, payload)) => {
-                    self.decap_payload(src, buf, packet.start + payload.start..packet.start + payload.end, now)
-                }
-                Err(reason) => Err(reason),
-            },
-        };
-        self.finish(result)
+        let Some(bytes) = buf.get(packet.clone()) else { return self.decap_drop(DropReason::BadBuffer) };
+        match self.check_outer(bytes) {
+            Ok((src, payload)) => {
+                self.decap_payload(src, buf, packet.start + payload.start..packet.start + payload.end, now)
+            }
+            Err(reason) => self.decap_drop(reason),
+        }
     }
 
-    fn finish(&mut self, result: Result<Decap, DropReason>) -> Decap {
-        result.unwrap_or_else(|reason| {
-            self.stats.count_drop(reason);
-            Decap::Drop(reason)
-        })
+    /// Counts a datagram `decap` or `decap_packet` drops.
+    #[cold]
+    #[inline(never)]
+    fn decap_drop(&mut self, reason: DropReason) -> Decap {
+        self.stats.count_drop(reason);
+        Decap::Drop(reason)
     }
 
     /// Checks an outer IP packet; returns its source and where its UDP
@@ -512,45 +511,44 @@ impl Vtep {
     }
 
     #[inline(always)]
-    fn decap_payload(
-        &mut self,
-        src: IpAddr,
-        buf: &[u8],
-        payload: Range<usize>,
-        now: Instant,
-    ) -> Result<Decap, DropReason> {
-        let bytes = buf.get(payload.clone()).ok_or(DropReason::BadBuffer)?;
+    fn decap_payload(&mut self, src: IpAddr, buf: &[u8], payload: Range<usize>, now: Instant) -> Decap {
+        let Some(bytes) = buf.get(payload.clone()) else { return self.decap_drop(DropReason::BadBuffer) };
         if src.is_ipv6() != self.local.is_ipv6() {
-            return Err(DropReason::BadOuter);
+            return self.decap_drop(DropReason::BadOuter);
         }
-        let header = vxlan::Packet::new_checked(bytes).map_err(|_| DropReason::BadOuter)?;
-        let vni = vxlan::Repr::parse(&header).map_err(|_| DropReason::BadFlags)?.vni;
-        let index = self.vni_index(vni).ok_or(DropReason::UnknownVni)?;
-        let state = &self.vnis[usize::from(index)];
+        let Ok(header) = vxlan::Packet::new_checked(bytes) else { return self.decap_drop(DropReason::BadOuter) };
+        let Ok(vxlan::Repr { vni }) = vxlan::Repr::parse(&header) else {
+            return self.decap_drop(DropReason::BadFlags);
+        };
+        let Some(index) = self.vni_index(vni) else { return self.decap_drop(DropReason::UnknownVni) };
+        let Some(state) = self.vnis.get(usize::from(index)) else { return self.decap_drop(DropReason::UnknownVni) };
         if self.config.only_known_peers && state.peers.binary_search(&src).is_err() {
-            return Err(DropReason::UnknownPeer);
+            return self.decap_drop(DropReason::UnknownPeer);
         }
         let port = state.port;
         let inner = header.payload();
-        let eth = ethernet::Frame::new_checked(inner).map_err(|_| DropReason::BadInner)?;
-        if eth.is_tagged() && !self.config.allow_inner_vlan {
-            return Err(DropReason::InnerVlan);
+        let Some(eth_header) = inner.first_chunk::<{ ethernet::HEADER_LEN }>() else {
+            return self.decap_drop(DropReason::BadInner);
+        };
+        let eth = ethernet::Frame::new_unchecked(&eth_header[..]);
+        if eth.is_tagged() {
+            if ethernet::Frame::new_checked(inner).is_err() {
+                return self.decap_drop(DropReason::BadInner);
+            }
+            if !self.config.allow_inner_vlan {
+                return self.decap_drop(DropReason::InnerVlan);
+            }
         }
         let src_mac = eth.src_addr();
-        if self.config.learning && src_mac.is_unicast() && src_mac != EthernetAddress::default() {
-            // A new remote must be one we could send to: not multicast, not
-            // ourselves. Known remotes are not checked again.
-            let local = &self.local;
-            match self.fdb.learn(index, src_mac, src, now, |remote| is_unicast(*remote) && remote != local) {
-                Learn::Refreshed | Learn::Refused => {}
-                Learn::Static(remote) => {
-                    if remote != src {
-                        return Err(DropReason::StaticConflict);
-                    }
-                }
-                Learn::Learned => self.stats.learned += 1,
-                Learn::Moved => self.stats.moved += 1,
-                Learn::Full => self.stats.fdb_full += 1,
+        // A known sender confirming its entry is the rule: one probe, and a
+        // learned entry's time written. Anything else goes out of line.
+        if self.config.learning
+            && src_mac.is_unicast()
+            && src_mac != EthernetAddress::default()
+            && !self.fdb.confirm(index, src_mac, &src, now)
+        {
+            if let Err(reason) = self.learn(index, src_mac, src, now) {
+                return self.decap_drop(reason);
             }
         }
         if self.config.proxy {
@@ -562,7 +560,29 @@ impl Vtep {
         }
         self.stats.rx_packets += 1;
         self.stats.rx_bytes += inner.len() as u64;
-        Ok(Decap::Deliver { port, vni, frame: payload.start + vxlan::HEADER_LEN..payload.end })
+        Decap::Deliver { port, vni, frame: payload.start + vxlan::HEADER_LEN..payload.end }
+    }
+
+    /// Learns that `mac` in VNI `index` is behind `src`, for a MAC whose
+    /// entry does not already say so: a new MAC, a moved one, or a static
+    /// entry for another remote (`static_conflict`).
+    #[inline(never)]
+    fn learn(&mut self, index: VniIndex, mac: EthernetAddress, src: IpAddr, now: Instant) -> Result<(), DropReason> {
+        // A new remote must be one we could send to: not multicast, not
+        // ourselves. Known remotes are not checked again.
+        let local = &self.local;
+        match self.fdb.learn(index, mac, src, now, |remote| is_unicast(*remote) && remote != local) {
+            Learn::Refreshed | Learn::Refused => {}
+            Learn::Static(remote) => {
+                if remote != src {
+                    return Err(DropReason::StaticConflict);
+                }
+            }
+            Learn::Learned => self.stats.learned += 1,
+            Learn::Moved => self.stats.moved += 1,
+            Learn::Full => self.stats.fdb_full += 1,
+        }
+        Ok(())
     }
 
     /// Writes outer IPv4 or IPv6 and UDP headers for `remote` in front of
@@ -1267,6 +1287,8 @@ mod tests {
             ),
             ("truncated inner frame", config(), PEER_A, good[..8 + 13].to_vec(), DropReason::BadInner),
             ("inner 802.1ad tag", config(), PEER_A, datagram(vni(42), &tagged), DropReason::InnerVlan),
+            // A tag announced but cut off is a bad frame before it is a tag.
+            ("truncated inner tag", config(), PEER_A, datagram(vni(42), &tagged[..16]), DropReason::BadInner),
         ];
         for (what, config, sender, payload, reason) in cases {
             let mut vtep = new_vtep(config);
