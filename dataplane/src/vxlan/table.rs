@@ -527,6 +527,24 @@ mod tests {
     }
 
     #[test]
+    fn confirm_refreshes_only_a_matching_learned_entry() {
+        let mut t = table(2);
+        assert!(!t.confirm(&1, &10, at(0)), "unknown key");
+        t.learn(1, 10, at(0), yes);
+        assert!(!t.confirm(&1, &11, at(SEC)), "another value");
+        assert!(t.confirm(&1, &10, at(200 * SEC)));
+        assert!(t.confirm(&100, &1, at(200 * SEC)), "a static entry with that value");
+        assert!(!t.confirm(&100, &2, at(200 * SEC)));
+        // The refresh at 200 s keeps key 1 past its first deadline; the
+        // static entry has no time to refresh.
+        assert_eq!(t.expire(at(301 * SEC)), 0);
+        assert_eq!(t.get(&1), Some(10));
+        assert_eq!(t.expire(at(501 * SEC)), 1);
+        assert_eq!(t.get(&100), Some(1));
+        assert_eq!(t.iter().filter(|e| e.2 == EntryKind::Static).count(), 2);
+    }
+
+    #[test]
     fn ageing_is_precise_to_a_tick() {
         let mut t = table(10);
         t.learn(1, 10, at(0), yes);
