@@ -67,6 +67,14 @@ impl Fdb {
         self.table.get(&key(vni, mac))
     }
 
+    /// Whether the entry for `mac` in VNI `vni` already says `remote`; if
+    /// it does and was learned, it is refreshed at `now`. The common case of
+    /// learning, in one lookup; otherwise call [`Fdb::learn`].
+    #[inline(always)]
+    pub(crate) fn confirm(&mut self, vni: VniIndex, mac: EthernetAddress, remote: &IpAddr, now: Instant) -> bool {
+        self.table.confirm(&key(vni, mac), remote, now)
+    }
+
     /// Learns that `mac` in VNI `vni` is behind `remote`, at `now`. A new
     /// or moved entry must pass `admit`.
     #[inline(always)]

@@ -141,6 +141,23 @@ impl<K: Hash + Eq + Copy, V: Copy + PartialEq> AgeingTable<K, V> {
         self.slots.get(at as usize).map(|slot| slot.value)
     }
 
+    /// Whether `key` holds `value`; if it does in a learned entry, that
+    /// entry is refreshed at `now` (a static one is left alone). What
+    /// [`AgeingTable::learn`] does for a known key and value, in one probe
+    /// and without an answer to match on.
+    #[inline(always)]
+    pub(crate) fn confirm(&mut self, key: &K, value: &V, now: Instant) -> bool {
+        let Some(at) = self.index.find(key, &self.slots) else { return false };
+        let Some(slot) = self.slots.get_mut(at as usize) else { return false };
+        if slot.value != *value {
+            return false;
+        }
+        if slot.kind == SlotKind::Learned {
+            slot.last_seen = Some(now);
+        }
+        true
+    }
+
     /// Learns `key` → `value` at `now`: refreshes or moves a learned entry,
     /// leaves a static one alone, or adds a new one if there is room.
     /// `admit` vets a value before it is added or moved to (a refresh does
@@ -317,11 +334,13 @@ impl Index {
         // only keeps a broken invariant from looping.
         for _ in 0..self.entries.len() {
             let entry = *self.entries.get(at)?;
-            if entry.slot == NIL {
-                return None;
-            }
+            // The hit is tested first: an empty entry's slot (NIL) is past
+            // the end of `slots`, so it cannot match.
             if entry.tag == tag && slots.get(entry.slot as usize).is_some_and(|slot| slot.key == *key) {
                 return Some((at, entry.slot));
+            }
+            if entry.slot == NIL {
+                return None;
             }
             at = (at + 1) & self.mask;
         }
@@ -505,6 +524,24 @@ mod tests {
                 (101, 2, EntryKind::Static)
             ]
         );
+    }
+
+    #[test]
+    fn confirm_refreshes_only_a_matching_learned_entry() {
+        let mut t = table(2);
+        assert!(!t.confirm(&1, &10, at(0)), "unknown key");
+        t.learn(1, 10, at(0), yes);
+        assert!(!t.confirm(&1, &11, at(SEC)), "another value");
+        assert!(t.confirm(&1, &10, at(200 * SEC)));
+        assert!(t.confirm(&100, &1, at(200 * SEC)), "a static entry with that value");
+        assert!(!t.confirm(&100, &2, at(200 * SEC)));
+        // The refresh at 200 s keeps key 1 past its first deadline; the
+        // static entry has no time to refresh.
+        assert_eq!(t.expire(at(301 * SEC)), 0);
+        assert_eq!(t.get(&1), Some(10));
+        assert_eq!(t.expire(at(501 * SEC)), 1);
+        assert_eq!(t.get(&100), Some(1));
+        assert_eq!(t.iter().filter(|e| e.2 == EntryKind::Static).count(), 2);
     }
 
     #[test]

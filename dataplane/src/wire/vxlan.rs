@@ -190,10 +190,18 @@ impl Repr {
         let Some(header) = buffer.get_mut(..HEADER_LEN) else {
             return Err(Error::Truncated);
         };
-        header.fill(0);
+        header.copy_from_slice(&self.to_bytes());
+        Ok(())
+    }
+
+    /// The 8 bytes [`Repr::emit`] writes, for code that builds a header
+    /// once and copies it per packet.
+    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        let mut header = [0; HEADER_LEN];
+        let mut packet = Packet::new_unchecked(&mut header[..]);
         packet.set_flags(FLAG_I);
         packet.set_vni(self.vni);
-        Ok(())
+        header
     }
 }
 
@@ -234,6 +242,7 @@ mod tests {
         bytes[..8].fill(0xee);
         repr.emit(&mut Packet::new_unchecked(&mut bytes[..])).unwrap();
         assert_eq!(bytes, VNI_42);
+        assert_eq!(repr.to_bytes(), VNI_42[..8]);
     }
 
     #[test]
