@@ -276,6 +276,28 @@ impl<const N: usize> Family<N> {
         verdict
     }
 
+    /// Starts loading what translating the TCP or UDP packet in `buf` will
+    /// look at first (see [`Nat::prefetch`]): the index slot of its tuple;
+    /// for a SYN or a datagram from inside that a masquerade rule covers,
+    /// also that of the reply tuple that keeps its port, and for UDP its
+    /// endpoint's mapping.
+    #[inline]
+    fn prefetch(&self, zone: u16, side: Side, buf: &[u8]) {
+        let Some((proto, tuple, flags)) = packet::peek::<N>(buf) else { return };
+        self.table.prefetch_key(self.table.hash(zone, proto, &tuple));
+        let first = proto == UDP || flags & state::TH_HANDSHAKE == state::TH_SYN_ONLY;
+        if side != Side::Inside || !first {
+            return;
+        }
+        let Some(pool) = self.masquerade_pool(&tuple.src, &tuple.dst) else { return };
+        let Some(outside) = self.pools.get(usize::from(pool)) else { return };
+        let kept = Tuple { src: tuple.dst, dst: outside.addr, sport: tuple.dport, dport: tuple.sport };
+        self.table.prefetch_key(self.table.hash(zone, proto, &kept));
+        if proto == UDP {
+            outside.prefetch(&Endpoint::new(self.table.hasher(), zone, &tuple.src, tuple.sport));
+        }
+    }
+
     /// A packet that is not TCP, UDP or an ICMP echo.
     #[inline(never)]
     fn translate_other(
@@ -885,6 +907,21 @@ impl Nat {
             Verdict::Drop(reason) => stats.count_drop(reason),
         }
         verdict
+    }
+
+    /// Starts loading the memory that translating `packet` (as
+    /// [`Nat::translate`] takes it) will read first, and returns at once:
+    /// call it for every packet of a burst before translating any, so
+    /// that their cache misses overlap instead of coming one after the
+    /// other. A hint only: it changes nothing, and a packet it cannot read
+    /// is left to [`Nat::translate`].
+    #[inline]
+    pub fn prefetch(&self, zone: u16, from: Side, packet: &[u8]) {
+        match packet.first().map(|b| b >> 4) {
+            Some(4) => self.v4.prefetch(zone, from, packet),
+            Some(6) => self.v6.prefetch(zone, from, packet),
+            _ => {}
+        }
     }
 
     /// Removes the connections whose timeout has passed at `now`, and

@@ -296,19 +296,27 @@ impl<const N: usize> Table<N> {
 
     /// Starts loading the index slot where a lookup of `hash` begins, and
     /// the slot the next insert takes, so that their cache misses overlap
-    /// with other work (safe Rust has no prefetch: a load whose value goes
-    /// nowhere does the same).
+    /// with other work.
     #[inline(always)]
     pub(crate) fn prefetch(&self, hash: u64) {
-        let slot = self.index.get(self.home((hash >> 32) as u32)).copied();
-        core::hint::black_box(slot);
+        self.prefetch_key(hash);
         self.prefetch_free();
+    }
+
+    /// Starts loading the index slot where a lookup of `hash` begins.
+    #[inline(always)]
+    pub(crate) fn prefetch_key(&self, hash: u64) {
+        if let Some(slot) = self.index.get(self.home((hash >> 32) as u32)) {
+            crate::sys::prefetch(slot);
+        }
     }
 
     /// Starts loading the slot the next insert takes.
     #[inline(always)]
     pub(crate) fn prefetch_free(&self) {
-        core::hint::black_box(self.entries.get(self.free as usize).map(|e| e.flags));
+        if let Some(entry) = self.entries.get(self.free as usize) {
+            crate::sys::prefetch(entry);
+        }
     }
 
     /// Whether some entry has `tuple` in either direction.
