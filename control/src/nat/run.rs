@@ -257,6 +257,7 @@ impl Gateway {
             };
             // One clock read per burst.
             let now = Instant::now();
+            self.prefetch(side, batch, n);
             for i in 0..n {
                 let Some(meta) = batch.meta(i).copied() else { continue };
                 if matches!(meta.pkt_type, PacketType::Outgoing | PacketType::OtherHost) || meta.truncated {
@@ -271,6 +272,21 @@ impl Gateway {
             }
             if n < batch.capacity() {
                 return;
+            }
+        }
+    }
+
+    /// The burst's first pass: starts loading what the NAT will read for
+    /// each of its `n` IPv4 frames, so that their cache misses overlap
+    /// before any is translated. The frames are not checked here (a hint
+    /// reads any bytes); [`Gateway::frame`] checks them.
+    fn prefetch(&self, side: usize, batch: &FrameBatch, n: usize) {
+        let from = if side == 0 { Side::Inside } else { Side::Outside };
+        for i in 0..n {
+            let Some(frame) = batch.data(i).and_then(|data| data.get(VNET_LEN..)) else { continue };
+            let Ok(eth) = ethernet::Frame::new_checked(frame) else { continue };
+            if eth.ethertype() == EtherType::Ipv4 && eth.header_len() == ethernet::HEADER_LEN {
+                self.nat.prefetch(0, from, eth.payload());
             }
         }
     }
