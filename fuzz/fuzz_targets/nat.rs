@@ -333,7 +333,7 @@ fuzz_target!(|data: &[u8]| {
         let input = packet.clone();
         let valid = checksums_ok(&input);
         // A burst's first pass: a hint that reads any bytes and changes nothing.
-        nat.prefetch(zone, side, &packet);
+        nat.prefetch_burst(zone, side, [&packet[..]]);
         let verdict = nat.translate(zone, side, &mut packet, now);
         calls += 1;
         let stats = nat.stats();

@@ -311,6 +311,32 @@ impl<const N: usize> Table<N> {
         }
     }
 
+    /// Starts loading the entry a lookup of `hash` will compare first,
+    /// found from its index slot (whose load [`Table::prefetch_key`] should
+    /// have started a while before): the second step of a burst's prefetch.
+    /// Looks at the slots of the probe run that usually share the line.
+    #[inline(always)]
+    pub(crate) fn prefetch_entry(&self, hash: u64) {
+        let tag = (hash >> 32) as u32;
+        let mut i = self.home(tag);
+        for _ in 0..4 {
+            let Some(&slot) = self.index.get(i) else { return };
+            if slot == 0 {
+                return;
+            }
+            if (slot >> 32) as u32 == tag {
+                let at = (slot as u32).wrapping_sub(1) >> 1;
+                if let Some(entry) = self.entries.get(at as usize) {
+                    // An entry may straddle two lines.
+                    crate::sys::prefetch(entry);
+                    crate::sys::prefetch(&entry.pool);
+                }
+                return;
+            }
+            i += 1;
+        }
+    }
+
     /// Starts loading the slot the next insert takes.
     #[inline(always)]
     pub(crate) fn prefetch_free(&self) {

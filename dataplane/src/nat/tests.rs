@@ -303,10 +303,17 @@ fn prefetch_reads_any_bytes_and_changes_nothing() {
                     let mut garbage = p[..len].to_vec();
                     garbage.iter_mut().skip(1).for_each(|b| *b = b.wrapping_mul(31).wrapping_add(len as u8));
                     nat.prefetch(zone, side, &garbage);
+                    nat.prefetch_burst(zone, side, [&p[..len], &garbage[..]]);
                 }
             }
         }
     }
+    // A burst longer than the prefetch's lag, of which some are tracked.
+    let mut burst: Vec<Vec<u8>> = packets.iter().cycle().take(20).cloned().collect();
+    burst.push(udp_packet(A, 5000, B, 53));
+    burst.push(udp_packet(B, 53, X, 5000));
+    nat.prefetch_burst(0, Side::Outside, burst.iter().map(|p| &p[..]));
+    nat.prefetch_burst(0, Side::Inside, burst.iter().map(|p| &p[..]));
     assert_eq!(only_connection(&nat), before);
     assert_balanced(&nat, 1);
 }
