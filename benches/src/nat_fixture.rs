@@ -110,7 +110,7 @@ pub fn fill(nat: &mut Nat, count: u32, now: Instant) {
 
 /// Translates the packets of `templates` (at most [`BURST`]) from `side` as
 /// the runner treats a burst it read: each copied into its buffer, then
-/// [`Nat::prefetch`] for every one, then [`Nat::translate`] for each in
+/// [`Nat::prefetch_burst`] over them, then [`Nat::translate`] for each in
 /// turn. Returns how many were translated.
 pub fn translate_burst(
     nat: &mut Nat,
@@ -123,9 +123,7 @@ pub fn translate_burst(
     for (buf, template) in bufs.iter_mut().zip(&templates[..n]) {
         buf.copy_from_slice(template);
     }
-    for buf in &bufs[..n] {
-        nat.prefetch(0, side, black_box(buf));
-    }
+    nat.prefetch_burst(0, side, bufs[..n].iter().map(|buf| black_box(&buf[..])));
     for buf in &mut bufs[..n] {
         black_box(nat.translate(0, side, black_box(buf), now));
     }

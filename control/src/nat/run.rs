@@ -277,18 +277,18 @@ impl Gateway {
     }
 
     /// The burst's first pass: starts loading what the NAT will read for
-    /// each of its `n` IPv4 frames, so that their cache misses overlap
-    /// before any is translated. The frames are not checked here (a hint
+    /// each of its `n` IPv4 frames ([`Nat::prefetch_burst`]), so that their
+    /// cache misses overlap before any is translated. The frames are not checked here (a hint
     /// reads any bytes); [`Gateway::frame`] checks them.
     fn prefetch(&self, side: usize, batch: &FrameBatch, n: usize) {
         let from = if side == 0 { Side::Inside } else { Side::Outside };
-        for i in 0..n {
-            let Some(frame) = batch.data(i).and_then(|data| data.get(VNET_LEN..)) else { continue };
-            let Ok(eth) = ethernet::Frame::new_checked(frame) else { continue };
-            if eth.ethertype() == EtherType::Ipv4 && eth.header_len() == ethernet::HEADER_LEN {
-                self.nat.prefetch(0, from, eth.payload());
-            }
-        }
+        let packets = (0..n).filter_map(|i| {
+            let frame = batch.data(i)?.get(VNET_LEN..)?;
+            let eth = ethernet::Frame::new_checked(frame).ok()?;
+            let ipv4 = eth.ethertype() == EtherType::Ipv4 && eth.header_len() == ethernet::HEADER_LEN;
+            frame.get(ethernet::HEADER_LEN..).filter(|_| ipv4)
+        });
+        self.nat.prefetch_burst(0, from, packets);
     }
 
     /// Undoes the offloads of one read (virtio header first): segments a
