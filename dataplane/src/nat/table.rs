@@ -322,8 +322,8 @@ impl<const N: usize> Table<N> {
     #[inline(always)]
     pub(crate) fn prefetch_entry(&self, hash: u64) {
         let tag = (hash >> 32) as u32;
-        let mut i = self.home(tag);
-        for _ in 0..4 {
+        let home = self.home(tag);
+        for i in home..home + 4 {
             let Some(&slot) = self.index.get(i) else { return };
             if slot == 0 {
                 return;
@@ -337,7 +337,6 @@ impl<const N: usize> Table<N> {
                 }
                 return;
             }
-            i += 1;
         }
     }
 
