@@ -1,6 +1,7 @@
 //! The operations of `benches/nat.rs`, each in a function of its own, for
 //! `valgrind --tool=callgrind`: instructions per call are then the
-//! inclusive cost of `op_*` divided by its calls. Same table (1,000,000
+//! inclusive cost of `op_*` divided by its calls (`op_prefetch_*`: by
+//! its calls times 32, the packets of a burst). Same table (1,000,000
 //! assured TCP flows), same packets.
 
 use std::hint::black_box;
@@ -45,6 +46,33 @@ fn op_new_udp(nat: &mut Nat, buf: &mut [u8], template: &[u8], now: Instant) -> V
     nat.translate(0, Side::Inside, black_box(buf), now)
 }
 
+/// A burst's first pass (`Nat::prefetch_burst`) over `templates`.
+#[inline(always)]
+fn prefetch_burst(nat: &Nat, templates: &[Vec<u8>]) {
+    nat.prefetch_burst(0, Side::Inside, templates.iter().map(|t| black_box(&t[..])));
+}
+
+#[inline(never)]
+fn op_prefetch_spread(nat: &Nat, templates: &[Vec<u8>]) {
+    // Told apart from the other two, which the linker would merge.
+    black_box(1);
+    prefetch_burst(nat, templates);
+}
+
+#[inline(never)]
+fn op_prefetch_new_tcp(nat: &Nat, templates: &[Vec<u8>]) {
+    // Told apart from the other two, which the linker would merge.
+    black_box(2);
+    prefetch_burst(nat, templates);
+}
+
+#[inline(never)]
+fn op_prefetch_new_udp(nat: &Nat, templates: &[Vec<u8>]) {
+    // Told apart from the other two, which the linker would merge.
+    black_box(3);
+    prefetch_burst(nat, templates);
+}
+
 #[inline(never)]
 fn op_expire_batch(nat: &mut Nat, now: Instant) -> usize {
     nat.expire(now)
@@ -82,6 +110,9 @@ fn main() {
     for t in &templates {
         assert_eq!(op_spread(&mut nat, &mut buf, t, clock), Verdict::Forward);
     }
+    for burst in templates.chunks(BURST) {
+        op_prefetch_spread(&nat, burst);
+    }
     for udp in [false, true] {
         let fresh: Vec<Vec<u8>> = (0..BATCH as u32)
             .map(|j| {
@@ -89,6 +120,13 @@ fn main() {
                 packet(a, sport, b, dport, if udp { None } else { Some(SYN) })
             })
             .collect();
+        for burst in fresh.chunks(BURST) {
+            if udp {
+                op_prefetch_new_udp(&nat, burst);
+            } else {
+                op_prefetch_new_tcp(&nat, burst);
+            }
+        }
         for _round in 0..3 {
             for t in &fresh {
                 let v = if udp {

@@ -3,7 +3,8 @@
 //! empty table of 65,536 slots, whose index and entries stay in the caches,
 //! and into the bench's table of 1,000,000 established flows. Prints the
 //! best and mean batch per flow, and the resident set (with transparent huge
-//! pages, if any) after each.
+//! pages, if any) after each. Each one packet at a time, then in bursts of
+//! 32 (`Nat::prefetch` for the burst first, as the runner does).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -11,15 +12,22 @@ use std::time::{Duration, Instant};
 use benches::nat_fixture::*;
 use dataplane::nat::{Nat, Side};
 
-fn new_flows(nat: &mut Nat, fresh: &[Vec<u8>], clock: &mut Instant) -> (f64, f64) {
+fn new_flows(nat: &mut Nat, fresh: &[Vec<u8>], burst: bool, clock: &mut Instant) -> (f64, f64) {
     let mut buf = vec![0u8; 64];
+    let mut bufs = [[0u8; 64]; BURST];
     let mut best = f64::MAX;
     let mut sum = 0.0;
     for _ in 0..15 {
         let start = Instant::now();
-        for t in fresh {
-            buf.copy_from_slice(t);
-            black_box(nat.translate(0, Side::Inside, black_box(&mut buf), *clock));
+        if burst {
+            for templates in fresh.chunks(BURST) {
+                translate_burst(nat, Side::Inside, &mut bufs, templates, *clock);
+            }
+        } else {
+            for t in fresh {
+                buf.copy_from_slice(t);
+                black_box(nat.translate(0, Side::Inside, black_box(&mut buf), *clock));
+            }
         }
         let ns = start.elapsed().as_nanos() as f64 / fresh.len() as f64;
         best = best.min(ns);
@@ -38,17 +46,18 @@ fn main() {
         let mut clock = clock0;
         let mut nat = Nat::new(config(max as usize)).expect("valid config");
         fill(&mut nat, count, clock);
-        for udp in [false, true] {
+        for (udp, burst) in [(false, false), (true, false), (false, true), (true, true)] {
             let fresh: Vec<Vec<u8>> = (0..BATCH as u32)
                 .map(|j| {
                     let (a, sport, b, dport) = new_flow(j);
                     packet(a, sport, b, dport, if udp { None } else { Some(SYN) })
                 })
                 .collect();
-            let (best, mean) = new_flows(&mut nat, &fresh, &mut clock);
+            let (best, mean) = new_flows(&mut nat, &fresh, burst, &mut clock);
             println!(
-                "{name}: new {} flow best {best:.0} ns, mean {mean:.0} ns (15 batches of 40,000)",
-                if udp { "UDP" } else { "TCP" }
+                "{name}: new {} flow{} best {best:.0} ns, mean {mean:.0} ns (15 batches of 40,000)",
+                if udp { "UDP" } else { "TCP" },
+                if burst { ", bursts of 32" } else { "" }
             );
         }
         let smaps = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();

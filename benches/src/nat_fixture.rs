@@ -2,6 +2,7 @@
 //! profiling examples: the million established flows, fresh flows apart
 //! from them, and their 64-byte packets with every checksum filled.
 
+use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
@@ -11,6 +12,9 @@ use dataplane::wire::{ipv4, tcp, udp, IpProtocol};
 pub const FLOWS: u32 = 1_000_000;
 pub const SPREAD: usize = 1 << 18;
 pub const BATCH: usize = 40_000;
+/// Packets per burst in the burst benches (the runner reads up to 64 with
+/// one `recvmmsg`).
+pub const BURST: usize = 32;
 pub const OUTSIDE: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 
 pub const SYN: u8 = 0x02;
@@ -102,4 +106,26 @@ pub fn fill(nat: &mut Nat, count: u32, now: Instant) {
             assert_eq!(nat.translate(0, side, &mut buf, now), Verdict::Forward, "flow {i}");
         }
     }
+}
+
+/// Translates the packets of `templates` (at most [`BURST`]) from `side` as
+/// the runner treats a burst it read: each copied into its buffer, then
+/// [`Nat::prefetch_burst`] over them, then [`Nat::translate`] for each in
+/// turn. Returns how many were translated.
+pub fn translate_burst(
+    nat: &mut Nat,
+    side: Side,
+    bufs: &mut [[u8; 64]; BURST],
+    templates: &[Vec<u8>],
+    now: Instant,
+) -> usize {
+    let n = templates.len().min(BURST);
+    for (buf, template) in bufs.iter_mut().zip(&templates[..n]) {
+        buf.copy_from_slice(template);
+    }
+    nat.prefetch_burst(0, side, bufs[..n].iter().map(|buf| black_box(&buf[..])));
+    for buf in &mut bufs[..n] {
+        black_box(nat.translate(0, side, black_box(buf), now));
+    }
+    n
 }

@@ -17,6 +17,7 @@
 //! Bit 2 picks the side for steps 0 and 1, bit 3 the zone (0 or 1), bits
 //! 4-7 move the clock (0-14 s, or 1000 s for 15).
 //!
+//! Every packet goes through `Nat::prefetch` first, as in a burst.
 //! Checked: nothing panics; every call is counted once (`translated +
 //! passed + drops`); a dropped or passed packet is left untouched; a
 //! forwarded one keeps its length, and if every checksum of the input was
@@ -331,6 +332,8 @@ fuzz_target!(|data: &[u8]| {
         now += Duration::from_secs(advance);
         let input = packet.clone();
         let valid = checksums_ok(&input);
+        // A burst's first pass: a hint that reads any bytes and changes nothing.
+        nat.prefetch_burst(zone, side, [&packet[..]]);
         let verdict = nat.translate(zone, side, &mut packet, now);
         calls += 1;
         let stats = nat.stats();

@@ -257,6 +257,7 @@ impl Gateway {
             };
             // One clock read per burst.
             let now = Instant::now();
+            self.prefetch(side, batch, n);
             for i in 0..n {
                 let Some(meta) = batch.meta(i).copied() else { continue };
                 if matches!(meta.pkt_type, PacketType::Outgoing | PacketType::OtherHost) || meta.truncated {
@@ -273,6 +274,21 @@ impl Gateway {
                 return;
             }
         }
+    }
+
+    /// The burst's first pass: starts loading what the NAT will read for
+    /// each of its `n` IPv4 frames ([`Nat::prefetch_burst`]), so that their
+    /// cache misses overlap before any is translated. The frames are not checked here (a hint
+    /// reads any bytes); [`Gateway::frame`] checks them.
+    fn prefetch(&self, side: usize, batch: &FrameBatch, n: usize) {
+        let from = if side == 0 { Side::Inside } else { Side::Outside };
+        let packets = (0..n).filter_map(|i| {
+            let frame = batch.data(i)?.get(VNET_LEN..)?;
+            let eth = ethernet::Frame::new_checked(frame).ok()?;
+            let ipv4 = eth.ethertype() == EtherType::Ipv4 && eth.header_len() == ethernet::HEADER_LEN;
+            frame.get(ethernet::HEADER_LEN..).filter(|_| ipv4)
+        });
+        self.nat.prefetch_burst(0, from, packets);
     }
 
     /// Undoes the offloads of one read (virtio header first): segments a

@@ -276,6 +276,39 @@ impl<const N: usize> Family<N> {
         verdict
     }
 
+    /// Starts loading what translating the TCP or UDP packet in `buf` will
+    /// look at first (see [`Nat::prefetch`]): the index slot of its tuple;
+    /// for a SYN or a datagram from inside that a masquerade rule covers,
+    /// also that of the reply tuple that keeps its port, and for UDP its
+    /// endpoint's mapping.
+    /// Returns the hash of the packet's tuple, for [`Table::prefetch_entry`]
+    /// once the slot has had time to arrive.
+    #[inline]
+    fn prefetch(&self, zone: u16, side: Side, buf: &[u8]) -> Option<u64> {
+        let (proto, tuple, flags) = packet::peek::<N>(buf)?;
+        let hash = self.table.hash(zone, proto, &tuple);
+        self.table.prefetch_key(hash);
+        let first = proto == UDP || flags & state::TH_HANDSHAKE == state::TH_SYN_ONLY;
+        if side == Side::Inside && first {
+            self.prefetch_kept_first(zone, proto, &tuple);
+        }
+        Some(hash)
+    }
+
+    /// The part of [`Family::prefetch`] for a packet that may start a
+    /// masqueraded connection: the index slot of the reply tuple that keeps
+    /// its port, and for UDP the inside endpoint's mapping.
+    #[inline]
+    fn prefetch_kept_first(&self, zone: u16, proto: u8, tuple: &Tuple<N>) {
+        let Some(pool) = self.masquerade_pool(&tuple.src, &tuple.dst) else { return };
+        let Some(outside) = self.pools.get(usize::from(pool)) else { return };
+        let kept = Tuple { src: tuple.dst, dst: outside.addr, sport: tuple.dport, dport: tuple.sport };
+        self.table.prefetch_key(self.table.hash(zone, proto, &kept));
+        if proto == UDP {
+            outside.prefetch(&Endpoint::new(self.table.hasher(), zone, &tuple.src, tuple.sport));
+        }
+    }
+
     /// A packet that is not TCP, UDP or an ICMP echo.
     #[inline(never)]
     fn translate_other(
@@ -784,6 +817,10 @@ fn release<const N: usize>(pools: &mut [Pool<N>], hasher: &Hasher, entry: &Entry
     }
 }
 
+/// How many packets behind its index slot [`Nat::prefetch_burst`] loads a
+/// packet's entry: about one memory latency of the first pass's work.
+const PREFETCH_LAG: usize = 8;
+
 /// A stateful NAT for IPv4 and IPv6. See the module documentation.
 pub struct Nat {
     config: NatConfig,
@@ -885,6 +922,55 @@ impl Nat {
             Verdict::Drop(reason) => stats.count_drop(reason),
         }
         verdict
+    }
+
+    /// Starts loading the memory that translating `packet` (as
+    /// [`Nat::translate`] takes it) will read first, and returns at once:
+    /// call it for every packet of a burst before translating any, so
+    /// that their cache misses overlap instead of coming one after the
+    /// other. A hint only: it changes nothing, and a packet it cannot read
+    /// is left to [`Nat::translate`].
+    #[inline]
+    pub fn prefetch(&self, zone: u16, from: Side, packet: &[u8]) {
+        self.prefetch_index(zone, from, packet);
+    }
+
+    /// [`Nat::prefetch`] for every packet of a burst (all from side `from`
+    /// in zone `zone`, as [`Nat::translate`] takes them), and then, a few
+    /// packets behind, the entry each one's index slot points at, once that
+    /// slot has had time to arrive: an established packet's two cache
+    /// misses, the index and the entry, then overlap with the other
+    /// packets' instead of coming one after the other. Call it before
+    /// translating any packet of the burst.
+    pub fn prefetch_burst<'a>(&self, zone: u16, from: Side, packets: impl IntoIterator<Item = &'a [u8]>) {
+        let mut pending = [None; PREFETCH_LAG];
+        for (i, packet) in packets.into_iter().enumerate() {
+            let behind = core::mem::replace(&mut pending[i % PREFETCH_LAG], self.prefetch_index(zone, from, packet));
+            self.prefetch_entry(behind);
+        }
+        for behind in pending {
+            self.prefetch_entry(behind);
+        }
+    }
+
+    /// Starts loading `packet`'s index slot (and what a new connection
+    /// reads); returns its family (IPv6) and hash.
+    #[inline]
+    fn prefetch_index(&self, zone: u16, from: Side, packet: &[u8]) -> Option<(bool, u64)> {
+        match packet.first().map(|b| b >> 4) {
+            Some(4) => self.v4.prefetch(zone, from, packet).map(|hash| (false, hash)),
+            Some(6) => self.v6.prefetch(zone, from, packet).map(|hash| (true, hash)),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn prefetch_entry(&self, pending: Option<(bool, u64)>) {
+        match pending {
+            Some((false, hash)) => self.v4.table.prefetch_entry(hash),
+            Some((true, hash)) => self.v6.table.prefetch_entry(hash),
+            None => {}
+        }
     }
 
     /// Removes the connections whose timeout has passed at `now`, and

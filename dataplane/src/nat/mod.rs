@@ -80,8 +80,8 @@
 //! - Zones are non-directional, as netfilter's default: both directions of
 //!   a connection come with the same zone.
 //!
-//! Memory: an entry is 52 bytes (IPv4) or 100 (IPv6), the index 26.7 bytes
-//! per entry; each outside address reserves 1 MB (IPv4) or 1.8 MB (IPv6) of
+//! Memory: an entry is 52 bytes (IPv4) or 100 (IPv6), the index 32 bytes
+//! (IPv4) or 26.7 (IPv6) per entry; each outside address reserves 1 MB (IPv4) or 1.8 MB (IPv6) of
 //! port bookkeeping, resident only as its UDP ports are used.
 //! [`Nat::memory_bytes`] reports all that is allocated.
 //!

@@ -173,6 +173,37 @@ pub(crate) fn parse<const N: usize>(buf: &[u8]) -> Result<Parsed<N>, DropReason>
     Ok(Parsed { tuple, proto, l4, end, frag, kind })
 }
 
+/// What a burst's first pass needs of a TCP or UDP packet, read without
+/// checking anything: its protocol, tuple and TCP flags (zero for UDP).
+/// `None` for other packets, later fragments, IPv6 with extension headers
+/// and anything too short. What it returns is a guess to start loading
+/// memory by, never a reason to act: [`parse`] decides.
+#[inline(always)]
+pub(crate) fn peek<const N: usize>(buf: &[u8]) -> Option<(u8, Tuple<N>, u8)> {
+    let (l4, proto) = if is_v4::<N>() {
+        let h = buf.first_chunk::<20>()?;
+        if u16::from_be_bytes([h[6], h[7]]) & 0x1fff != 0 {
+            return None;
+        }
+        (usize::from(h[0] & 0x0f) * 4, h[9])
+    } else {
+        (ipv6::HEADER_LEN, *buf.get(6)?)
+    };
+    if proto != TCP && proto != UDP {
+        return None;
+    }
+    let (src_at, dst_at) = addr_offsets::<N>();
+    let ports = buf.get(l4..)?.first_chunk::<4>()?;
+    let tuple = Tuple {
+        src: get_addr(buf, src_at),
+        dst: get_addr(buf, dst_at),
+        sport: u16::from_be_bytes([ports[0], ports[1]]),
+        dport: u16::from_be_bytes([ports[2], ports[3]]),
+    };
+    let flags = if proto == TCP { buf.get(l4 + 13).copied().unwrap_or(0) } else { 0 };
+    Some((proto, tuple, flags))
+}
+
 /// Walks an IPv6 extension chain: where the upper layer starts (in the
 /// payload), its protocol, and the fragment header's meaning.
 fn walk_v6(first: IpProtocol, payload: &[u8]) -> Result<(usize, u8, Frag), DropReason> {

@@ -145,8 +145,12 @@ impl<const N: usize> Pool<N> {
     /// its index slot and the record of the port it would keep.
     #[inline(always)]
     pub(crate) fn prefetch(&self, e: &Endpoint<N>) {
-        let slot = self.by_inside.get(e.home).copied();
-        core::hint::black_box((slot, self.refs(e.port)));
+        if let Some(slot) = self.by_inside.get(e.home) {
+            crate::sys::prefetch(slot);
+        }
+        if let Some(refs) = self.owners.get(usize::from(e.port) * stride::<N>()) {
+            crate::sys::prefetch(refs);
+        }
     }
 
     /// The port mapped to inside endpoint `e`.

@@ -256,6 +256,8 @@ fn checksums_ok(p: &[u8]) -> bool {
 /// verify.
 fn send(nat: &mut Nat, side: Side, p: &[u8], t: u64) -> (Verdict, Vec<u8>) {
     let mut p = p.to_vec();
+    // As a burst's first pass does: a hint that must change nothing.
+    nat.prefetch(0, side, &p);
     let verdict = nat.translate(0, side, &mut p, at(t));
     if verdict == Verdict::Forward {
         assert!(checksums_ok(&p), "bad checksum after translation: {p:02x?}");
@@ -279,6 +281,41 @@ fn only_connection(nat: &Nat) -> Connection {
 fn assert_balanced(nat: &Nat, calls: u64) {
     let s = nat.stats();
     assert_eq!(s.translated + s.passed + s.total_drops(), calls, "{s:?}");
+}
+
+#[test]
+fn prefetch_reads_any_bytes_and_changes_nothing() {
+    let mut nat = nat();
+    forward(&mut nat, Side::Inside, &udp_packet(A, 5000, B, 53), 0);
+    let before = only_connection(&nat);
+    let packets = [
+        udp_packet(A2, 5000, B, 53),
+        tcp_packet(A2, 5001, B, 80, SYN),
+        udp_packet(A26, 5000, B6, 53),
+        tcp_packet(A26, 5001, B6, 80, SYN),
+        raw_packet(A2, B, UDP, &[1; 16], 7, 64, false),
+    ];
+    for p in &packets {
+        for len in 0..=p.len() {
+            for side in [Side::Inside, Side::Outside] {
+                for zone in [0, 1] {
+                    nat.prefetch(zone, side, &p[..len]);
+                    let mut garbage = p[..len].to_vec();
+                    garbage.iter_mut().skip(1).for_each(|b| *b = b.wrapping_mul(31).wrapping_add(len as u8));
+                    nat.prefetch(zone, side, &garbage);
+                    nat.prefetch_burst(zone, side, [&p[..len], &garbage[..]]);
+                }
+            }
+        }
+    }
+    // A burst longer than the prefetch's lag, of which some are tracked.
+    let mut burst: Vec<Vec<u8>> = packets.iter().cycle().take(20).cloned().collect();
+    burst.push(udp_packet(A, 5000, B, 53));
+    burst.push(udp_packet(B, 53, X, 5000));
+    nat.prefetch_burst(0, Side::Outside, burst.iter().map(|p| &p[..]));
+    nat.prefetch_burst(0, Side::Inside, burst.iter().map(|p| &p[..]));
+    assert_eq!(only_connection(&nat), before);
+    assert_balanced(&nat, 1);
 }
 
 #[test]

@@ -14,6 +14,7 @@
 //! - [`splice`]: pipes and `splice(2)`, for the proxy's zero-copy TCP relay.
 //! - [`process`]: descriptors inherited from a parent, the open-file limit.
 //! - [`netns`]: per-thread network namespaces, for tests and tools.
+//! - [`prefetch`]: a software prefetch, for the NAT core's bursts.
 //! - [`iface`]: interface index, MAC, MTU, up, IPv4 address — by name, in the
 //!   calling thread's namespace (re-exported here: [`ifindex`], [`mac`], ...).
 //!
@@ -39,6 +40,7 @@ pub mod iface;
 pub mod netns;
 pub mod packet;
 pub mod poll;
+pub mod prefetch;
 pub mod process;
 pub mod splice;
 pub mod tap;
@@ -48,6 +50,7 @@ mod mmsg;
 mod sockaddr;
 
 pub use iface::{ifindex, mac, mtu, set_ipv4_addr, set_mtu, set_up, wait_running};
+pub use prefetch::prefetch;
 
 /// `SO_NO_CHECK`, which libc does not export for every target (the
 /// asm-generic value, shared by x86-64, aarch64, arm, riscv, powerpc and
