@@ -173,6 +173,65 @@ pub(crate) fn parse<const N: usize>(buf: &[u8]) -> Result<Parsed<N>, DropReason>
     Ok(Parsed { tuple, proto, l4, end, frag, kind })
 }
 
+/// How many bytes [`parse_lean`] and [`rewrite_lean`] see of a packet: an
+/// IPv4 header without options and a TCP header without options.
+pub(crate) const LEAN_LEN: usize = 40;
+
+/// Reads the common IPv4 packet at fixed offsets of its first
+/// [`LEAN_LEN`] bytes (`len`: the whole buffer's length): IHL 5, not a
+/// fragment, TCP (any data offset that fits) or UDP, its lengths holding
+/// together and its header checksum right. For such a packet it returns
+/// what [`parse`] returns; for anything else `None`, and [`parse`] decides
+/// (a bad header checksum among them: it is dropped there).
+#[inline(always)]
+pub(crate) fn parse_lean(h: &[u8; LEAN_LEN], len: usize) -> Option<Parsed<4>> {
+    let end = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    // More Fragments or an offset: not whole. Don't Fragment may be set.
+    if h[0] != 0x45 || u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 || end > len {
+        return None;
+    }
+    let kind = match h[9] {
+        TCP => {
+            // The segment holds the header its data offset claims.
+            let header_len = usize::from(h[32] >> 4) * 4;
+            if header_len < 20 || 20 + header_len > end {
+                return None;
+            }
+            Kind::Tcp { flags: h[33] }
+        }
+        UDP if end >= 28 => Kind::Udp,
+        _ => return None,
+    };
+    let ip = h.first_chunk::<20>()?;
+    if checksum::fold(words::<20>(ip)) != 0xffff {
+        return None;
+    }
+    let tuple = Tuple {
+        src: [h[12], h[13], h[14], h[15]],
+        dst: [h[16], h[17], h[18], h[19]],
+        sport: u16::from_be_bytes([h[20], h[21]]),
+        dport: u16::from_be_bytes([h[22], h[23]]),
+    };
+    Some(Parsed { tuple, proto: h[9], l4: 20, end, frag: Frag::Whole, kind })
+}
+
+/// [`rewrite_tracked`] for a packet [`parse_lean`] read (`udp`: its
+/// protocol is UDP), at fixed offsets.
+#[inline(always)]
+pub(crate) fn rewrite_lean(h: &mut [u8; LEAN_LEN], udp: bool, new: &Tuple<4>, deltas: Deltas) {
+    h[12..16].copy_from_slice(&new.src);
+    h[16..20].copy_from_slice(&new.dst);
+    let mut ip = [h[10], h[11]];
+    update(&mut ip, Delta(u64::from(deltas.addrs)), false);
+    h[10..12].copy_from_slice(&ip);
+    h[20..22].copy_from_slice(&new.sport.to_be_bytes());
+    h[22..24].copy_from_slice(&new.dport.to_be_bytes());
+    let at = if udp { 26 } else { 36 };
+    let mut transport = [h[at], h[at + 1]];
+    update(&mut transport, Delta(u64::from(deltas.transport)), udp);
+    h[at..at + 2].copy_from_slice(&transport);
+}
+
 /// What a burst's first pass needs of a TCP or UDP packet, read without
 /// checking anything: its protocol, tuple and TCP flags (zero for UDP).
 /// `None` for other packets, later fragments, IPv6 with extension headers
