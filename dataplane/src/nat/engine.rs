@@ -89,6 +89,16 @@ enum Plan<const N: usize> {
     Hairpin { to: [u8; N], port: u16, pool: u8 },
 }
 
+/// A TCP or UDP packet's lookup as the lean path hands it over: its
+/// tuple's hash, its connection and direction if found, and the kept-port
+/// guess of a datagram from inside (see [`Family::tracked`]).
+#[derive(Debug, Clone, Copy)]
+struct Looked {
+    hash: u64,
+    found: Option<(u32, usize)>,
+    kept: Option<(u8, u64)>,
+}
+
 /// What both families share in [`Nat::translate`].
 #[derive(Debug, Clone)]
 struct Shared {
@@ -254,21 +264,6 @@ impl<const N: usize> Family<N> {
         self.translate_parsed(sh, zone, side, buf, &p, tick)
     }
 
-    /// [`Family::translate`] once the packet is read: out of line, for
-    /// what the lean path hands over.
-    #[inline(never)]
-    fn translate_parsed_cold(
-        &mut self,
-        sh: &mut Shared,
-        zone: u16,
-        side: Side,
-        buf: &mut [u8],
-        p: &Parsed<N>,
-        tick: u32,
-    ) -> Verdict {
-        self.translate_parsed(sh, zone, side, buf, p, tick)
-    }
-
     /// [`Family::translate`] once the packet is read.
     #[inline(always)]
     fn translate_parsed(
@@ -332,24 +327,6 @@ impl<const N: usize> Family<N> {
             self.record_fragment(zone, side, p, p.tuple.src, p.tuple.dst, tick);
         }
         verdict
-    }
-
-    /// [`Family::tracked`], out of line.
-    #[allow(clippy::too_many_arguments)]
-    #[inline(never)]
-    fn tracked_cold(
-        &mut self,
-        sh: &mut Shared,
-        zone: u16,
-        side: Side,
-        buf: &mut [u8],
-        p: &Parsed<N>,
-        hash: u64,
-        found: Option<(u32, usize)>,
-        kept: Option<(u8, u64)>,
-        tick: u32,
-    ) -> Verdict {
-        self.tracked(sh, zone, side, buf, p, hash, found, kept, tick)
     }
 
     /// Starts loading what translating the TCP or UDP packet in `buf` will
@@ -869,7 +846,7 @@ impl Family<4> {
             Kind::Tcp { flags } if flags & state::TH_CONTROL == 0 => false,
             Kind::Udp => true,
             // SYN, FIN, RST: the state machine decides.
-            _ => return Some(self.translate_parsed_cold(sh, zone, side, buf, &p, tick)),
+            _ => return Some(self.hand_over(sh, zone, side, buf, None, tick)),
         };
         // As Family::translate does: a datagram from inside may be a first
         // one (TCP here has no SYN, so no kept port to look for).
@@ -901,7 +878,29 @@ impl Family<4> {
                 }
             }
         }
-        Some(self.tracked_cold(sh, zone, side, buf, &p, hash, found, kept, tick))
+        Some(self.hand_over(sh, zone, side, buf, Some(Looked { hash, found, kept }), tick))
+    }
+
+    /// The general path's part for a packet the lean path read (and, with
+    /// `looked`, looked up: as [`Family::tracked`] takes them) but leaves
+    /// to it; the read is done again from the unchanged buffer, so that the
+    /// lean path keeps nothing of it in memory.
+    #[inline(never)]
+    fn hand_over(
+        &mut self,
+        sh: &mut Shared,
+        zone: u16,
+        side: Side,
+        buf: &mut [u8],
+        looked: Option<Looked>,
+        tick: u32,
+    ) -> Verdict {
+        let Some(h) = buf.first_chunk::<LEAN_LEN>() else { return self.translate(sh, zone, side, buf, tick) };
+        let p = packet::lean_parsed(h);
+        match looked {
+            Some(Looked { hash, found, kept }) => self.tracked(sh, zone, side, buf, &p, hash, found, kept, tick),
+            None => self.translate_parsed(sh, zone, side, buf, &p, tick),
+        }
     }
 }
 

@@ -190,29 +190,38 @@ pub(crate) fn parse_lean(h: &[u8; LEAN_LEN], len: usize) -> Option<Parsed<4>> {
     if h[0] != 0x45 || u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 || end > len {
         return None;
     }
-    let kind = match h[9] {
+    match h[9] {
         TCP => {
             // The segment holds the header its data offset claims.
             let header_len = usize::from(h[32] >> 4) * 4;
             if header_len < 20 || 20 + header_len > end {
                 return None;
             }
-            Kind::Tcp { flags: h[33] }
         }
-        UDP if end >= 28 => Kind::Udp,
+        UDP if end >= 28 => {}
         _ => return None,
-    };
+    }
     let ip = h.first_chunk::<20>()?;
     if checksum::fold(words::<20>(ip)) != 0xffff {
         return None;
     }
+    Some(lean_parsed(h))
+}
+
+/// What [`parse_lean`] returns for a packet it accepted, read again
+/// without the checks: for the general path to take over from the lean one
+/// without keeping the read in memory.
+#[inline(always)]
+pub(crate) fn lean_parsed(h: &[u8; LEAN_LEN]) -> Parsed<4> {
     let tuple = Tuple {
         src: [h[12], h[13], h[14], h[15]],
         dst: [h[16], h[17], h[18], h[19]],
         sport: u16::from_be_bytes([h[20], h[21]]),
         dport: u16::from_be_bytes([h[22], h[23]]),
     };
-    Some(Parsed { tuple, proto: h[9], l4: 20, end, frag: Frag::Whole, kind })
+    let kind = if h[9] == TCP { Kind::Tcp { flags: h[33] } } else { Kind::Udp };
+    let end = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    Parsed { tuple, proto: h[9], l4: 20, end, frag: Frag::Whole, kind }
 }
 
 /// [`rewrite_tracked`] for a packet [`parse_lean`] read (`udp`: its
