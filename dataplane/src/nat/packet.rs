@@ -235,10 +235,17 @@ pub(crate) fn rewrite_lean(h: &mut [u8; LEAN_LEN], udp: bool, new: &Tuple<4>, de
     h[10..12].copy_from_slice(&ip);
     h[20..22].copy_from_slice(&new.sport.to_be_bytes());
     h[22..24].copy_from_slice(&new.dport.to_be_bytes());
-    let at = if udp { 26 } else { 36 };
-    let mut transport = [h[at], h[at + 1]];
-    update(&mut transport, Delta(u64::from(deltas.transport)), udp);
-    h[at..at + 2].copy_from_slice(&transport);
+    let delta = Delta(u64::from(deltas.transport));
+    // Each protocol's checksum at its constant offset: one load, one store.
+    if udp {
+        let mut transport = [h[26], h[27]];
+        update(&mut transport, delta, true);
+        h[26..28].copy_from_slice(&transport);
+    } else {
+        let mut transport = [h[36], h[37]];
+        update(&mut transport, delta, false);
+        h[36..38].copy_from_slice(&transport);
+    }
 }
 
 /// What a burst's first pass needs of a TCP or UDP packet, read without
