@@ -833,10 +833,12 @@ impl Family<4> {
     /// RST; assured UDP) that comes from its side and within its deadline
     /// is rewritten here with the entry's stored checksum deltas and its
     /// deadline set to the one precomputed for the tick. Any other packet
-    /// the lean read accepts goes on to the general path with what was
-    /// read (and, once looked up, with where it was found); `None` for a
-    /// packet the lean read does not accept, before anything changed: the
-    /// general path ([`Family::translate`]) reads it again and decides.
+    /// the lean read accepts goes on to the general path past its parse
+    /// ([`Family::hand_over`]: once looked up, with where it was found);
+    /// `None` for a packet the lean read does not accept, before anything
+    /// changed: the general path ([`Family::translate`]) reads it and
+    /// decides (a bad header checksum, options, fragments, other
+    /// protocols, IPv6).
     #[inline(always)]
     fn translate_lean(&mut self, sh: &mut Shared, zone: u16, side: Side, buf: &mut [u8], tick: u32) -> Option<Verdict> {
         let len = buf.len();

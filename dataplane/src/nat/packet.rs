@@ -174,7 +174,7 @@ pub(crate) fn parse<const N: usize>(buf: &[u8]) -> Result<Parsed<N>, DropReason>
 }
 
 /// How many bytes [`parse_lean`] and [`rewrite_lean`] see of a packet: an
-/// IPv4 header without options and a TCP header without options.
+/// IPv4 header without options and the fixed part of a TCP header.
 pub(crate) const LEAN_LEN: usize = 40;
 
 /// Reads the common IPv4 packet at fixed offsets of its first
