@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use super::config::{ConfigError, DnatRule, NatConfig, Prefix};
 use super::frag::{FragKey, Fragments};
-use super::packet::{self, Deltas, Frag, Kind, Parsed, TCP, UDP};
+use super::packet::{self, Deltas, Frag, Kind, Parsed, LEAN_LEN, TCP, UDP};
 use super::ports::{Endpoint, Pool};
 use super::state::{self, ConnState, TcpEvent, Ticks};
 use super::stats::{DropReason, Stats};
@@ -89,11 +89,28 @@ enum Plan<const N: usize> {
     Hairpin { to: [u8; N], port: u16, pool: u8 },
 }
 
+/// A TCP or UDP packet's lookup as the lean path hands it over: its
+/// tuple's hash, its connection and direction if found, and the kept-port
+/// guess of a datagram from inside (see [`Family::tracked`]).
+#[derive(Debug, Clone, Copy)]
+struct Looked {
+    hash: u64,
+    found: Option<(u32, usize)>,
+    kept: Option<(u8, u64)>,
+}
+
 /// What both families share in [`Nat::translate`].
 #[derive(Debug, Clone)]
 struct Shared {
     stats: Stats,
     ticks: Ticks,
+    /// The deadline a packet of a steady connection gives it at the
+    /// current tick: `[ESTABLISHED TCP, UDP_ASSURED]`, set by [`Nat::tick`]
+    /// when the tick moves.
+    steady: [u32; 2],
+    /// Packets the lean path rewrote itself (tests only).
+    #[cfg(test)]
+    lean: u64,
     tcp_loose: bool,
     port_range: (u16, u16),
 }
@@ -244,6 +261,21 @@ impl<const N: usize> Family<N> {
             Ok(p) => p,
             Err(reason) => return Verdict::Drop(reason),
         };
+        self.translate_parsed(sh, zone, side, buf, &p, tick)
+    }
+
+    /// [`Family::translate`] once the packet is read.
+    #[inline(always)]
+    fn translate_parsed(
+        &mut self,
+        sh: &mut Shared,
+        zone: u16,
+        side: Side,
+        buf: &mut [u8],
+        p: &Parsed<N>,
+        tick: u32,
+    ) -> Verdict {
+        let p = *p;
         if !matches!(p.kind, Kind::Tcp { .. } | Kind::Udp | Kind::Echo { .. }) {
             return self.translate_other(sh, zone, side, buf, &p, tick);
         }
@@ -264,14 +296,35 @@ impl<const N: usize> Family<N> {
             _ => None,
         };
         let hash = self.table.hash(zone, p.proto, &p.tuple);
-        if let Some((at, dir)) = self.table.find(hash, zone, p.proto, &p.tuple) {
-            if let Some(verdict) = self.established(sh, zone, side, buf, &p, at, dir, tick) {
+        let found = self.table.find(hash, zone, p.proto, &p.tuple);
+        self.tracked(sh, zone, side, buf, &p, hash, found, kept, tick)
+    }
+
+    /// A TCP, UDP or echo packet once looked up: `found` its connection
+    /// and direction, `hash` its tuple's hash, `kept` as
+    /// [`Family::new_connection`] takes it.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn tracked(
+        &mut self,
+        sh: &mut Shared,
+        zone: u16,
+        side: Side,
+        buf: &mut [u8],
+        p: &Parsed<N>,
+        hash: u64,
+        found: Option<(u32, usize)>,
+        kept: Option<(u8, u64)>,
+        tick: u32,
+    ) -> Verdict {
+        if let Some((at, dir)) = found {
+            if let Some(verdict) = self.established(sh, zone, side, buf, p, at, dir, tick) {
                 return verdict;
             }
         }
-        let verdict = self.new_connection(sh, zone, side, buf, &p, hash, kept, tick);
+        let verdict = self.new_connection(sh, zone, side, buf, p, hash, kept, tick);
         if verdict == Verdict::Pass {
-            self.record_fragment(zone, side, &p, p.tuple.src, p.tuple.dst, tick);
+            self.record_fragment(zone, side, p, p.tuple.src, p.tuple.dst, tick);
         }
         verdict
     }
@@ -773,6 +826,86 @@ impl<const N: usize> Family<N> {
     }
 }
 
+impl Family<4> {
+    /// The lean path of [`Nat::translate`] for the common IPv4 packet
+    /// ([`packet::parse_lean`]: IHL 5, whole, TCP or UDP): a packet of a
+    /// steady connection (established and assured TCP without SYN, FIN or
+    /// RST; assured UDP) that comes from its side and within its deadline
+    /// is rewritten here with the entry's stored checksum deltas and its
+    /// deadline set to the one precomputed for the tick. Any other packet
+    /// the lean read accepts goes on to the general path past its parse
+    /// ([`Family::hand_over`]: once looked up, with where it was found);
+    /// `None` for a packet the lean read does not accept, before anything
+    /// changed: the general path ([`Family::translate`]) reads it and
+    /// decides (a bad header checksum, options, fragments, other
+    /// protocols, IPv6).
+    #[inline(always)]
+    fn translate_lean(&mut self, sh: &mut Shared, zone: u16, side: Side, buf: &mut [u8], tick: u32) -> Option<Verdict> {
+        let len = buf.len();
+        let h = buf.first_chunk_mut::<LEAN_LEN>()?;
+        let p = packet::parse_lean(h, len)?;
+        let udp = match p.kind {
+            Kind::Tcp { flags } if flags & state::TH_CONTROL == 0 => false,
+            Kind::Udp => true,
+            // SYN, FIN, RST: the state machine decides.
+            _ => return Some(self.hand_over(sh, zone, side, buf, None, tick)),
+        };
+        // As Family::translate does: a datagram from inside may be a first
+        // one (TCP here has no SYN, so no kept port to look for).
+        let kept = if udp && side == Side::Inside && self.masquerade.len() == 1 {
+            self.masquerade.first().map(|rule| self.prefetch_kept(zone, &p, rule.pool))
+        } else {
+            None
+        };
+        let hash = self.table.hash(zone, p.proto, &p.tuple);
+        let found = self.table.find(hash, zone, p.proto, &p.tuple);
+        if let Some((at, dir)) = found {
+            if let Some(entry) = self.table.get_mut(at) {
+                // ORIG_OUTSIDE, or REPLY_OUTSIDE for the reply direction.
+                let outside = entry.flags & (flag::ORIG_OUTSIDE << dir) != 0;
+                let steady = if udp {
+                    entry.state == state::UDP_ASSURED
+                } else {
+                    entry.state == state::ESTABLISHED && entry.has(flag::ASSURED)
+                };
+                if steady && entry.deadline > tick && outside == (side == Side::Outside) {
+                    entry.deadline = sh.steady[usize::from(udp)];
+                    let new = entry.tuples[1 - dir].inverse();
+                    packet::rewrite_lean(h, udp, &new, entry.deltas[dir]);
+                    #[cfg(test)]
+                    {
+                        sh.lean += 1;
+                    }
+                    return Some(Verdict::Forward);
+                }
+            }
+        }
+        Some(self.hand_over(sh, zone, side, buf, Some(Looked { hash, found, kept }), tick))
+    }
+
+    /// The general path's part for a packet the lean path read (and, with
+    /// `looked`, looked up: as [`Family::tracked`] takes them) but leaves
+    /// to it; the read is done again from the unchanged buffer, so that the
+    /// lean path keeps nothing of it in memory.
+    #[inline(never)]
+    fn hand_over(
+        &mut self,
+        sh: &mut Shared,
+        zone: u16,
+        side: Side,
+        buf: &mut [u8],
+        looked: Option<Looked>,
+        tick: u32,
+    ) -> Verdict {
+        let Some(h) = buf.first_chunk::<LEAN_LEN>() else { return self.translate(sh, zone, side, buf, tick) };
+        let p = packet::lean_parsed(h);
+        match looked {
+            Some(Looked { hash, found, kept }) => self.tracked(sh, zone, side, buf, &p, hash, found, kept, tick),
+            None => self.translate_parsed(sh, zone, side, buf, &p, tick),
+        }
+    }
+}
+
 /// Moves a connection's protocol state on for a packet of `kind` in
 /// direction `dir`, and its deadline; returns whether the entry must be
 /// relinked in the wheels (its state or its evictability changed).
@@ -859,6 +992,9 @@ impl Nat {
         let shared = Shared {
             stats: Stats::default(),
             ticks: Ticks::new(&config.timeouts),
+            steady: [0; 2],
+            #[cfg(test)]
+            lean: 0,
             tcp_loose: config.tcp_loose,
             port_range: config.port_range,
         };
@@ -900,6 +1036,9 @@ impl Nat {
         let secs = now.saturating_duration_since(epoch).as_secs();
         self.last_tick = self.last_tick.max(u32::try_from(secs).unwrap_or(u32::MAX));
         self.next_tick_at = epoch.checked_add(Duration::from_secs(u64::from(self.last_tick) + 1));
+        let (tick, ticks) = (self.last_tick, self.shared.ticks);
+        let deadline = |state| tick.saturating_add(1).saturating_add(ticks.of(state));
+        self.shared.steady = [deadline(state::ESTABLISHED), deadline(state::UDP_ASSURED)];
         self.last_tick
     }
 
@@ -907,21 +1046,56 @@ impl Nat {
     /// padding allowed after it) that came from side `from` in conntrack
     /// zone `zone`, in place. Transport checksums must be complete (finish
     /// offloaded partial checksums first).
+    ///
+    /// The common IPv4 packet of a steady connection takes a lean path
+    /// (`Family::translate_lean`); everything else the general one, with
+    /// the same result.
     #[inline]
     pub fn translate(&mut self, zone: u16, from: Side, packet: &mut [u8], now: Instant) -> Verdict {
         let tick = self.tick(now);
-        let verdict = match packet.first().map(|b| b >> 4) {
+        let verdict = match self.v4.translate_lean(&mut self.shared, zone, from, packet, tick) {
+            Some(verdict) => verdict,
+            None => self.translate_general(zone, from, packet, tick),
+        };
+        self.count(verdict);
+        verdict
+    }
+
+    /// [`Nat::translate`] by the general path alone, the lean one's
+    /// reference.
+    #[cfg(test)]
+    pub(crate) fn translate_reference(&mut self, zone: u16, from: Side, packet: &mut [u8], now: Instant) -> Verdict {
+        let tick = self.tick(now);
+        let verdict = self.translate_general(zone, from, packet, tick);
+        self.count(verdict);
+        verdict
+    }
+
+    /// How many packets the lean path rewrote itself.
+    #[cfg(test)]
+    pub(crate) fn lean_count(&self) -> u64 {
+        self.shared.lean
+    }
+
+    /// The general path: any packet, either family.
+    #[inline(never)]
+    fn translate_general(&mut self, zone: u16, from: Side, packet: &mut [u8], tick: u32) -> Verdict {
+        match packet.first().map(|b| b >> 4) {
             Some(4) => self.v4.translate(&mut self.shared, zone, from, packet, tick),
             Some(6) => self.v6.translate(&mut self.shared, zone, from, packet, tick),
             _ => Verdict::Drop(DropReason::BadPacket),
-        };
+        }
+    }
+
+    /// Counts `verdict` once.
+    #[inline(always)]
+    fn count(&mut self, verdict: Verdict) {
         let stats = &mut self.shared.stats;
         match verdict {
             Verdict::Forward => stats.translated += 1,
             Verdict::Pass => stats.passed += 1,
             Verdict::Drop(reason) => stats.count_drop(reason),
         }
-        verdict
     }
 
     /// Starts loading the memory that translating `packet` (as

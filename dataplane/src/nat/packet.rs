@@ -173,6 +173,81 @@ pub(crate) fn parse<const N: usize>(buf: &[u8]) -> Result<Parsed<N>, DropReason>
     Ok(Parsed { tuple, proto, l4, end, frag, kind })
 }
 
+/// How many bytes [`parse_lean`] and [`rewrite_lean`] see of a packet: an
+/// IPv4 header without options and the fixed part of a TCP header.
+pub(crate) const LEAN_LEN: usize = 40;
+
+/// Reads the common IPv4 packet at fixed offsets of its first
+/// [`LEAN_LEN`] bytes (`len`: the whole buffer's length): IHL 5, not a
+/// fragment, TCP (any data offset that fits) or UDP, its lengths holding
+/// together and its header checksum right. For such a packet it returns
+/// what [`parse`] returns; for anything else `None`, and [`parse`] decides
+/// (a bad header checksum among them: it is dropped there).
+#[inline(always)]
+pub(crate) fn parse_lean(h: &[u8; LEAN_LEN], len: usize) -> Option<Parsed<4>> {
+    let end = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    // More Fragments or an offset: not whole. Don't Fragment may be set.
+    if h[0] != 0x45 || u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 || end > len {
+        return None;
+    }
+    match h[9] {
+        TCP => {
+            // The segment holds the header its data offset claims.
+            let header_len = usize::from(h[32] >> 4) * 4;
+            if header_len < 20 || 20 + header_len > end {
+                return None;
+            }
+        }
+        UDP if end >= 28 => {}
+        _ => return None,
+    }
+    let ip = h.first_chunk::<20>()?;
+    if checksum::fold(words::<20>(ip)) != 0xffff {
+        return None;
+    }
+    Some(lean_parsed(h))
+}
+
+/// What [`parse_lean`] returns for a packet it accepted, read again
+/// without the checks: for the general path to take over from the lean one
+/// without keeping the read in memory.
+#[inline(always)]
+pub(crate) fn lean_parsed(h: &[u8; LEAN_LEN]) -> Parsed<4> {
+    let tuple = Tuple {
+        src: [h[12], h[13], h[14], h[15]],
+        dst: [h[16], h[17], h[18], h[19]],
+        sport: u16::from_be_bytes([h[20], h[21]]),
+        dport: u16::from_be_bytes([h[22], h[23]]),
+    };
+    let kind = if h[9] == TCP { Kind::Tcp { flags: h[33] } } else { Kind::Udp };
+    let end = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    Parsed { tuple, proto: h[9], l4: 20, end, frag: Frag::Whole, kind }
+}
+
+/// [`rewrite_tracked`] for a packet [`parse_lean`] read (`udp`: its
+/// protocol is UDP), at fixed offsets.
+#[inline(always)]
+pub(crate) fn rewrite_lean(h: &mut [u8; LEAN_LEN], udp: bool, new: &Tuple<4>, deltas: Deltas) {
+    h[12..16].copy_from_slice(&new.src);
+    h[16..20].copy_from_slice(&new.dst);
+    let mut ip = [h[10], h[11]];
+    update(&mut ip, Delta(u64::from(deltas.addrs)), false);
+    h[10..12].copy_from_slice(&ip);
+    h[20..22].copy_from_slice(&new.sport.to_be_bytes());
+    h[22..24].copy_from_slice(&new.dport.to_be_bytes());
+    let delta = Delta(u64::from(deltas.transport));
+    // Each protocol's checksum at its constant offset: one load, one store.
+    if udp {
+        let mut transport = [h[26], h[27]];
+        update(&mut transport, delta, true);
+        h[26..28].copy_from_slice(&transport);
+    } else {
+        let mut transport = [h[36], h[37]];
+        update(&mut transport, delta, false);
+        h[36..38].copy_from_slice(&transport);
+    }
+}
+
 /// What a burst's first pass needs of a TCP or UDP packet, read without
 /// checking anything: its protocol, tuple and TCP flags (zero for UDP).
 /// `None` for other packets, later fragments, IPv6 with extension headers

@@ -943,3 +943,166 @@ fn memory_per_entry() {
     // 52 + 100 bytes of entries, 2 x 26.7 of index, plus fixed pools.
     assert!(per_entry < 128.0, "{per_entry}");
 }
+
+/// A xorshift generator: the differential test's packets, reproducibly.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
+    }
+}
+
+/// A packet of one of a few flows, as the lean path sees most packets:
+/// masqueraded TCP and UDP from inside and their replies, published ports
+/// from outside and their replies, TCP flags mostly plain ACKs.
+fn flow_packet(rng: &mut Rng) -> (Side, Vec<u8>) {
+    let inside = rng.pick(&[A, A2]);
+    let remote = rng.pick(&[B, B2, C]);
+    let sport = rng.pick(&[4000u16, 4001, 5353]);
+    let dport = rng.pick(&[53u16, 80, 443]);
+    let client_port = rng.pick(&[30000u16, 30001]);
+    let tcp = rng.below(3) != 0;
+    // Now and then a handshake, a close or a reset (or no flag at all).
+    let flags = match rng.below(1000) {
+        0..=29 => SYN,
+        30..=59 => SYN | ACK,
+        60..=62 => FIN | ACK,
+        63..=65 => RST,
+        66..=69 => 0,
+        70..=500 => ACK,
+        _ => PSH | ACK,
+    };
+    let (side, src, sp, dst, dp) = match rng.below(5) {
+        // Masqueraded, and its reply (to the kept port).
+        0 => (Side::Inside, inside, sport, remote, dport),
+        1 => (Side::Outside, remote, dport, X, sport),
+        // Published ports, and the server's replies.
+        2 => (Side::Outside, remote, client_port, X, if tcp { 8080 } else { 5353 }),
+        // Hairpinned.
+        3 => (Side::Inside, inside, sport, X, if tcp { 8080 } else { 5353 }),
+        _ => (Side::Inside, I, if tcp { 80 } else { 53 }, remote, client_port),
+    };
+    let p = if tcp { tcp_packet(src, sp, dst, dp, flags) } else { udp_packet(src, sp, dst, dp) };
+    (side, p)
+}
+
+/// `p` (IPv4, whole) changed in one of the ways the lean path must hand
+/// over, or must handle the same as the general path: IP options,
+/// fragments, a bad header checksum, TCP options, a bad data offset,
+/// lengths that do not hold together, link padding, a zero UDP checksum,
+/// a byte changed at random; or the other side, an IPv6 packet, a later
+/// time.
+fn variant(rng: &mut Rng, side: Side, mut p: Vec<u8>) -> (Side, Vec<u8>) {
+    let fix_ip = |p: &mut Vec<u8>| ipv4::Packet::new_unchecked(&mut p[..]).fill_checksum();
+    let proto = p[9];
+    match rng.below(12) {
+        // Options: a 24-byte header, every checksum still right.
+        0 => {
+            p.splice(20..20, [1, 1, 1, 0]);
+            p[0] = 0x46;
+            let total = p.len() as u16;
+            p[2..4].copy_from_slice(&total.to_be_bytes());
+            fix_ip(&mut p);
+        }
+        // A first fragment, or a later one.
+        1 => {
+            let flags: u16 = rng.pick(&[0x2000, 0x0001, 0x2004, 0x6000]);
+            p[6..8].copy_from_slice(&flags.to_be_bytes());
+            fix_ip(&mut p);
+        }
+        // A bad header checksum.
+        2 => p[10 + rng.below(2)] ^= 1 << rng.below(8),
+        // TCP options (the timestamp), or a UDP datagram with padding.
+        3 if proto == TCP => {
+            let (src, dst) = (header(&p).0, header(&p).1);
+            let mut segment = p[20..].to_vec();
+            segment.splice(20..20, [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+            segment[12] = 8 << 4;
+            p = packet(src, dst, TCP, &segment);
+        }
+        // A data offset below 5, or beyond the segment.
+        4 if proto == TCP => {
+            p[32] = rng.pick(&[0x00u8, 0x40, 0xf0, 0x80]);
+        }
+        // A total length beyond the buffer, below the headers, or short of
+        // the buffer (the rest is link padding).
+        5 => {
+            let total: u16 = rng.pick(&[p.len() as u16 + 1, 19, 27, 39, 40, 20]);
+            p[2..4].copy_from_slice(&total.to_be_bytes());
+            fix_ip(&mut p);
+        }
+        6 => p.extend_from_slice(&[0xa5; 18]),
+        // Cut short.
+        7 => p.truncate(rng.below(p.len())),
+        // No UDP checksum.
+        8 if proto == UDP => p[26..28].copy_from_slice(&[0, 0]),
+        // A byte at random, the header checksum made right or not.
+        9 => {
+            let at = rng.below(p.len());
+            p[at] = rng.next() as u8;
+            if rng.below(2) == 0 {
+                fix_ip(&mut p);
+            }
+        }
+        10 => return (if side == Side::Inside { Side::Outside } else { Side::Inside }, p),
+        11 => return (side, udp_packet(A6, 4000, B6, 53)),
+        _ => {}
+    }
+    (side, p)
+}
+
+#[test]
+fn the_lean_path_agrees_with_the_general_path() {
+    let mut lean = nat();
+    let mut general = nat();
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut t = 0;
+    for n in 0..40_000 {
+        let (side, p) = flow_packet(&mut rng);
+        let plain = rng.below(4) != 0;
+        let (side, p) = if plain { (side, p) } else { variant(&mut rng, side, p) };
+        let zone = u16::from(rng.below(16) == 0);
+        if rng.below(1000) == 0 {
+            // Mostly a second, now and then past the unreplied UDP and
+            // handshake timeouts, and now and then past expiry too.
+            t += rng.pick(&[1u64, 1, 1, 1, 5, 31, 61, 121]);
+            if rng.below(2) == 0 {
+                assert_eq!(lean.expire(at(t)), general.expire(at(t)));
+            }
+        }
+        let (mut a, mut b) = (p.clone(), p.clone());
+        let verdict = lean.translate(zone, side, &mut a, at(t));
+        assert_eq!(verdict, general.translate_reference(zone, side, &mut b, at(t)), "packet {n}: {p:02x?}");
+        assert_eq!(a, b, "packet {n}: {p:02x?}");
+        assert_eq!(lean.stats(), general.stats(), "packet {n}");
+        if verdict != Verdict::Forward {
+            assert_eq!(a, p, "packet {n} untouched");
+        } else if plain {
+            assert!(checksums_ok(&a), "packet {n}: {a:02x?}");
+        }
+    }
+    let conns = |nat: &Nat| nat.connections().collect::<Vec<_>>();
+    assert_eq!(conns(&lean), conns(&general));
+    assert_eq!(lean.len(), general.len());
+    let s = lean.stats();
+    // The lean path did the common case, and both the general path's
+    // kinds of work came up.
+    assert!(lean.lean_count() > 5_000, "{} {s:?}", lean.lean_count());
+    assert!(s.translated > lean.lean_count() + 1000, "{s:?}");
+    assert!(s.bad_ip_checksum > 100 && s.bad_packet > 100 && s.bad_transport > 10, "{s:?}");
+    assert!(s.snat_created > 10 && s.dnat_created > 10 && s.expired > 0 && s.wrong_side > 10, "{s:?}");
+    assert!(s.fragments > 0 && s.fragment_unknown > 0 && s.untrackable > 10, "{s:?}");
+    assert_eq!(general.lean_count(), 0);
+}
