@@ -99,41 +99,9 @@ kinds=(direct docker)
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 # --- namespaces: host (client, proxies) and container (servers), one veth
-tag="wp$$"
-hns="${tag}h"
-cns="${tag}c"
-root=$(mktemp -d)
-
-# Every process of the run lives in one of its two namespaces: stop what is
-# there (twice over, in case one was being started), then remove them.
-cleanup() {
-    local ns pid round
-    for round in 1 2 3 4 5 6; do
-        local left=0
-        for ns in "$hns" "$cns"; do
-            for pid in $(ip netns pids "$ns" 2>/dev/null); do
-                left=1
-                if [ $round -lt 6 ]; then kill "$pid"; else kill -KILL "$pid"; fi 2>/dev/null || true
-            done
-        done
-        [ $left = 0 ] && break
-        sleep 0.2
-    done
-    wait 2>/dev/null || true
-    ip netns del "$hns" 2>/dev/null || true
-    ip netns del "$cns" 2>/dev/null || true
-    rm -rf "$root"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ip netns add "$hns"
-ip netns add "$cns"
-ip -n "$hns" link add veth0 type veth peer name veth0 netns "$cns"
-for ns in "$hns" "$cns"; do ip -n "$ns" link set lo up; ip -n "$ns" link set veth0 up; done
-ip -n "$hns" addr add 198.51.100.1/24 dev veth0
-ip -n "$cns" addr add 198.51.100.2/24 dev veth0
-ip netns exec "$hns" ping -c 1 -W 2 -q 198.51.100.2 >/dev/null
+# shellcheck source=benches/proxy-topology.sh
+. benches/proxy-topology.sh
+proxy_topology "wp$$"
 
 server=198.51.100.2
 # container ports, and each kind's host port for them

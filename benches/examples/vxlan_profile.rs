@@ -9,52 +9,12 @@
 //! `cargo run --release -p benches --example vxlan_profile [calls]`
 
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::Instant;
 
-use dataplane::vxlan::{Decap, Encap, Vni, VniConfig, Vtep, VtepConfig, HEADROOM};
-use dataplane::wire::ethernet::{self, VlanTags};
-use dataplane::wire::{ipv4, udp, EtherType, EthernetAddress, IpProtocol};
-
-const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
-const REMOTE: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
-const MAC_HERE: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
-const MAC_THERE: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x02]);
-const SIZES: [usize; 3] = [64, 512, 1450];
-
-/// An inner Ethernet / IPv4 / UDP frame of `len` bytes, as the bench makes it.
-fn inner_frame(src: EthernetAddress, dst: EthernetAddress, len: usize) -> Vec<u8> {
-    let mut frame = vec![0x5a; len];
-    let eth = ethernet::Repr { src_addr: src, dst_addr: dst, vlan_tags: VlanTags::None, ethertype: EtherType::Ipv4 };
-    eth.emit(&mut ethernet::Frame::new_unchecked(&mut frame[..])).expect("ethernet header fits");
-    let udp_len = len - 14 - 20;
-    let ip = ipv4::Repr {
-        src_addr: Ipv4Addr::new(198, 51, 100, 1),
-        dst_addr: Ipv4Addr::new(198, 51, 100, 2),
-        next_header: IpProtocol::Udp,
-        payload_len: udp_len,
-        hop_limit: 64,
-        dscp: 0,
-        ecn: 0,
-        ident: 1,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-        options: ipv4::Ipv4Options::EMPTY,
-    };
-    ip.emit(&mut ipv4::Packet::new_unchecked(&mut frame[14..])).expect("ipv4 header fits");
-    udp::Repr { src_port: 40000, dst_port: 5201, payload_len: udp_len - 8 }
-        .emit(&mut udp::Packet::new_unchecked(&mut frame[34..]))
-        .expect("udp header fits");
-    frame
-}
-
-fn vtep(local: IpAddr, remote: IpAddr, peer_mac: EthernetAddress) -> Vtep {
-    let vni = Vni::new(42).expect("42 is a VNI");
-    let config = VtepConfig::new(local).vni(VniConfig::new(vni, 0).remote(remote).static_entry(peer_mac, remote));
-    Vtep::new(config).expect("valid profile config")
-}
+use benches::vxlan_fixture::{inner_frame, vtep, LOCAL, MAC_HERE, MAC_THERE, REMOTE, SIZES};
+use dataplane::vxlan::{Decap, Encap, Vtep, HEADROOM};
 
 #[inline(never)]
 fn op_encap(vtep: &mut Vtep, buf: &mut [u8], frame: Range<usize>, now: Instant) -> u16 {
@@ -84,8 +44,8 @@ fn main() {
     let calls: usize = std::env::args().nth(1).map_or(100_000, |n| n.parse().expect("calls: a number"));
     let now = Instant::now();
     for size in SIZES {
-        let mut sender = vtep(LOCAL, REMOTE, MAC_THERE);
-        let mut receiver = vtep(REMOTE, LOCAL, MAC_HERE);
+        let mut sender = vtep(LOCAL, REMOTE, Some(MAC_THERE));
+        let mut receiver = vtep(REMOTE, LOCAL, Some(MAC_HERE));
         let mut buf = vec![0u8; HEADROOM + size];
         buf[HEADROOM..].copy_from_slice(&inner_frame(MAC_HERE, MAC_THERE, size));
         let frame = HEADROOM..HEADROOM + size;
@@ -97,7 +57,7 @@ fn main() {
         for _ in 0..calls {
             black_box(op_decap(&mut receiver, from, &datagram, now));
         }
-        let mut learner = vtep(REMOTE, LOCAL, MAC_THERE);
+        let mut learner = vtep(REMOTE, LOCAL, None);
         for _ in 0..calls {
             black_box(op_decap_learned(&mut learner, from, &datagram, now));
         }

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod nat_fixture;
+pub mod vxlan_fixture;
 
 use std::net::{IpAddr, Ipv4Addr};
 
