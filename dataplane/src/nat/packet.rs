@@ -562,7 +562,14 @@ fn rewrite_transport<const N: usize>(segment: &mut [u8], kind: Kind, old: &Tuple
             let (before, after) = if request { (old.sport, new.sport) } else { (old.dport, new.dport) };
             let Some(header) = segment.first_chunk_mut::<6>() else { return };
             header[4..6].copy_from_slice(&after.to_be_bytes());
-            // ICMPv6's checksum covers a pseudo-header; ICMP's does not.
+            // ICMP's checksum covers no pseudo-header: with the identifier
+            // kept, none of its bytes change, and the field must not either.
+            // (Adding a change of zero, 0xffff in one's complement, would
+            // turn the 0xffff of an all-zero echo reply into 0x0000, which
+            // does not verify.) ICMPv6's covers the addresses.
+            if is_v4::<N>() && before == after {
+                return;
+            }
             let mut delta = if is_v4::<N>() { Delta::default() } else { addrs };
             delta.word(before, after);
             if let Some(checksum) = field(segment, 2) {

@@ -361,6 +361,24 @@ fn outbound_then_reply() {
 }
 
 #[test]
+fn an_all_zero_echo_reply_keeps_its_checksum() {
+    // Type 0, code 0, identifier 0, sequence 0, no payload: the data sums to
+    // zero, so the checksum is 0xffff; the identifier is kept both ways.
+    // (Found by the nat fuzz target: the reply came back with 0x0000.)
+    let mut nat = nat();
+    let mut request = vec![8, 0, 0, 0, 0, 0, 0, 0];
+    assert_eq!(forward(&mut nat, Side::Inside, &packet(A, B, ICMP, &request), 0).sport, 0);
+    request[0] = 0;
+    let reply = packet(B, X, ICMP, &request);
+    assert_eq!(reply[22..24], [0xff, 0xff]);
+    let (verdict, translated) = send(&mut nat, Side::Outside, &reply, 1);
+    assert_eq!(verdict, Verdict::Forward);
+    assert_eq!(view(&translated).dst, A);
+    assert_eq!(translated[22..24], [0xff, 0xff]);
+    assert!(checksums_ok(&translated));
+}
+
+#[test]
 fn port_collisions_and_endpoint_independent_udp() {
     let mut nat = nat();
     // UDP: two inside hosts, one source port, one server.
