@@ -110,16 +110,6 @@ declare -A bulk_at=([direct]=$server:$iperf_port [docker]=127.0.0.1:10001 [wharf
 declare -A rr_at=([direct]=$server:$rr_port [docker]=127.0.0.1:10002 [wharf]=127.0.0.1:11002)
 declare -A udp_at=([direct]=$server:$udp_port [docker]=127.0.0.1:10003 [wharf]=127.0.0.1:11003)
 
-# Waits for a line matching $2 in file $1 written by process $3.
-wait_for() {
-    local _
-    for _ in $(seq 100); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        kill -0 "$3" 2>/dev/null || break
-        sleep 0.1
-    done
-    grep -q "$2" "$1" 2>/dev/null
-}
 
 ip netns exec "$cns" iperf3 -s -B "$server" -p $iperf_port >"$root/iperf3.log" 2>&1 &
 ip netns exec "$cns" "$load" tcp-serve --listen "$server:$rr_port" 2>"$root/tcp-serve.log" &

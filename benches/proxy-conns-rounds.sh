@@ -54,15 +54,6 @@ fi
 proxy_topology "wc$$"
 server=198.51.100.2 port=7000
 
-wait_for() { # file pattern pid
-    local _
-    for _ in $(seq 100); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        kill -0 "$3" 2>/dev/null || break
-        sleep 0.1
-    done
-    grep -q "$2" "$1" 2>/dev/null
-}
 ip netns exec "$cns" "$load" tcp-serve --listen "$server:$port" 2>"$root/serve.log" &
 wait_for "$root/serve.log" listening $! || { cat "$root/serve.log" >&2; exit 1; }
 

@@ -4,7 +4,7 @@
 # (198.51.100.1 and .2), a scratch directory in $root, and a cleanup on exit
 # that stops every process left in the two namespaces (twice over, in case
 # one was being started) and removes them.
-# Usage: proxy_topology TAG   — sets hns, cns and root.
+# Usage: proxy_topology TAG   — sets hns, cns and root; wait_for FILE PATTERN PID.
 proxy_topology() {
     hns="${1}h"
     cns="${1}c"
@@ -37,4 +37,16 @@ proxy_topology_cleanup() {
     ip netns del "$hns" 2>/dev/null || true
     ip netns del "$cns" 2>/dev/null || true
     rm -rf "$root"
+}
+
+# Waits (up to 10 s) for a line matching PATTERN in FILE, written by PID;
+# gives up early if PID has exited.
+wait_for() {
+    local _
+    for _ in $(seq 100); do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        kill -0 "$3" 2>/dev/null || break
+        sleep 0.1
+    done
+    grep -q "$2" "$1" 2>/dev/null
 }

@@ -15,13 +15,10 @@ use dataplane::wire::{ipv4, tcp, udp, vxlan, EtherType, EthernetAddress, IpProto
 const MAC_A: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
 const MAC_B: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x02]);
 
-/// Writes Ethernet + IPv4 for `payload_len` bytes of `protocol` at the start
-/// of `buf`; returns the payload's offset.
-fn eth_ipv4(buf: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, payload_len: usize) -> usize {
-    let eth =
-        ethernet::Repr { src_addr: MAC_A, dst_addr: MAC_B, vlan_tags: VlanTags::None, ethertype: EtherType::Ipv4 };
-    eth.emit(&mut ethernet::Frame::new_unchecked(&mut *buf)).expect("ethernet header fits");
-    let ip = ipv4::Repr {
+/// The IPv4 header of every bench packet: no options, DF set, TTL 64,
+/// identification 1.
+fn ipv4_repr(src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, payload_len: usize) -> ipv4::Repr {
+    ipv4::Repr {
         src_addr: src,
         dst_addr: dst,
         next_header: protocol,
@@ -34,10 +31,36 @@ fn eth_ipv4(buf: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, 
         more_frags: false,
         frag_offset: 0,
         options: ipv4::Ipv4Options::default(),
-    };
+    }
+}
+
+/// Writes an IPv4 header (see [`ipv4_repr`]) for `payload_len` bytes of
+/// `protocol` at the start of `buf`; returns the payload's offset.
+fn emit_ipv4(buf: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, payload_len: usize) -> usize {
+    let ip = ipv4_repr(src, dst, protocol, payload_len);
+    ip.emit(&mut ipv4::Packet::new_unchecked(&mut *buf)).expect("ipv4 header fits");
+    ip.header_len()
+}
+
+/// Writes Ethernet `src_mac` → `dst_mac` + IPv4 for `payload_len` bytes of
+/// `protocol` at the start of `buf`; returns the payload's offset.
+fn emit_eth_ipv4(
+    buf: &mut [u8],
+    (src_mac, dst_mac): (EthernetAddress, EthernetAddress),
+    (src, dst): (Ipv4Addr, Ipv4Addr),
+    protocol: IpProtocol,
+    payload_len: usize,
+) -> usize {
+    let eth =
+        ethernet::Repr { src_addr: src_mac, dst_addr: dst_mac, vlan_tags: VlanTags::None, ethertype: EtherType::Ipv4 };
+    eth.emit(&mut ethernet::Frame::new_unchecked(&mut *buf)).expect("ethernet header fits");
     let at = eth.buffer_len();
-    ip.emit(&mut ipv4::Packet::new_unchecked(&mut buf[at..])).expect("ipv4 header fits");
-    at + ip.header_len()
+    at + emit_ipv4(&mut buf[at..], src, dst, protocol, payload_len)
+}
+
+/// [`emit_eth_ipv4`] from `MAC_A` to `MAC_B`.
+fn eth_ipv4(buf: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, payload_len: usize) -> usize {
+    emit_eth_ipv4(buf, (MAC_A, MAC_B), (src, dst), protocol, payload_len)
 }
 
 /// A VXLAN frame as it crosses the underlay: Ethernet / IPv4 192.0.2.1 →

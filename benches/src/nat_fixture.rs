@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use dataplane::nat::{Nat, NatConfig, Side, Verdict};
-use dataplane::wire::{ipv4, tcp, udp, IpProtocol};
+use dataplane::wire::{tcp, udp, IpProtocol};
 
 pub const FLOWS: u32 = 1_000_000;
 pub const SPREAD: usize = 1 << 18;
@@ -42,21 +42,7 @@ pub fn new_flow(j: u32) -> (Ipv4Addr, u16, Ipv4Addr, u16) {
 pub fn packet(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, flags: Option<u8>) -> Vec<u8> {
     let mut p = vec![0x5a; 64];
     let next_header = if flags.is_some() { IpProtocol::Tcp } else { IpProtocol::Udp };
-    let ip = ipv4::Repr {
-        src_addr: src,
-        dst_addr: dst,
-        next_header,
-        payload_len: 44,
-        hop_limit: 64,
-        dscp: 0,
-        ecn: 0,
-        ident: 1,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-        options: ipv4::Ipv4Options::default(),
-    };
-    ip.emit(&mut ipv4::Packet::new_unchecked(&mut p[..])).expect("ipv4 header fits");
+    crate::emit_ipv4(&mut p, src, dst, next_header, 44);
     let (s, d) = (IpAddr::V4(src), IpAddr::V4(dst));
     match flags {
         Some(flags) => {

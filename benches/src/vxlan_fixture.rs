@@ -5,8 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use dataplane::vxlan::{Vni, VniConfig, Vtep, VtepConfig};
-use dataplane::wire::ethernet::{self, VlanTags};
-use dataplane::wire::{ipv4, udp, EtherType, EthernetAddress, IpProtocol};
+use dataplane::wire::{udp, EthernetAddress, IpProtocol};
 
 pub const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 pub const REMOTE: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
@@ -17,26 +16,16 @@ pub const SIZES: [usize; 3] = [64, 512, 1450];
 /// An inner Ethernet / IPv4 / UDP frame of `len` bytes from `src` to `dst`.
 pub fn inner_frame(src: EthernetAddress, dst: EthernetAddress, len: usize) -> Vec<u8> {
     let mut frame = vec![0x5a; len];
-    let eth = ethernet::Repr { src_addr: src, dst_addr: dst, vlan_tags: VlanTags::None, ethertype: EtherType::Ipv4 };
-    eth.emit(&mut ethernet::Frame::new_unchecked(&mut frame[..])).expect("ethernet header fits");
     let udp_len = len - 14 - 20;
-    let ip = ipv4::Repr {
-        src_addr: Ipv4Addr::new(198, 51, 100, 1),
-        dst_addr: Ipv4Addr::new(198, 51, 100, 2),
-        next_header: IpProtocol::Udp,
-        payload_len: udp_len,
-        hop_limit: 64,
-        dscp: 0,
-        ecn: 0,
-        ident: 1,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-        options: ipv4::Ipv4Options::EMPTY,
-    };
-    ip.emit(&mut ipv4::Packet::new_unchecked(&mut frame[14..])).expect("ipv4 header fits");
+    let at = crate::emit_eth_ipv4(
+        &mut frame,
+        (src, dst),
+        (Ipv4Addr::new(198, 51, 100, 1), Ipv4Addr::new(198, 51, 100, 2)),
+        IpProtocol::Udp,
+        udp_len,
+    );
     udp::Repr { src_port: 40000, dst_port: 5201, payload_len: udp_len - 8 }
-        .emit(&mut udp::Packet::new_unchecked(&mut frame[34..]))
+        .emit(&mut udp::Packet::new_unchecked(&mut frame[at..]))
         .expect("udp header fits");
     frame
 }

@@ -279,25 +279,36 @@ impl<const N: usize> Family<N> {
         if !matches!(p.kind, Kind::Tcp { .. } | Kind::Udp | Kind::Echo { .. }) {
             return self.translate_other(sh, zone, side, buf, &p, tick);
         }
-        // A SYN (or a datagram) from inside may start a masqueraded
-        // connection that keeps its port: start loading where that reply
-        // tuple's uniqueness check or insert will look while the lookup of
-        // the packet itself is under way, so that the two cache misses
-        // overlap.
-        let kept = match p.kind {
-            Kind::Tcp { flags } if side == Side::Inside && flags & state::TH_HANDSHAKE == state::TH_SYN_ONLY => {
-                self.masquerade_pool(&p.tuple.src, &p.tuple.dst).map(|pool| self.prefetch_kept(zone, &p, pool))
-            }
-            // Any datagram may be a first one; with one masquerade rule the
-            // guess costs only a hash.
-            Kind::Udp if side == Side::Inside && self.masquerade.len() == 1 => {
-                self.masquerade.first().map(|rule| self.prefetch_kept(zone, &p, rule.pool))
-            }
-            _ => None,
-        };
+        let kept = self.kept_guess(zone, side, &p);
         let hash = self.table.hash(zone, p.proto, &p.tuple);
         let found = self.table.find(hash, zone, p.proto, &p.tuple);
         self.tracked(sh, zone, side, buf, &p, hash, found, kept, tick)
+    }
+
+    /// A SYN (or a datagram) from inside may start a masqueraded connection
+    /// that keeps its port: start loading where that reply tuple's
+    /// uniqueness check or insert will look while the lookup of the packet
+    /// itself is under way, so that the two cache misses overlap. The pool
+    /// and hash, as [`Family::new_connection`] takes them.
+    #[inline(always)]
+    fn kept_guess(&self, zone: u16, side: Side, p: &Parsed<N>) -> Option<(u8, u64)> {
+        match p.kind {
+            Kind::Tcp { flags } if side == Side::Inside && flags & state::TH_HANDSHAKE == state::TH_SYN_ONLY => {
+                self.masquerade_pool(&p.tuple.src, &p.tuple.dst).map(|pool| self.prefetch_kept(zone, p, pool))
+            }
+            Kind::Udp => self.kept_guess_udp(zone, side, p),
+            _ => None,
+        }
+    }
+
+    /// [`Family::kept_guess`] for a datagram: any datagram from inside may
+    /// be a first one; with one masquerade rule the guess costs only a hash.
+    #[inline(always)]
+    fn kept_guess_udp(&self, zone: u16, side: Side, p: &Parsed<N>) -> Option<(u8, u64)> {
+        if side != Side::Inside || self.masquerade.len() != 1 {
+            return None;
+        }
+        self.masquerade.first().map(|rule| self.prefetch_kept(zone, p, rule.pool))
     }
 
     /// A TCP, UDP or echo packet once looked up: `found` its connection
@@ -850,13 +861,8 @@ impl Family<4> {
             // SYN, FIN, RST: the state machine decides.
             _ => return Some(self.hand_over(sh, zone, side, buf, None, tick)),
         };
-        // As Family::translate does: a datagram from inside may be a first
-        // one (TCP here has no SYN, so no kept port to look for).
-        let kept = if udp && side == Side::Inside && self.masquerade.len() == 1 {
-            self.masquerade.first().map(|rule| self.prefetch_kept(zone, &p, rule.pool))
-        } else {
-            None
-        };
+        // As Family::translate does (TCP here has no SYN: no guess).
+        let kept = if udp { self.kept_guess_udp(zone, side, &p) } else { None };
         let hash = self.table.hash(zone, p.proto, &p.tuple);
         let found = self.table.find(hash, zone, p.proto, &p.tuple);
         if let Some((at, dir)) = found {
