@@ -85,8 +85,13 @@ fn network_container_shares_a_namespace() {
         "bb",
         "sh",
         "-c",
-        "readlink /proc/self/ns/net; ip -o link; \
-         for i in $(seq 50); do echo hi | nc 127.0.0.1 8080 && exit 0; sleep 0.1; done; exit 1",
+        // The message comes from a file, not a pipe: busybox nc reads its
+        // stdin before the socket only when both are ready, and a's nc,
+        // whose stdin is empty, half-closes at once; from a pipe that was
+        // not written yet, b's nc could see that FIN first and exit 0
+        // without sending.
+        "readlink /proc/self/ns/net; ip -o link; echo hi > /tmp/hi; \
+         for i in $(seq 50); do nc 127.0.0.1 8080 < /tmp/hi && exit 0; sleep 0.1; done; exit 1",
     ]);
     let (b_ns, b_links) = out.split_once('\n').unwrap_or_else(|| panic!("{out}"));
     assert_eq!(b_ns, a_ns.trim(), "b is not in a's namespace");
