@@ -55,6 +55,8 @@ pub struct RunArgs {
     #[arg(long = "network-alias", value_name = "NAME")]
     pub network_aliases: Vec<String>,
     /// Publish a port: [HOST_IP:]HOST_PORT[-LAST]:CONTAINER_PORT[-LAST][/tcp|/udp], or CONTAINER_PORT.
+    // The brackets are the help text's syntax, not links.
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(short = 'p', long = "publish", value_name = "SPEC")]
     pub publish: Vec<String>,
     /// Publish every exposed port (images imported from tars expose none).

@@ -9,7 +9,7 @@
 //! a second signal stops at once. SIGUSR1 writes the counters to stderr.
 //!
 //! What this module does not do: parse flags ([`args`](super::args)), move
-//! bytes ([`tcp`](super::tcp), [`udp`](super::udp)).
+//! bytes ([`tcp`], [`udp`](super::udp)).
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;

@@ -14,7 +14,7 @@
 //! - [`splice`]: pipes and `splice(2)`, for the proxy's zero-copy TCP relay.
 //! - [`process`]: descriptors inherited from a parent, the open-file limit.
 //! - [`netns`]: per-thread network namespaces, for tests and tools.
-//! - [`prefetch`]: a software prefetch, for the NAT core's bursts.
+//! - [`prefetch`](mod@prefetch): a software prefetch, for the NAT core's bursts.
 //! - [`iface`]: interface index, MAC, MTU, up, IPv4 address — by name, in the
 //!   calling thread's namespace (re-exported here: [`ifindex`], [`mac`], ...).
 //!
