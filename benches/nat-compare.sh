@@ -5,7 +5,9 @@
 # topology: an inside host (10.0.0.2) behind the gateway (10.0.0.1 inside,
 # 203.0.113.10 outside) and an outside host (203.0.113.20). iperf3 measures
 # TCP from inside to outside (masqueraded) and from outside to a published
-# port (DNAT), and the table gives each and its ratio to the kernel's.
+# port (DNAT), and the table gives each and its ratio to the kernel's, and
+# the CPU time wharf nat used per GB it forwarded (its utime + stime from
+# /proc, which a busy machine disturbs less than it does throughput).
 #
 # Usage (as root): benches/nat-compare.sh [SECONDS]
 # Needs: iproute2, iptables, iperf3, python3, and cargo (it builds wharf).
@@ -67,13 +69,26 @@ topology() { # wharf|kernel
     sleep 0.3
 }
 
-gbits() { python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'; }
+# "Gbit/s bytes" of an iperf3 JSON report.
+received() { python3 -c 'import json,sys; d=json.load(sys.stdin)["end"]["sum_received"]; print("%.2f %d" % (d["bits_per_second"] / 1e9, d["bytes"]))'; }
+# CPU ticks (utime + stime) of wharf nat so far.
+ticks() { awk '{ print $14 + $15 }' "/proc/${pids[0]}/stat"; }
 
 declare -A res
 for kind in kernel wharf; do
     topology "$kind"
-    res[out,$kind]=$(ip netns exec "$inside" iperf3 -c 203.0.113.20 -t "$seconds" -J | gbits)
-    res[in,$kind]=$(ip netns exec "$outside" iperf3 -c 203.0.113.10 -p 8080 -t "$seconds" -J | gbits)
+    for dir in out in; do
+        [ "$kind" = wharf ] && before=$(ticks)
+        if [ "$dir" = out ]; then
+            read -r gbit bytes < <(ip netns exec "$inside" iperf3 -c 203.0.113.20 -t "$seconds" -J | received)
+        else
+            read -r gbit bytes < <(ip netns exec "$outside" iperf3 -c 203.0.113.10 -p 8080 -t "$seconds" -J | received)
+        fi
+        res[$dir,$kind]=$gbit
+        if [ "$kind" = wharf ]; then
+            res[cpu,$dir]=$(python3 -c "print('%.2f' % (($(ticks) - $before) / $(getconf CLK_TCK) / ($bytes / 1e9)))")
+        fi
+    done
     echo "$kind: masquerade ${res[out,$kind]} Gbit/s, published port ${res[in,$kind]} Gbit/s" >&2
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     pids=()
@@ -87,3 +102,5 @@ echo "| path | kernel (iptables) | wharf nat | wharf ÷ kernel |"
 echo "|---|---:|---:|---:|"
 echo "| inside → outside (masquerade), Gbit/s | ${res[out,kernel]} | ${res[out,wharf]} | $(ratio "${res[out,wharf]}" "${res[out,kernel]}") |"
 echo "| outside → published port (DNAT), Gbit/s | ${res[in,kernel]} | ${res[in,wharf]} | $(ratio "${res[in,wharf]}" "${res[in,kernel]}") |"
+echo
+echo "wharf nat CPU per GB forwarded: masquerade ${res[cpu,out]} s, published port ${res[cpu,in]} s"

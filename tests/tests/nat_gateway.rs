@@ -60,6 +60,15 @@ impl Topology {
         inside.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]).unwrap();
         inside.ip(&["route", "add", "default", "via", "10.0.0.1"]).unwrap();
         outside.ip(&["addr", "add", "203.0.113.20/24", "dev", "eth0"]).unwrap();
+        // Across veth pairs a partial checksum is trusted, never computed:
+        // the gateway's links finish every checksum in software (no TX
+        // offload, so superframes are cut there too) and the hosts verify
+        // every one they receive (no RX offload), so a wrong checksum
+        // written by the gateway is a dropped packet here.
+        gateway.exec("ethtool", &["-K", "in0", "tx", "off"]).unwrap();
+        gateway.exec("ethtool", &["-K", "out0", "tx", "off"]).unwrap();
+        inside.exec("ethtool", &["-K", "eth0", "rx", "off"]).unwrap();
+        outside.exec("ethtool", &["-K", "eth0", "rx", "off"]).unwrap();
         let wharf = match kind {
             Gateway::Kernel => {
                 gateway.ip(&["addr", "add", "10.0.0.1/24", "dev", "in0"]).unwrap();
@@ -200,6 +209,8 @@ fn tcp_100_mb_arrives_from_the_outside_address(kind: Gateway) {
         assert!(wharf.stat("tx_frames") > 1000);
         assert_eq!(wharf.stat("write_errors"), 0);
         assert_eq!(wharf.stat("drop_bad_offload"), 0);
+        // The inside host's TSO superframes were translated whole.
+        assert!(wharf.stat("superframes") > 0, "{}", wharf.output());
         // SIGUSR1: the same counters on stderr, and the gateway runs on.
         wharf.signal("USR1").unwrap();
         assert!(
@@ -240,6 +251,43 @@ fn udp_goes_out_and_answers_come_back(kind: Gateway) {
     assert_eq!(seen.len(), 20);
     assert!(seen.iter().all(|from| from.ip().to_string() == OUTSIDE_ADDR), "{kind:?}: {seen:?}");
     assert!(seen.iter().all(|from| from.port() == 40000), "{kind:?}: the source port is kept when free: {seen:?}");
+}
+
+/// One `sendmsg` with `UDP_SEGMENT` from inside: the gateway gets it as a
+/// USO superframe and forwards it whole (wharf) or as the kernel does; the
+/// outside host receives every datagram, each with a checksum its kernel
+/// accepted, from the gateway's address.
+fn udp_gso_superframe_goes_out_in_datagrams(kind: Gateway) {
+    const SEGMENT: usize = 1000;
+    const COUNT: usize = 8;
+    let topo = Topology::new(kind);
+    let server = in_netns(&topo.outside, || UdpSocket::bind(sock(OUTSIDE_HOST, 7001))).unwrap();
+    server.set_read_timeout(Some(PATIENCE)).unwrap();
+    let client = in_netns(&topo.inside, || dataplane::sys::udp::UdpSocket::bind(sock(INSIDE_HOST, 40001))).unwrap();
+    assert!(client.gso_supported(), "this kernel has UDP GSO");
+    let payload: Vec<u8> = (0..SEGMENT * COUNT).map(|i| (i / SEGMENT) as u8 ^ (i as u8)).collect();
+    // The first datagram primes ARP on both sides of the gateway; the
+    // superframe follows once it has been answered.
+    client.send_to(b"hello", sock(OUTSIDE_HOST, 7001)).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = server.recv_from(&mut buf).unwrap_or_else(|e| panic!("{kind:?}: {e}\n{}", topo.output()));
+    assert_eq!(&buf[..n], b"hello");
+    let before = topo.wharf.as_ref().map(|w| w.stat("superframes"));
+    let sent = client
+        .send_segments(sock(OUTSIDE_HOST, 7001), None, Some(SEGMENT as u16), &[std::io::IoSlice::new(&payload)])
+        .unwrap();
+    assert_eq!(sent, payload.len());
+    for i in 0..COUNT {
+        let (n, from) = server
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("{kind:?}: datagram {i} of {COUNT}: {e}\n{}", topo.output()));
+        assert_eq!(&buf[..n], &payload[i * SEGMENT..(i + 1) * SEGMENT], "{kind:?}: datagram {i}");
+        assert_eq!(from, sock(OUTSIDE_ADDR, 40001), "{kind:?}");
+    }
+    if let (Some(wharf), Some(before)) = (&topo.wharf, before) {
+        assert_eq!(wharf.stat("superframes"), before + 1, "{}", wharf.output());
+        assert_eq!(wharf.stat("drop_bad_offload"), 0);
+    }
 }
 
 fn published_ports_reach_the_inside_with_the_client_address(kind: Gateway) {
@@ -336,6 +384,16 @@ fn udp_wharf() {
 #[test]
 fn udp_kernel() {
     udp_goes_out_and_answers_come_back(Gateway::Kernel);
+}
+
+#[test]
+fn udp_gso_wharf() {
+    udp_gso_superframe_goes_out_in_datagrams(Gateway::Wharf);
+}
+
+#[test]
+fn udp_gso_kernel() {
+    udp_gso_superframe_goes_out_in_datagrams(Gateway::Kernel);
 }
 
 #[test]

@@ -3,8 +3,13 @@
 //! read, translated by [`dataplane::nat`] and written out again.
 //!
 //! One thread, one `poll(2)`. Frames arrive through `AF_PACKET` with a
-//! virtio-net header, so TSO superframes from the hosts are cut into
-//! segments and partial checksums completed before translation. For each
+//! virtio-net header. A TCP or UDP superframe over IPv4 (TSO/USO from the
+//! hosts) is translated and forwarded whole, as the kernel's forwarding
+//! keeps a GRO'd packet whole through netfilter: one translation for its
+//! segments (so the NAT core counts it as one packet), its partial checksum
+//! rewritten for the new addresses, the peer or the egress device cutting it.
+//! Any other superframe is cut into segments, and a partial checksum is
+//! completed, before translation. For each
 //! packet the gateway answers ARP for its own addresses, answers pings to
 //! them, drops what has run out of TTL, translates, routes (inside network,
 //! outside network, else the outside gateway), lowers the TTL and resolves
@@ -58,6 +63,8 @@ struct Counters {
     drop_to_gateway: u64,
     drop_unsolicited: u64,
     write_errors: u64,
+    /// Superframes translated and forwarded whole.
+    superframes: u64,
 }
 
 /// Frames queued for one `sendmmsg`.
@@ -82,13 +89,20 @@ impl OutQueue {
     /// Queues `bytes` (virtio-net header, then the frame); sends the queue
     /// when it is full.
     fn push(&mut self, bytes: &[u8], socket: &PacketSocket, counters: &mut Counters) {
-        if bytes.len() > OUT_SLOT {
+        self.push_parts(bytes, &[], socket, counters);
+    }
+
+    /// Queues `head` followed by `rest` as one frame.
+    fn push_parts(&mut self, head: &[u8], rest: &[u8], socket: &PacketSocket, counters: &mut Counters) {
+        let len = head.len() + rest.len();
+        if len > OUT_SLOT {
             counters.write_errors += 1;
             return;
         }
         let slot = self.count * OUT_SLOT;
-        self.buf[slot..slot + bytes.len()].copy_from_slice(bytes);
-        self.lens[self.count] = bytes.len();
+        self.buf[slot..slot + head.len()].copy_from_slice(head);
+        self.buf[slot + head.len()..slot + len].copy_from_slice(rest);
+        self.lens[self.count] = len;
         self.count += 1;
         if self.count == OUT_BURST {
             self.flush(socket, counters);
@@ -119,6 +133,9 @@ struct Rx {
     /// Its transport checksum was computed here (cut from a superframe, or
     /// completed from a partial one): the coalescer need not sum it again.
     checksummed: bool,
+    /// A superframe kept whole: its virtio-net header as read (see
+    /// [`whole_superframe`]).
+    superframe: Option<[u8; VNET_LEN]>,
 }
 
 /// One side of the gateway.
@@ -137,11 +154,15 @@ struct Port {
 
 impl Port {
     /// Sends `frame` (its Ethernet addresses written, checksums complete)
-    /// out of this port, coalesced with the segments around it.
-    fn queue(&mut self, frame: &[u8], checksummed: bool, counters: &mut Counters) {
+    /// out of this port, coalesced with the segments around it; a
+    /// superframe goes as it is, behind its header, after the held run.
+    fn queue(&mut self, frame: &[u8], rx: Rx, counters: &mut Counters) {
         let Port { socket, coalescer, out, .. } = self;
         let write = &mut |bytes: &[u8]| out.push(bytes, socket, counters);
-        if checksummed {
+        if let Some(header) = rx.superframe {
+            coalescer.flush(write);
+            out.push_parts(&header, frame, socket, counters);
+        } else if rx.checksummed {
             coalescer.push_checksummed(frame, write);
         } else {
             coalescer.push(frame, write);
@@ -309,7 +330,14 @@ impl Gateway {
                 return;
             }
             let checksummed = header.checksum != virtio_net::Checksum::None;
-            self.frame(side, &mut buf[frame], Rx { now, checksummed });
+            self.frame(side, &mut buf[frame], Rx { now, checksummed, superframe: None });
+            return;
+        }
+        if whole_superframe(&buf[frame.clone()], &header) {
+            let mut raw = [0; VNET_LEN];
+            raw.copy_from_slice(&buf[read.start..read.start + VNET_LEN]);
+            self.counters.superframes += 1;
+            self.frame(side, &mut buf[frame], Rx { now, checksummed: true, superframe: Some(raw) });
             return;
         }
         let Ok(mut segments) = Segmenter::new(&buf[frame], &header) else {
@@ -319,7 +347,7 @@ impl Gateway {
         let mut scratch = std::mem::take(&mut self.scratch);
         while let Some(segment) = segments.next_into(&mut scratch) {
             match segment {
-                Ok(len) => self.frame(side, &mut scratch[..len], Rx { now, checksummed: true }),
+                Ok(len) => self.frame(side, &mut scratch[..len], Rx { now, checksummed: true, superframe: None }),
                 Err(_) => {
                     self.counters.drop_bad_offload += 1;
                     break;
@@ -455,6 +483,9 @@ impl Gateway {
             return;
         }
         decrement_ttl(&mut frame[ethernet::HEADER_LEN..]);
+        if rx.superframe.is_some() {
+            repartial(&mut frame[ethernet::HEADER_LEN..]);
+        }
         self.forward(egress, next_hop, frame, rx);
     }
 
@@ -465,10 +496,12 @@ impl Gateway {
         match port.neighbors.resolve(next_hop, rx.now) {
             Resolution::Known(mac) => {
                 frame[0..6].copy_from_slice(mac.as_bytes());
-                port.queue(frame, rx.checksummed, &mut self.counters);
+                port.queue(frame, rx, &mut self.counters);
             }
             Resolution::Unknown { ask } => {
-                if !port.neighbors.hold(next_hop, frame) {
+                // The held packet is sent without a virtio-net header: a
+                // superframe is not held (its sender retransmits).
+                if rx.superframe.is_some() || !port.neighbors.hold(next_hop, frame) {
                     self.counters.drop_unresolved += 1;
                 }
                 if ask {
@@ -523,7 +556,7 @@ impl Gateway {
         let sum = u16::from_be_bytes([frame[icmp + 2], frame[icmp + 3]]);
         frame[icmp + 2..icmp + 4].copy_from_slice(&checksum::update16(sum, old, new).to_be_bytes());
         self.counters.pings_answered += 1;
-        self.forward(side, src, frame, Rx { now, checksummed: false });
+        self.forward(side, src, frame, Rx { now, checksummed: false, superframe: None });
     }
 
     /// Timers: ARP retries and NAT expiry.
@@ -543,7 +576,7 @@ impl Gateway {
         let mut out = format!(
             "rx_frames {}\ntx_frames {}\narp_requests {}\narp_replies {}\npings_answered {}\nconnections {}\n\
              drop_not_ipv4 {}\ndrop_bad_ipv4 {}\ndrop_ttl {}\ndrop_no_route {}\ndrop_unresolved {}\n\
-             drop_bad_offload {}\ndrop_to_gateway {}\ndrop_unsolicited {}\nwrite_errors {}\n",
+             drop_bad_offload {}\ndrop_to_gateway {}\ndrop_unsolicited {}\nwrite_errors {}\nsuperframes {}\n",
             c.rx_frames,
             c.tx_frames,
             c.arp_requests,
@@ -558,7 +591,8 @@ impl Gateway {
             c.drop_bad_offload,
             c.drop_to_gateway,
             c.drop_unsolicited,
-            c.write_errors
+            c.write_errors,
+            c.superframes
         );
         for (name, value) in self.nat.stats().iter() {
             out.push_str(&format!("nat_{name} {value}\n"));
@@ -572,6 +606,44 @@ impl Gateway {
         }
         out
     }
+}
+
+/// Whether a superframe can be translated and forwarded whole: IPv4 in an
+/// untagged Ethernet frame, no options, not a fragment, TCP under `TCPV4`
+/// or UDP under `UDP_L4`, the partial checksum on that transport's field
+/// (its pseudo-header sum; the NAT core never reads it), and the IP length
+/// the frame's. Anything else is cut into segments first, which checks it
+/// in full.
+fn whole_superframe(frame: &[u8], header: &virtio_net::Repr) -> bool {
+    const IP: usize = ethernet::HEADER_LEN;
+    let virtio_net::Checksum::Partial { start, offset } = header.checksum else { return false };
+    let Some(ip) = frame.get(IP..IP + 20) else { return false };
+    let (protocol, csum_offset) = match header.gso {
+        virtio_net::Gso::Tcpv4 { .. } => (IpProtocol::Tcp, 16),
+        virtio_net::Gso::UdpL4 { .. } => (IpProtocol::Udp, 6),
+        _ => return false,
+    };
+    let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
+    frame[12..14] == [0x08, 0x00]
+        && ip[0] == 0x45
+        && !fragment
+        && ip[9] == u8::from(protocol)
+        && usize::from(u16::from_be_bytes([ip[2], ip[3]])) == frame.len() - IP
+        && usize::from(start) == IP + 20
+        && usize::from(offset) == csum_offset
+        && frame.len() >= IP + 20 + csum_offset + 2
+}
+
+/// Writes a translated superframe's partial checksum again: the
+/// pseudo-header sum of its new addresses (the ports, inside the summed
+/// range, need nothing). `ip` is a packet [`whole_superframe`] accepted.
+fn repartial(ip: &mut [u8]) {
+    let packet = ipv4::Packet::new_unchecked(&ip[..]);
+    let (src, dst, protocol) = (packet.src_addr(), packet.dst_addr(), packet.next_header());
+    let length = ip.len() - 20;
+    let field = 20 + if protocol == IpProtocol::Tcp { 16 } else { 6 };
+    let pseudo = checksum::pseudo_header_v4(src, dst, protocol, length as u16);
+    ip[field..field + 2].copy_from_slice(&pseudo.to_be_bytes());
 }
 
 /// TTL − 1 with the header checksum updated (RFC 1624).
