@@ -102,3 +102,33 @@ fn a_container_port_alone_gets_a_host_port() {
     let got = get_within(&nw.outside, &format!("{HOST_UPLINK_ADDR}:9080"), Duration::from_secs(10));
     assert!(matches!(&got, Ok(r) if r.ends_with("hello-from-rng\n")), "GET :9080: {got:?}");
 }
+
+#[test]
+fn publish_all_publishes_the_exposed_ports() {
+    let nw = NetWorld::new(WHARF, PROXY);
+    let w = &nw.w;
+    // -P: every --expose'd port to a random host port; -p keeps its own.
+    let args =
+        web_args("all", &["--expose", "80", "--expose", "53/udp", "--expose", "81", "-p", "9081:81", "-P"], "hi-all");
+    w.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let lines = port_lines(&nw, "all");
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].starts_with("53/udp -> 0.0.0.0:"), "{lines:?}");
+    assert!(lines.contains(&"81/tcp -> 0.0.0.0:9081".to_string()), "{lines:?}");
+    let http = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("80/tcp -> 0.0.0.0:"))
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("no host port for 80/tcp: {lines:?}"));
+    let addr = format!("{HOST_UPLINK_ADDR}:{http}");
+    let got = get_within(&nw.outside, &addr, Duration::from_secs(10));
+    assert!(matches!(&got, Ok(r) if r.ends_with("hi-all\n")), "GET http://{addr}/: {got:?}");
+    // Exposed without -P: nothing is published.
+    let args = web_args("quiet", &["--expose", "80"], "hi-quiet");
+    w.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(port_lines(&nw, "quiet"), Vec::<String>::new());
+    // A bad --expose: a clear error, and no container.
+    let ran = w.run(&["run", "--expose", "80/sctp", "-P", "bb", "true"]);
+    assert_eq!(ran.code, 125, "{ran}");
+    assert!(ran.stderr.contains("invalid --expose \"80/sctp\""), "{ran}");
+}

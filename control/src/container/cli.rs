@@ -16,7 +16,7 @@ use super::resources::{ResourceFlags, Resources};
 use super::runtime::{exit_code, ExecOptions, Runc, Runtime};
 use super::{ContainerStore, NetworkMode, RootfsSource, Status};
 use crate::image::ImageStore;
-use crate::network::ports::PortSpec;
+use crate::network::ports::{self, PortSpec};
 use crate::state::Root;
 use crate::volume::{self, VolumeSpec, VolumeStore};
 
@@ -59,9 +59,13 @@ pub struct RunArgs {
     #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(short = 'p', long = "publish", value_name = "SPEC")]
     pub publish: Vec<String>,
-    /// Publish every exposed port (images imported from tars expose none).
+    /// Publish every exposed port to a random host port (images imported
+    /// from tars expose none: see --expose).
     #[arg(short = 'P', long = "publish-all")]
     pub publish_all: bool,
+    /// Expose a port or a range of ports: PORT[-LAST][/tcp|/udp] (published by -P).
+    #[arg(long = "expose", value_name = "PORT")]
+    pub expose: Vec<String>,
     /// Mount a volume: /host:/path[:ro|:rw], NAME:/path[:ro|:rw], or /path (anonymous).
     #[arg(short = 'v', long = "volume", value_name = "SPEC")]
     pub volumes: Vec<String>,
@@ -430,8 +434,14 @@ fn run(store: &ContainerStore, runtime: &Runc, args: RunArgs) -> Result<ExitCode
         .iter()
         .map(|spec| volume::parse_volumes_from(spec).map_err(|e| fail(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
-    let ports = args.publish.iter().map(|spec| PortSpec::parse(spec).map_err(fail)).collect::<Result<Vec<_>, _>>()?;
-    let _ = args.publish_all;
+    let mut ports =
+        args.publish.iter().map(|spec| PortSpec::parse(spec).map_err(fail)).collect::<Result<Vec<_>, _>>()?;
+    let exposed =
+        args.expose.iter().map(|spec| ports::parse_expose(spec).map_err(fail)).collect::<Result<Vec<_>, _>>()?;
+    if args.publish_all {
+        let all = ports::publish_all(&ports, &exposed.concat());
+        ports.extend(all);
+    }
     let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let resources = Resources::from_flags(
         &ResourceFlags {

@@ -138,6 +138,39 @@ fn range(text: &str) -> Option<(u16, u16)> {
     (first != 0 && last >= first).then(|| (first, last - first + 1))
 }
 
+/// `--expose PORT[-LAST][/tcp|/udp]`: container ports the container offers,
+/// as Docker's `--expose` takes them. Returns each exposed port as a
+/// one-port spec with a random host port, which is what `-P` publishes.
+pub fn parse_expose(text: &str) -> Result<Vec<PortSpec>, String> {
+    let bad = |why: &str| format!("invalid --expose \"{text}\": {why}");
+    let (rest, proto) = match text.rsplit_once('/') {
+        Some((rest, "tcp")) => (rest, Proto::Tcp),
+        Some((rest, "udp")) => (rest, Proto::Udp),
+        Some((_, other)) => return Err(bad(&format!("unknown protocol \"{other}\" (tcp or udp)"))),
+        None => (text, Proto::Tcp),
+    };
+    let (first, count) = range(rest).ok_or_else(|| bad("a port or range of ports 1-65535 expected"))?;
+    Ok((0..count)
+        .map(|i| PortSpec { host_ip: None, host_port: 0, container_port: first + i, count: 1, proto })
+        .collect())
+}
+
+/// What `-P` adds to the `-p` specs: every exposed port (deduplicated)
+/// that no `-p` spec already publishes, each to a random host port.
+pub fn publish_all(explicit: &[PortSpec], exposed: &[PortSpec]) -> Vec<PortSpec> {
+    let published = |port: &PortSpec| {
+        let last = |p: &PortSpec| p.container_port.saturating_add(p.count.saturating_sub(1));
+        explicit.iter().any(|p| p.proto == port.proto && (p.container_port..=last(p)).contains(&port.container_port))
+    };
+    let mut added: Vec<PortSpec> = Vec::new();
+    for port in exposed {
+        if !published(port) && !added.iter().any(|a| a.proto == port.proto && a.container_port == port.container_port) {
+            added.push(*port);
+        }
+    }
+    added
+}
+
 /// A free host port for `proto`, from the kernel's ephemeral range.
 pub fn free_port(proto: Proto) -> std::io::Result<u16> {
     match proto {
@@ -167,6 +200,31 @@ mod tests {
             assert!(PortSpec::parse(bad).is_err(), "{bad}");
         }
         assert!(PortSpec::parse("80/sctp").unwrap_err().starts_with("invalid port specification: \"80/sctp\""));
+    }
+
+    #[test]
+    fn exposed_ports_and_publish_all() {
+        let one = |port, proto| PortSpec { host_ip: None, host_port: 0, container_port: port, count: 1, proto };
+        assert_eq!(parse_expose("80"), Ok(vec![one(80, Proto::Tcp)]));
+        assert_eq!(parse_expose("53/udp"), Ok(vec![one(53, Proto::Udp)]));
+        assert_eq!(
+            parse_expose("8000-8002/tcp"),
+            Ok(vec![one(8000, Proto::Tcp), one(8001, Proto::Tcp), one(8002, Proto::Tcp)])
+        );
+        for bad in ["", "0", "80/sctp", "8080:80", "9-8", "70000", "x"] {
+            let err = parse_expose(bad).unwrap_err();
+            assert!(err.starts_with(&format!("invalid --expose \"{bad}\"")), "{err}");
+        }
+        // -p 8080:80 and -p 9000-9001:9000-9001 already publish 80, 9000
+        // and 9001/tcp; 53 is exposed for TCP and UDP; 81 twice.
+        let explicit = [PortSpec::parse("8080:80").unwrap(), PortSpec::parse("9000-9001:9000-9001").unwrap()];
+        let exposed: Vec<PortSpec> =
+            ["80", "81", "81", "53/udp", "53", "9000-9002"].iter().flat_map(|e| parse_expose(e).unwrap()).collect();
+        assert_eq!(
+            publish_all(&explicit, &exposed),
+            [one(81, Proto::Tcp), one(53, Proto::Udp), one(53, Proto::Tcp), one(9002, Proto::Tcp)]
+        );
+        assert_eq!(publish_all(&explicit, &[]), []);
     }
 
     #[test]
