@@ -24,7 +24,9 @@ for tool in gdb nm readelf python3; do
     command -v $tool >/dev/null || { echo "proxy-startup-order: needs $tool" >&2; exit 1; }
 done
 target=${CARGO_TARGET_DIR:-$PWD/target}
-CARGO_PROFILE_PROXY_STRIP=false RUSTFLAGS="-C target-feature=+crt-static" \
+# The shipped build's symbol names (their hashes follow the profile, so not
+# CARGO_PROFILE_PROXY_STRIP=false; RUSTFLAGS are not hashed), kept in the binary.
+RUSTFLAGS="-C target-feature=+crt-static -C strip=none" \
     cargo build -q --profile proxy --target x86_64-unknown-linux-gnu -p dataplane --bin wharf-proxy
 bin="$target/x86_64-unknown-linux-gnu/proxy/wharf-proxy"
 tmp=$(mktemp -d)
