@@ -6,8 +6,9 @@
 # around each fault (fault-around), so start-up code scattered over .text keeps
 # nearly all of it resident; packed together it is a few windows.
 #
-# How: build as shipped but with symbols, run one idle `-proto tcp` proxy and
-# then one `-proto udp` proxy under gdb with a one-shot breakpoint on every
+# How: build as shipped but with symbols, run one idle `-proto tcp` proxy (as
+# root also one in a network namespace of its own) and then one `-proto udp`
+# proxy under gdb with a one-shot breakpoint on every
 # function, and record each function as its breakpoint fires (on this machine's
 # CPU, so the string functions glibc's IFUNC resolvers pick here). The TCP
 # proxy's functions come first, then those only the UDP proxy adds.
@@ -16,7 +17,7 @@
 # dependencies' versions; names that no longer exist are ignored by lld).
 #
 # Usage: benches/proxy-startup-order.sh [SECONDS per proxy, default 10]
-# Needs: gdb, binutils (nm, readelf), python3.
+# Needs: gdb, binutils (nm, readelf), python3; as root, iproute2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 idle=${1:-10}
@@ -73,18 +74,33 @@ while gdb.selected_inferior().pid:
 out.close()
 EOF
 
-trace() { # out args...
-    local out=$1
+trace() { # out [ip netns exec NS] args...
+    local out=$1 in_ns=()
     shift
-    gdb -q -batch -ex "python ARGS='$*'; OUT='$out'; IDLE=$idle" -x "$tmp/trace.py" "$bin" >"$tmp/gdb.log" 2>&1 || true
+    [ "$1" != ip ] || { in_ns=("$1" "$2" "$3" "$4"); shift 4; }
+    "${in_ns[@]}" gdb -q -batch -ex "python ARGS='$*'; OUT='$out'; IDLE=$idle" -x "$tmp/trace.py" "$bin" >"$tmp/gdb.log" 2>&1 || true
     [ -s "$out" ] || { echo "proxy-startup-order: gdb recorded nothing" >&2; cat "$tmp/gdb.log" >&2; exit 1; }
 }
 port=$((20000 + RANDOM % 20000))
 trace "$tmp/tcp" -proto tcp -host-ip 127.0.0.1 -host-port $port -container-ip 127.0.0.1 -container-port $((port + 1))
+# In a network namespace of its own (as the tests and proxy-compare.sh run it),
+# `ip netns exec` leaves /sys/fs/cgroup empty and std's CPU-quota lookup takes
+# another path.
+ns_trace=()
+if [ "$(id -u)" = 0 ] && command -v ip >/dev/null; then
+    ns="wporder$$"
+    ip netns add $ns && trap 'rm -rf "$tmp"; ip netns del $ns 2>/dev/null || true' EXIT
+    ip -n $ns link set lo up
+    trace "$tmp/tcp-ns" ip netns exec $ns -proto tcp -host-ip 127.0.0.1 -host-port $port -container-ip 127.0.0.1 \
+        -container-port $((port + 1))
+    ns_trace=("$tmp/tcp-ns")
+else
+    echo "proxy-startup-order: not root, so no run in a network namespace of its own" >&2
+fi
 trace "$tmp/udp" -proto udp -host-ip 127.0.0.1 -host-port $port -container-ip 127.0.0.1 -container-port $((port + 1))
 {
     echo "# wharf-proxy's start-up and idle functions, first run first (benches/proxy-startup-order.sh,"
     echo "# $(rustc --version), $(ldd --version | head -1), $(date -u +%Y-%m-%d))."
-    cat "$tmp/tcp" "$tmp/udp"
+    cat "$tmp/tcp" "${ns_trace[@]}" "$tmp/udp"
 } | awk '!seen[$0]++' >dataplane/wharf-proxy.order
 echo "proxy-startup-order: $(grep -vc '^#' dataplane/wharf-proxy.order) functions in dataplane/wharf-proxy.order" >&2
