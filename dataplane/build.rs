@@ -2,7 +2,8 @@
 //! linked by lld with `wharf-proxy.order`, the functions it runs from exec until idle, placed
 //! first in `.text` (`--symbol-ordering-file`). The kernel maps a file's code 64 KiB around each
 //! fault, so start-up code spread over the binary keeps nearly all of it resident; packed, it is a
-//! few windows (README, "Idle RSS"). The list comes from `benches/proxy-startup-order.sh`.
+//! few windows (README, "Idle RSS"). The list comes from `benches/proxy-startup-order.sh`;
+//! `wharf-proxy.ld` moves glibc's `.init` and `.iplt`, also run at start-up, next to them.
 //! Other builds (tests, a plain `cargo build --release`, other targets) link as before.
 
 use std::env;
@@ -12,6 +13,7 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=wharf-proxy.order");
+    println!("cargo:rerun-if-changed=wharf-proxy.ld");
     let cfg = |key: &str| env::var(key).unwrap_or_default();
     let crt_static = cfg("CARGO_CFG_TARGET_FEATURE").split(',').any(|feature| feature == "crt-static");
     let linux_gnu_x86_64 = cfg("CARGO_CFG_TARGET_OS") == "linux"
@@ -25,13 +27,15 @@ fn main() {
         println!("cargo:warning=rust-lld not found: wharf-proxy is linked without its start-up ordering");
         return;
     };
-    let order = Path::new(&cfg("CARGO_MANIFEST_DIR")).join("wharf-proxy.order");
+    let here = PathBuf::from(cfg("CARGO_MANIFEST_DIR"));
     for arg in [
         "-fuse-ld=lld".to_string(),
         format!("-B{}", gcc_ld.display()),
-        format!("-Wl,--symbol-ordering-file={}", order.display()),
+        format!("-Wl,--symbol-ordering-file={}", here.join("wharf-proxy.order").display()),
         // Names from another toolchain or glibc are skipped, not an error.
         "-Wl,--no-warn-symbol-ordering".to_string(),
+        // .init and .iplt moved next to them.
+        format!("-Wl,-T,{}", here.join("wharf-proxy.ld").display()),
     ] {
         println!("cargo:rustc-link-arg-bin=wharf-proxy={arg}");
     }
