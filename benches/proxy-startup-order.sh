@@ -6,12 +6,12 @@
 # around each fault (fault-around), so start-up code scattered over .text keeps
 # nearly all of it resident; packed together it is a few windows.
 #
-# How: build as shipped but with symbols, run one idle `-proto tcp` proxy (as
+# How: build as shipped but with symbols; run one idle `-proto tcp` proxy (as
 # root also one in a network namespace of its own) and then one `-proto udp`
-# proxy under gdb with a one-shot breakpoint on every
-# function, and record each function as its breakpoint fires (on this machine's
-# CPU, so the string functions glibc's IFUNC resolvers pick here). The TCP
-# proxy's functions come first, then those only the UDP proxy adds.
+# proxy under gdb with a one-shot breakpoint on every function, and record each
+# function as its breakpoint fires (on this machine's CPU, so the string
+# functions glibc's IFUNC resolvers pick here). The TCP proxy's functions come
+# first, then those only the UDP proxy adds.
 # Run it again after a change to the proxy's start-up path, glibc or the
 # toolchain (Rust symbol names carry hashes that change with rustc and the
 # dependencies' versions; names that no longer exist are ignored by lld).
