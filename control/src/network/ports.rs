@@ -40,12 +40,7 @@ impl PortSpec {
     /// `CONTAINER_PORT[/proto]` (a random host port).
     pub fn parse(text: &str) -> Result<PortSpec, String> {
         let bad = |why: &str| format!("invalid port specification: \"{text}\": {why}");
-        let (rest, proto) = match text.rsplit_once('/') {
-            Some((rest, "tcp")) => (rest, Proto::Tcp),
-            Some((rest, "udp")) => (rest, Proto::Udp),
-            Some((_, other)) => return Err(bad(&format!("unknown protocol \"{other}\" (tcp or udp)"))),
-            None => (text, Proto::Tcp),
-        };
+        let (rest, proto) = split_proto(text).map_err(|why| bad(&why))?;
         // An IPv6 host address is bracketed: [::1]:8080:80.
         let (host_ip, rest) = if let Some(stripped) = rest.strip_prefix('[') {
             let (ip, rest) = stripped.split_once("]:").ok_or_else(|| bad("unclosed IPv6 address"))?;
@@ -126,6 +121,16 @@ fn span(first: u16, count: u16) -> String {
     }
 }
 
+/// `PORTS[/tcp|/udp]` → (`PORTS`, the protocol, TCP when none is given).
+fn split_proto(text: &str) -> Result<(&str, Proto), String> {
+    match text.rsplit_once('/') {
+        Some((rest, "tcp")) => Ok((rest, Proto::Tcp)),
+        Some((rest, "udp")) => Ok((rest, Proto::Udp)),
+        Some((_, other)) => Err(format!("unknown protocol \"{other}\" (tcp or udp)")),
+        None => Ok((text, Proto::Tcp)),
+    }
+}
+
 /// `N` or `N-M` → (N, count); ports 1–65535.
 fn range(text: &str) -> Option<(u16, u16)> {
     let (first, last) = match text.split_once('-') {
@@ -143,12 +148,7 @@ fn range(text: &str) -> Option<(u16, u16)> {
 /// one-port spec with a random host port, which is what `-P` publishes.
 pub fn parse_expose(text: &str) -> Result<Vec<PortSpec>, String> {
     let bad = |why: &str| format!("invalid --expose \"{text}\": {why}");
-    let (rest, proto) = match text.rsplit_once('/') {
-        Some((rest, "tcp")) => (rest, Proto::Tcp),
-        Some((rest, "udp")) => (rest, Proto::Udp),
-        Some((_, other)) => return Err(bad(&format!("unknown protocol \"{other}\" (tcp or udp)"))),
-        None => (text, Proto::Tcp),
-    };
+    let (rest, proto) = split_proto(text).map_err(|why| bad(&why))?;
     let (first, count) = range(rest).ok_or_else(|| bad("a port or range of ports 1-65535 expected"))?;
     Ok((0..count)
         .map(|i| PortSpec { host_ip: None, host_port: 0, container_port: first + i, count: 1, proto })
