@@ -101,7 +101,8 @@ enum Handover {
     /// Read (the buffer unchanged: [`packet::lean_parsed`] reads it again),
     /// not looked up: TCP with SYN, FIN or RST.
     Read,
-    /// Read and looked up: its connection and direction if found.
+    /// Read and looked up (its tuple's hash in `Shared::hash`): its
+    /// connection and direction if found.
     Looked { found: Option<(u32, usize)> },
     /// Read, TCP without SYN, FIN or RST or UDP, its key not near its home
     /// slot: the search goes on.
@@ -121,6 +122,10 @@ struct Shared {
     /// [`Family::steady`] when it returns false, taken at once by
     /// [`Nat::translate_slow`].
     handover: Handover,
+    /// The hash of the last tuple [`Family::steady`] looked up: stored as
+    /// soon as computed, so that it need not be kept in a register, and
+    /// read with [`Handover::Looked`].
+    hash: u64,
     /// Packets the lean path rewrote itself, and of those the ones whose
     /// key was beyond the two slots from its home (tests only).
     #[cfg(test)]
@@ -918,6 +923,7 @@ impl Family<4> {
     ) -> bool {
         let proto = if UDP { packet::UDP } else { TCP };
         let hash = self.table.hasher().v4(zone, proto, key.addrs, key.ports);
+        sh.hash = hash;
         let Some(found) = self.table.find_near(hash, |entry, dir| key.is_in_as::<UDP>(entry, dir, zone)) else {
             sh.handover = Handover::Further;
             return false;
@@ -968,9 +974,8 @@ impl Family<4> {
                 let outside = u16::from(flag::ORIG_OUTSIDE) << 8 << dir;
                 let mask = 0xff | u16::from(flag::ASSURED) << 8 | outside;
                 let state = if UDP { state::UDP_ASSURED } else { state::ESTABLISHED };
-                let want = u16::from(state)
-                    | u16::from(flag::ASSURED) << 8
-                    | if side == Side::Outside { outside } else { 0 };
+                let want =
+                    u16::from(state) | u16::from(flag::ASSURED) << 8 | if side == Side::Outside { outside } else { 0 };
                 let held = u16::from_le_bytes([entry.state, entry.flags]);
                 if (held & mask == want) & (entry.deadline > tick) {
                     entry.deadline = sh.steady[usize::from(UDP)];
@@ -1016,13 +1021,13 @@ impl Family<4> {
         tick: u32,
     ) -> Option<Verdict> {
         let read = |buf: &[u8]| buf.first_chunk::<LEAN_LEN>().map(packet::lean_parsed);
-        let found = match handover {
+        let (hash, found) = match handover {
             Handover::Fresh | Handover::Unread => return None,
             Handover::Read => {
                 let p = read(buf)?;
                 return Some(self.translate_parsed(sh, zone, side, buf, &p, tick));
             }
-            Handover::Looked { found } => found,
+            Handover::Looked { found } => (sh.hash, found),
             // Not near its home slot: the whole search, and the lean path's
             // end if the connection is steady.
             Handover::Further => {
@@ -1042,7 +1047,7 @@ impl Family<4> {
                     return Some(Verdict::Forward);
                 }
                 sh.handover = Handover::Fresh;
-                found
+                (hash, found)
             }
         };
         let p = read(buf)?;
@@ -1050,7 +1055,6 @@ impl Family<4> {
         // kept-port guess, as Family::translate makes it (TCP here has no
         // SYN: no guess).
         let kept = if p.kind == Kind::Udp && found.is_none() { self.kept_guess_udp(zone, side, &p) } else { None };
-        let hash = self.table.hash(zone, p.proto, &p.tuple);
         Some(self.tracked(sh, zone, side, buf, &p, hash, found, kept, tick))
     }
 }
@@ -1143,6 +1147,7 @@ impl Nat {
             ticks: Ticks::new(&config.timeouts),
             steady: [0; 2],
             handover: Handover::Fresh,
+            hash: 0,
             #[cfg(test)]
             lean: 0,
             #[cfg(test)]
@@ -1219,7 +1224,11 @@ impl Nat {
     #[inline(never)]
     fn translate_slow(&mut self, zone: u16, from: Side, packet: &mut [u8], now: Instant) -> Verdict {
         let handover = core::mem::take(&mut self.shared.handover);
-        let tick = self.tick(now);
+        // Past the lean path, the tick was current.
+        let tick = match handover {
+            Handover::Fresh => self.tick(now),
+            _ => self.last_tick,
+        };
         let lean = match handover {
             Handover::Fresh => self.v4.translate_lean(&mut self.shared, zone, from, packet, tick),
             _ => self.v4.hand_over(&mut self.shared, zone, from, packet, handover, tick),
