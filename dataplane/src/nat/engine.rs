@@ -992,25 +992,14 @@ impl Family<4> {
         false
     }
 
-    /// [`Family::steady`], and the general path for what it hands over;
-    /// `None` for a packet the lean read does not accept, before anything
-    /// changed: the general path ([`Family::translate`]) reads it and
-    /// decides (a bad header checksum, options, fragments, other protocols,
-    /// IPv6).
-    #[inline(always)]
-    fn translate_lean(&mut self, sh: &mut Shared, zone: u16, side: Side, buf: &mut [u8], tick: u32) -> Option<Verdict> {
-        if self.steady(sh, zone, side, buf, tick) {
-            return Some(Verdict::Forward);
-        }
-        let handover = core::mem::take(&mut sh.handover);
-        self.hand_over(sh, zone, side, buf, handover, tick)
-    }
-
     /// The rest of the work for a packet [`Family::steady`] left as
     /// `handover` says: `None` if it did not read it. The read is done
     /// again from the unchanged buffer, so that the lean path keeps nothing
-    /// of it in memory.
-    #[inline(never)]
+    /// of it in memory. `None` also for a packet the lean read does not
+    /// accept, before anything changed: the general path
+    /// ([`Family::translate`]) reads it and decides (a bad header checksum,
+    /// options, fragments, other protocols, IPv6).
+    #[inline]
     fn hand_over(
         &mut self,
         sh: &mut Shared,
@@ -1223,16 +1212,22 @@ impl Nat {
     /// `shared.handover` says), or did not see (a new tick).
     #[inline(never)]
     fn translate_slow(&mut self, zone: u16, from: Side, packet: &mut [u8], now: Instant) -> Verdict {
-        let handover = core::mem::take(&mut self.shared.handover);
-        // Past the lean path, the tick was current.
+        let mut handover = core::mem::take(&mut self.shared.handover);
         let tick = match handover {
-            Handover::Fresh => self.tick(now),
+            // A new tick (or the first): the lean path had not run.
+            Handover::Fresh => {
+                let tick = self.tick(now);
+                if self.v4.steady(&mut self.shared, zone, from, packet, tick) {
+                    self.shared.stats.translated += 1;
+                    return Verdict::Forward;
+                }
+                handover = core::mem::take(&mut self.shared.handover);
+                tick
+            }
+            // Past the lean path, the tick was current.
             _ => self.last_tick,
         };
-        let lean = match handover {
-            Handover::Fresh => self.v4.translate_lean(&mut self.shared, zone, from, packet, tick),
-            _ => self.v4.hand_over(&mut self.shared, zone, from, packet, handover, tick),
-        };
+        let lean = self.v4.hand_over(&mut self.shared, zone, from, packet, handover, tick);
         let verdict = match lean {
             Some(verdict) => verdict,
             None => self.translate_general(zone, from, packet, tick),
