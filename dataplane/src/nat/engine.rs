@@ -891,15 +891,16 @@ impl Family<4> {
     /// The lean path of [`Nat::translate`] for the common IPv4 packet
     /// ([`packet::parse_lean`]: IHL 5, whole, TCP or UDP): a packet of a
     /// steady connection (established and assured TCP without SYN, FIN or
-    /// RST; assured UDP) whose key is in its home slot of the index, that
-    /// comes from its side and within its deadline, is rewritten here with
-    /// the entry's stored checksum deltas and its deadline set to the one
-    /// precomputed for the tick: true. Any other packet is left as it was,
-    /// `sh.handover` saying how far this went: false, and
-    /// [`Family::hand_over`] goes on from there.
+    /// RST; assured UDP) whose key is in its home slot of the index or the
+    /// next ([`Table::find_near`]), that comes from its side and within its
+    /// deadline, is rewritten here with the entry's stored checksum deltas
+    /// and its deadline set to the one precomputed for the tick: true. Any
+    /// other packet is left as it was, `sh.handover` saying how far this
+    /// went: false, and [`Family::hand_over`] goes on from there (a key
+    /// further from home too: the whole search, then the same rewrite).
     ///
     /// It calls nothing and loops over nothing, so that the common packet
-    /// pays for no call and no saved registers.
+    /// pays for no call and few registers.
     #[inline(always)]
     fn steady(&mut self, sh: &mut Shared, zone: u16, side: Side, buf: &mut [u8], tick: u32) -> bool {
         match Family::lean_read(sh, buf) {
