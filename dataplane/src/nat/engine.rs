@@ -89,14 +89,24 @@ enum Plan<const N: usize> {
     Hairpin { to: [u8; N], port: u16, pool: u8 },
 }
 
-/// A TCP or UDP packet's lookup as the lean path hands it over: its
-/// tuple's hash, its connection and direction if found, and the kept-port
-/// guess of a datagram from inside (see [`Family::tracked`]).
-#[derive(Debug, Clone, Copy)]
-struct Looked {
-    hash: u64,
-    found: Option<(u32, usize)>,
-    kept: Option<(u8, u64)>,
+/// How far [`Family::steady`] went with a packet it did not rewrite, for
+/// the general path to go on from there ([`Family::hand_over`]).
+#[derive(Debug, Clone, Copy, Default)]
+enum Handover {
+    /// Nothing done: the packet was not looked at.
+    #[default]
+    Fresh,
+    /// The lean read did not accept the packet: the general path reads it.
+    Unread,
+    /// Read (the buffer unchanged: [`packet::lean_parsed`] reads it again),
+    /// not looked up: TCP with SYN, FIN or RST.
+    Read,
+    /// Read and looked up (its tuple's hash in `Shared::hash`): its
+    /// connection and direction if found.
+    Looked { found: Option<(u32, usize)> },
+    /// Read, TCP without SYN, FIN or RST or UDP, its key not near its home
+    /// slot: the search goes on.
+    Further,
 }
 
 /// What both families share in [`Nat::translate`].
@@ -108,9 +118,20 @@ struct Shared {
     /// current tick: `[ESTABLISHED TCP, UDP_ASSURED]`, set by [`Nat::tick`]
     /// when the tick moves.
     steady: [u32; 2],
-    /// Packets the lean path rewrote itself (tests only).
+    /// Where the lean path left the packet it handed over: set by
+    /// [`Family::steady`] when it returns false, taken at once by
+    /// [`Nat::translate_slow`].
+    handover: Handover,
+    /// The hash of the last tuple [`Family::steady`] looked up: stored as
+    /// soon as computed, so that it need not be kept in a register, and
+    /// read with [`Handover::Looked`].
+    hash: u64,
+    /// Packets the lean path rewrote itself, and of those the ones whose
+    /// key was beyond the two slots from its home (tests only).
     #[cfg(test)]
     lean: u64,
+    #[cfg(test)]
+    lean_far: u64,
     tcp_loose: bool,
     port_range: (u16, u16),
 }
@@ -837,78 +858,194 @@ impl<const N: usize> Family<N> {
     }
 }
 
+/// What the lean path reads of a packet [`packet::parse_lean`] accepted:
+/// its key as [`packet::lean_key`] gives it, its protocol, and whether it
+/// is UDP.
+#[derive(Debug, Clone, Copy)]
+struct LeanKey {
+    addrs: u64,
+    ports: u32,
+    proto: u8,
+    udp: bool,
+}
+
+impl LeanKey {
+    /// Whether `entry` has this key (in `zone`) in direction `dir`.
+    #[inline(always)]
+    fn is_in(&self, entry: &Entry<4>, dir: usize, zone: u16) -> bool {
+        let t = &entry.tuples[dir];
+        (t.addr_word() == self.addrs)
+            & (t.port_word_low() == self.ports.rotate_left(16))
+            & (entry.zone == zone)
+            & (entry.proto == self.proto)
+    }
+
+    /// [`LeanKey::is_in`] for a key of protocol UDP (`UDP`) or TCP.
+    #[inline(always)]
+    fn is_in_as<const UDP: bool>(&self, entry: &Entry<4>, dir: usize, zone: u16) -> bool {
+        LeanKey { proto: if UDP { packet::UDP } else { TCP }, udp: UDP, ..*self }.is_in(entry, dir, zone)
+    }
+}
+
 impl Family<4> {
     /// The lean path of [`Nat::translate`] for the common IPv4 packet
     /// ([`packet::parse_lean`]: IHL 5, whole, TCP or UDP): a packet of a
     /// steady connection (established and assured TCP without SYN, FIN or
-    /// RST; assured UDP) that comes from its side and within its deadline
-    /// is rewritten here with the entry's stored checksum deltas and its
-    /// deadline set to the one precomputed for the tick. Any other packet
-    /// the lean read accepts goes on to the general path past its parse
-    /// ([`Family::hand_over`]: once looked up, with where it was found);
-    /// `None` for a packet the lean read does not accept, before anything
-    /// changed: the general path ([`Family::translate`]) reads it and
-    /// decides (a bad header checksum, options, fragments, other
-    /// protocols, IPv6).
+    /// RST; assured UDP) whose key is in its home slot of the index or the
+    /// next ([`Table::find_near`]), that comes from its side and within its
+    /// deadline, is rewritten here with the entry's stored checksum deltas
+    /// and its deadline set to the one precomputed for the tick: true. Any
+    /// other packet is left as it was, `sh.handover` saying how far this
+    /// went: false, and [`Family::hand_over`] goes on from there (a key
+    /// further from home too: the whole search, then the same rewrite).
+    ///
+    /// It calls nothing and loops over nothing, so that the common packet
+    /// pays for no call and few registers.
     #[inline(always)]
-    fn translate_lean(&mut self, sh: &mut Shared, zone: u16, side: Side, buf: &mut [u8], tick: u32) -> Option<Verdict> {
-        let len = buf.len();
-        let h = buf.first_chunk_mut::<LEAN_LEN>()?;
-        let p = packet::parse_lean(h, len)?;
+    fn steady(&mut self, sh: &mut Shared, zone: u16, side: Side, buf: &mut [u8], tick: u32) -> bool {
+        match Family::lean_read(sh, buf) {
+            // One copy per protocol: its constants folded in.
+            Some(key) if key.udp => self.steady_key::<true>(sh, zone, side, buf, key, tick),
+            Some(key) => self.steady_key::<false>(sh, zone, side, buf, key, tick),
+            None => false,
+        }
+    }
+
+    /// [`Family::steady`] for a packet of protocol UDP (`UDP`) or TCP.
+    #[inline(always)]
+    fn steady_key<const UDP: bool>(
+        &mut self,
+        sh: &mut Shared,
+        zone: u16,
+        side: Side,
+        buf: &mut [u8],
+        key: LeanKey,
+        tick: u32,
+    ) -> bool {
+        let proto = if UDP { packet::UDP } else { TCP };
+        let hash = self.table.hasher().v4(zone, proto, key.addrs, key.ports);
+        sh.hash = hash;
+        let Some(found) = self.table.find_near(hash, |entry, dir| key.is_in_as::<UDP>(entry, dir, zone)) else {
+            sh.handover = Handover::Further;
+            return false;
+        };
+        self.steady_at::<UDP>(sh, side, buf, found, tick)
+    }
+
+    /// The lean read of the packet in `buf`, or `None` with `sh.handover`
+    /// saying why: the lean read does not accept it, or it is TCP with SYN,
+    /// FIN or RST (the state machine decides).
+    #[inline(always)]
+    fn lean_read(sh: &mut Shared, buf: &[u8]) -> Option<LeanKey> {
+        let Some(p) = buf.first_chunk::<LEAN_LEN>().and_then(|h| packet::parse_lean(h, buf.len())) else {
+            sh.handover = Handover::Unread;
+            return None;
+        };
         let udp = match p.kind {
             Kind::Tcp { flags } if flags & state::TH_CONTROL == 0 => false,
             Kind::Udp => true,
-            // SYN, FIN, RST: the state machine decides.
-            _ => return Some(self.hand_over(sh, zone, side, buf, None, tick)),
+            _ => {
+                sh.handover = Handover::Read;
+                return None;
+            }
         };
-        // As Family::translate does (TCP here has no SYN: no guess).
-        let kept = if udp { self.kept_guess_udp(zone, side, &p) } else { None };
-        let hash = self.table.hash(zone, p.proto, &p.tuple);
-        let found = self.table.find(hash, zone, p.proto, &p.tuple);
-        if let Some((at, dir)) = found {
+        let (addrs, ports) = buf.first_chunk::<LEAN_LEN>().map_or((0, 0), packet::lean_key);
+        Some(LeanKey { addrs, ports, proto: p.proto, udp })
+    }
+
+    /// The rest of [`Family::steady`] once the connection and direction
+    /// of the packet (UDP if `UDP`, else TCP) are `found`.
+    #[inline(always)]
+    fn steady_at<const UDP: bool>(
+        &mut self,
+        sh: &mut Shared,
+        side: Side,
+        buf: &mut [u8],
+        found: Option<(u32, usize)>,
+        tick: u32,
+    ) -> bool {
+        if let (Some((at, dir)), Some(h)) = (found, buf.first_chunk_mut::<LEAN_LEN>()) {
             if let Some(entry) = self.table.get_mut(at) {
-                // ORIG_OUTSIDE, or REPLY_OUTSIDE for the reply direction.
-                let outside = entry.flags & (flag::ORIG_OUTSIDE << dir) != 0;
-                let steady = if udp {
-                    entry.state == state::UDP_ASSURED
-                } else {
-                    entry.state == state::ESTABLISHED && entry.has(flag::ASSURED)
-                };
-                if steady && entry.deadline > tick && outside == (side == Side::Outside) {
-                    entry.deadline = sh.steady[usize::from(udp)];
-                    let new = entry.tuples[1 - dir].inverse();
-                    packet::rewrite_lean(h, udp, &new, entry.deltas[dir]);
+                // A steady connection of this side within its deadline:
+                // ASSURED set, ORIG_OUTSIDE (or REPLY_OUTSIDE for the reply
+                // direction) as the side says, established TCP or assured
+                // UDP.
+                // State and flags as one word: the state low, the flags
+                // high.
+                let outside = u16::from(flag::ORIG_OUTSIDE) << 8 << dir;
+                let mask = 0xff | u16::from(flag::ASSURED) << 8 | outside;
+                let state = if UDP { state::UDP_ASSURED } else { state::ESTABLISHED };
+                let want =
+                    u16::from(state) | u16::from(flag::ASSURED) << 8 | if side == Side::Outside { outside } else { 0 };
+                let held = u16::from_le_bytes([entry.state, entry.flags]);
+                if (held & mask == want) & (entry.deadline > tick) {
+                    entry.deadline = sh.steady[usize::from(UDP)];
+                    packet::rewrite_lean(h, UDP, &entry.tuples[1 - dir].inverse(), entry.deltas[dir]);
                     #[cfg(test)]
                     {
                         sh.lean += 1;
                     }
-                    return Some(Verdict::Forward);
+                    return true;
                 }
             }
         }
-        Some(self.hand_over(sh, zone, side, buf, Some(Looked { hash, found, kept }), tick))
+        sh.handover = Handover::Looked { found };
+        false
     }
 
-    /// The general path's part for a packet the lean path read (and, with
-    /// `looked`, looked up: as [`Family::tracked`] takes them) but leaves
-    /// to it; the read is done again from the unchanged buffer, so that the
-    /// lean path keeps nothing of it in memory.
-    #[inline(never)]
+    /// The rest of the work for a packet [`Family::steady`] left as
+    /// `handover` says: `None` if it did not read it. The read is done
+    /// again from the unchanged buffer, so that the lean path keeps nothing
+    /// of it in memory. `None` also for a packet the lean read does not
+    /// accept, before anything changed: the general path
+    /// ([`Family::translate`]) reads it and decides (a bad header checksum,
+    /// options, fragments, other protocols, IPv6).
+    #[inline]
     fn hand_over(
         &mut self,
         sh: &mut Shared,
         zone: u16,
         side: Side,
         buf: &mut [u8],
-        looked: Option<Looked>,
+        handover: Handover,
         tick: u32,
-    ) -> Verdict {
-        let Some(h) = buf.first_chunk::<LEAN_LEN>() else { return self.translate(sh, zone, side, buf, tick) };
-        let p = packet::lean_parsed(h);
-        match looked {
-            Some(Looked { hash, found, kept }) => self.tracked(sh, zone, side, buf, &p, hash, found, kept, tick),
-            None => self.translate_parsed(sh, zone, side, buf, &p, tick),
-        }
+    ) -> Option<Verdict> {
+        let read = |buf: &[u8]| buf.first_chunk::<LEAN_LEN>().map(packet::lean_parsed);
+        let (hash, found) = match handover {
+            Handover::Fresh | Handover::Unread => return None,
+            Handover::Read => {
+                let p = read(buf)?;
+                return Some(self.translate_parsed(sh, zone, side, buf, &p, tick));
+            }
+            Handover::Looked { found } => (sh.hash, found),
+            // Not near its home slot: the whole search, and the lean path's
+            // end if the connection is steady.
+            Handover::Further => {
+                let key = Family::lean_read(sh, buf)?;
+                let hash = self.table.hasher().v4(zone, key.proto, key.addrs, key.ports);
+                let found = self.table.find_by(hash, |entry, dir| key.is_in(entry, dir, zone));
+                let steady = if key.udp {
+                    self.steady_at::<true>(sh, side, buf, found, tick)
+                } else {
+                    self.steady_at::<false>(sh, side, buf, found, tick)
+                };
+                if steady {
+                    #[cfg(test)]
+                    {
+                        sh.lean_far += 1;
+                    }
+                    return Some(Verdict::Forward);
+                }
+                sh.handover = Handover::Fresh;
+                (hash, found)
+            }
+        };
+        let p = read(buf)?;
+        // A datagram from inside that no connection has may start one: the
+        // kept-port guess, as Family::translate makes it (TCP here has no
+        // SYN: no guess).
+        let kept = if p.kind == Kind::Udp && found.is_none() { self.kept_guess_udp(zone, side, &p) } else { None };
+        Some(self.tracked(sh, zone, side, buf, &p, hash, found, kept, tick))
     }
 }
 
@@ -999,8 +1136,12 @@ impl Nat {
             stats: Stats::default(),
             ticks: Ticks::new(&config.timeouts),
             steady: [0; 2],
+            handover: Handover::Fresh,
+            hash: 0,
             #[cfg(test)]
             lean: 0,
+            #[cfg(test)]
+            lean_far: 0,
             tcp_loose: config.tcp_loose,
             port_range: config.port_range,
         };
@@ -1053,13 +1194,42 @@ impl Nat {
     /// zone `zone`, in place. Transport checksums must be complete (finish
     /// offloaded partial checksums first).
     ///
-    /// The common IPv4 packet of a steady connection takes a lean path
-    /// (`Family::translate_lean`); everything else the general one, with
-    /// the same result.
+    /// The common IPv4 packet of a steady connection within the current
+    /// tick takes a lean path (`Family::steady`) that calls nothing;
+    /// everything else the general one (`Nat::translate_slow`), with the
+    /// same result.
     #[inline]
     pub fn translate(&mut self, zone: u16, from: Side, packet: &mut [u8], now: Instant) -> Verdict {
-        let tick = self.tick(now);
-        let verdict = match self.v4.translate_lean(&mut self.shared, zone, from, packet, tick) {
+        if self.next_tick_at.is_some_and(|next| now < next)
+            && self.v4.steady(&mut self.shared, zone, from, packet, self.last_tick)
+        {
+            self.shared.stats.translated += 1;
+            return Verdict::Forward;
+        }
+        self.translate_slow(zone, from, packet, now)
+    }
+
+    /// [`Nat::translate`] for a packet the lean path did not rewrite (as
+    /// `shared.handover` says), or did not see (a new tick).
+    #[inline(never)]
+    fn translate_slow(&mut self, zone: u16, from: Side, packet: &mut [u8], now: Instant) -> Verdict {
+        let mut handover = core::mem::take(&mut self.shared.handover);
+        let tick = match handover {
+            // A new tick (or the first): the lean path had not run.
+            Handover::Fresh => {
+                let tick = self.tick(now);
+                if self.v4.steady(&mut self.shared, zone, from, packet, tick) {
+                    self.shared.stats.translated += 1;
+                    return Verdict::Forward;
+                }
+                handover = core::mem::take(&mut self.shared.handover);
+                tick
+            }
+            // Past the lean path, the tick was current.
+            _ => self.last_tick,
+        };
+        let lean = self.v4.hand_over(&mut self.shared, zone, from, packet, handover, tick);
+        let verdict = match lean {
             Some(verdict) => verdict,
             None => self.translate_general(zone, from, packet, tick),
         };
@@ -1081,6 +1251,12 @@ impl Nat {
     #[cfg(test)]
     pub(crate) fn lean_count(&self) -> u64 {
         self.shared.lean
+    }
+
+    /// How many of those had their key beyond the two slots from its home.
+    #[cfg(test)]
+    pub(crate) fn lean_far_count(&self) -> u64 {
+        self.shared.lean_far
     }
 
     /// The general path: any packet, either family.

@@ -128,12 +128,40 @@ fn words<const L: usize>(bytes: &[u8; L]) -> u64 {
 /// [`ipv4::Packet::verify_checksum`] says, in native-order words.
 #[inline(always)]
 fn header_checksum_ok(header: &[u8]) -> bool {
-    let acc = match header.first_chunk::<20>() {
+    match header.first_chunk::<20>() {
         // The usual header, without options: five words, unrolled.
-        Some(h) if header.len() == 20 => words::<20>(h),
-        _ => header.chunks_exact(4).map(|w| u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]))).sum(),
+        Some(h) if header.len() == 20 => fixed_header_checksum_ok(h),
+        _ => {
+            let acc = header.chunks_exact(4).map(|w| u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]))).sum();
+            checksum::fold(acc) == 0xffff
+        }
+    }
+}
+
+/// [`header_checksum_ok`] for a header without options, in one pass and
+/// without the fold: the header summed as two 64-bit words and a 32-bit
+/// one with end-around carries, then tested for a multiple of 0xffff.
+/// Since 2^16 is 1 modulo 0xffff, neither the width of the words nor the
+/// fold changes a sum's remainder modulo 0xffff, and a sum other than zero
+/// folds to a value in 1..=0xffff: to 0xffff exactly when it is a
+/// multiple.
+#[inline(always)]
+fn fixed_header_checksum_ok(h: &[u8; 20]) -> bool {
+    let word = |at: usize| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&h[at..at + 8]);
+        u64::from_ne_bytes(bytes)
     };
-    checksum::fold(acc) == 0xffff
+    let last = u64::from(u32::from_ne_bytes([h[16], h[17], h[18], h[19]]));
+    let (sum, carry) = word(0).overflowing_add(word(8));
+    // No overflow: `last` is below 2^32.
+    let (sum, carry) = sum.overflowing_add(last + u64::from(carry));
+    // No overflow: with a carry, `sum` is below 2^32.
+    let sum = sum + u64::from(carry);
+    // `sum % 0xffff == 0` as one multiply: by the inverse of 0xffff modulo
+    // 2^64, the multiples of 0xffff (and only they) land at or below
+    // u64::MAX / 0xffff.
+    sum != 0 && sum.wrapping_mul(0xfffe_fffe_fffe_ffff) <= u64::MAX / 0xffff
 }
 
 /// Reads an IP packet of the family `N` at the start of `buf`: its header
@@ -201,8 +229,7 @@ pub(crate) fn parse_lean(h: &[u8; LEAN_LEN], len: usize) -> Option<Parsed<4>> {
         UDP if end >= 28 => {}
         _ => return None,
     }
-    let ip = h.first_chunk::<20>()?;
-    if checksum::fold(words::<20>(ip)) != 0xffff {
+    if !fixed_header_checksum_ok(h.first_chunk::<20>()?) {
         return None;
     }
     Some(lean_parsed(h))
@@ -224,6 +251,15 @@ pub(crate) fn lean_parsed(h: &[u8; LEAN_LEN]) -> Parsed<4> {
     Parsed { tuple, proto: h[9], l4: 20, end, frag: Frag::Whole, kind }
 }
 
+/// The key words of a packet [`parse_lean`] read: its addresses as
+/// [`Tuple::addr_word`] gives them, its ports big-endian (the source port
+/// high: [`Tuple::port_word_low`] rotated by 16 bits).
+#[inline(always)]
+pub(crate) fn lean_key(h: &[u8; LEAN_LEN]) -> (u64, u32) {
+    let addrs = u64::from_le_bytes([h[12], h[13], h[14], h[15], h[16], h[17], h[18], h[19]]);
+    (addrs, u32::from_be_bytes([h[20], h[21], h[22], h[23]]))
+}
+
 /// [`rewrite_tracked`] for a packet [`parse_lean`] read (`udp`: its
 /// protocol is UDP), at fixed offsets.
 #[inline(always)]
@@ -233,8 +269,7 @@ pub(crate) fn rewrite_lean(h: &mut [u8; LEAN_LEN], udp: bool, new: &Tuple<4>, de
     let mut ip = [h[10], h[11]];
     update(&mut ip, Delta(u64::from(deltas.addrs)), false);
     h[10..12].copy_from_slice(&ip);
-    h[20..22].copy_from_slice(&new.sport.to_be_bytes());
-    h[22..24].copy_from_slice(&new.dport.to_be_bytes());
+    h[20..24].copy_from_slice(&(u32::from(new.sport) << 16 | u32::from(new.dport)).to_be_bytes());
     let delta = Delta(u64::from(deltas.transport));
     // Each protocol's checksum at its constant offset: one load, one store.
     if udp {
@@ -729,8 +764,41 @@ mod tests {
                 header[i] ^= 1 << bit;
                 let wire = ipv4::Packet::new_unchecked(&header[..]).verify_checksum();
                 assert_eq!(header_checksum_ok(&header), wire, "byte {i} bit {bit}");
+                assert_eq!(fixed_header_checksum_ok(&header), wire, "byte {i} bit {bit}");
                 header[i] ^= 1 << bit;
             }
+        }
+    }
+
+    #[test]
+    fn the_fixed_header_checksum_agrees_on_any_header() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut headers = vec![[0u8; 20], [0xff; 20]];
+        for n in 0..20_000 {
+            let mut h = [0u8; 20];
+            for byte in &mut h {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Mostly the extremes, where carries pile up.
+                *byte = match x % 4 {
+                    0 => 0,
+                    1 => 0xff,
+                    _ => (x >> 8) as u8,
+                };
+            }
+            // IHL 5, as the wire layer's length for the sum.
+            h[0] = h[0] & 0xf0 | 5;
+            if n % 2 == 0 {
+                ipv4::Packet::new_unchecked(&mut h[..]).fill_checksum();
+            }
+            headers.push(h);
+        }
+        assert_eq!(0xffffu64.wrapping_mul(0xfffe_fffe_fffe_ffff), 1);
+        for h in headers {
+            let wire = ipv4::Packet::new_unchecked(&h[..]).verify_checksum();
+            assert_eq!(fixed_header_checksum_ok(&h), wire, "{h:02x?}");
+            assert_eq!(header_checksum_ok(&h), wire, "{h:02x?}");
         }
     }
 

@@ -84,6 +84,23 @@ impl<const N: usize> Tuple<N> {
     }
 }
 
+impl Tuple<4> {
+    /// The addresses as one number: the bytes of the source then of the
+    /// destination, little-endian (bytes 12 to 19 of the IPv4 header).
+    #[inline(always)]
+    pub(crate) fn addr_word(&self) -> u64 {
+        u64::from(u32::from_le_bytes(self.src)) | u64::from(u32::from_le_bytes(self.dst)) << 32
+    }
+
+    /// The ports as one number, the source port low: as they sit in
+    /// memory on a little-endian machine (one load), and bytes 20 to 23 of
+    /// the packet read big-endian, rotated by 16 bits.
+    #[inline(always)]
+    pub(crate) fn port_word_low(&self) -> u32 {
+        u32::from(self.dport) << 16 | u32::from(self.sport)
+    }
+}
+
 /// A tracked connection: 52 bytes for IPv4, 100 for IPv6.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Entry<const N: usize> {
@@ -155,7 +172,7 @@ fn words<const N: usize>(addr: &[u8; N]) -> (u64, u64) {
         let m = (N - 8).min(8);
         hi[..m].copy_from_slice(&addr[8..8 + m]);
     }
-    (u64::from_ne_bytes(lo), u64::from_ne_bytes(hi))
+    (u64::from_le_bytes(lo), u64::from_le_bytes(hi))
 }
 
 impl Hasher {
@@ -178,18 +195,25 @@ impl Hasher {
     #[inline(always)]
     pub(crate) fn tuple<const N: usize>(&self, zone: u16, proto: u8, tuple: &Tuple<N>) -> u64 {
         let k = &self.keys;
-        let meta =
-            u64::from(tuple.sport) << 48 | u64::from(tuple.dport) << 32 | u64::from(zone) << 16 | u64::from(proto);
+        let ports = u32::from(tuple.sport) << 16 | u32::from(tuple.dport);
         let (s0, s1) = words(&tuple.src);
         let (d0, d1) = words(&tuple.dst);
-        let mixed = if N <= 4 {
-            folded_multiply((s0 | d0 << 32) ^ k[0], meta ^ k[1])
-        } else {
-            let a = folded_multiply(s0 ^ k[0], s1 ^ k[1]);
-            let b = folded_multiply(d0 ^ k[2], d1 ^ k[3]);
-            folded_multiply(a ^ meta ^ k[4], b ^ k[5])
-        };
-        folded_multiply(mixed, k[5])
+        if N <= 4 {
+            return self.v4(zone, proto, s0 | d0 << 32, ports);
+        }
+        let meta = u64::from(ports) << 32 | u64::from(zone) << 16 | u64::from(proto);
+        let a = folded_multiply(s0 ^ k[0], s1 ^ k[1]);
+        let b = folded_multiply(d0 ^ k[2], d1 ^ k[3]);
+        folded_multiply(folded_multiply(a ^ meta ^ k[4], b ^ k[5]), k[5])
+    }
+
+    /// [`Hasher::tuple`] of an IPv4 key given as [`Tuple::addr_word`] and
+    /// its ports as read from a packet (big-endian, the source port high).
+    #[inline(always)]
+    pub(crate) fn v4(&self, zone: u16, proto: u8, addrs: u64, ports: u32) -> u64 {
+        let k = &self.keys;
+        let meta = u64::from(ports) << 32 | u64::from(zone) << 16 | u64::from(proto);
+        folded_multiply(folded_multiply(addrs ^ k[0], meta ^ k[1]), k[5])
     }
 
     /// A hash of an inside endpoint and a counter, for the port search.
@@ -273,6 +297,13 @@ impl<const N: usize> Table<N> {
     /// [`Table::hash`] of the key).
     #[inline]
     pub(crate) fn find(&self, hash: u64, zone: u16, proto: u8, tuple: &Tuple<N>) -> Option<(u32, usize)> {
+        self.find_by(hash, |entry, dir| entry.tuples[dir] == *tuple && entry.zone == zone && entry.proto == proto)
+    }
+
+    /// [`Table::find`] with the compare given: `matches(entry, dir)` says
+    /// whether `entry` has the key in direction `dir`.
+    #[inline(always)]
+    pub(crate) fn find_by(&self, hash: u64, matches: impl Fn(&Entry<N>, usize) -> bool) -> Option<(u32, usize)> {
         let tag = (hash >> 32) as u32;
         let len = self.index.len();
         let mut i = self.home(tag);
@@ -285,7 +316,7 @@ impl<const N: usize> Table<N> {
                 let r = (slot as u32).wrapping_sub(1);
                 let (at, dir) = (r >> 1, (r & 1) as usize);
                 if let Some(entry) = self.entries.get(at as usize) {
-                    if entry.tuples[dir] == *tuple && entry.zone == zone && entry.proto == proto {
+                    if matches(entry, dir) {
                         return Some((at, dir));
                     }
                 }
@@ -296,6 +327,33 @@ impl<const N: usize> Table<N> {
             }
         }
         None
+    }
+
+    /// The first two steps of [`Table::find_by`] alone, the index read
+    /// before any entry: the first of the home slot of `hash` and the next
+    /// one that has its tag, before an empty one, if its entry has the key.
+    /// `Some` with what the search finds, or `None` if it would go further
+    /// (a key of the same tag first, or the end of the index).
+    #[inline(always)]
+    pub(crate) fn find_near(
+        &self,
+        hash: u64,
+        matches: impl Fn(&Entry<N>, usize) -> bool,
+    ) -> Option<Option<(u32, usize)>> {
+        let tag = (hash >> 32) as u32;
+        let home = self.home(tag);
+        let pair = self.index.get(home..home + 2)?;
+        let tagged = |slot: u64| (slot >> 32) as u32 == tag;
+        let slot = match (pair[0], pair[1]) {
+            (0, _) => return Some(None),
+            (first, _) if tagged(first) => first,
+            (_, 0) => return Some(None),
+            (_, second) if tagged(second) => second,
+            _ => return None,
+        };
+        let r = (slot as u32).wrapping_sub(1);
+        let (at, dir) = (r >> 1, (r & 1) as usize);
+        self.entries.get(at as usize).filter(|entry| matches(entry, dir)).map(|_| Some((at, dir)))
     }
 
     /// Starts loading the index slot where a lookup of `hash` begins, and
@@ -711,6 +769,17 @@ mod tests {
         tags.dedup();
         // 4096 keys in 4096 bins: about 4096 * (1 - 1/e) = 2589 distinct.
         assert!(tags.len() > 2450, "{}", tags.len());
+        // The IPv4 key's words are the packet's bytes 12 to 23.
+        let t = Tuple::<4> { src: [10, 0, 0, 2], dst: [192, 0, 2, 1], sport: 40000, dport: 443 };
+        let mut bytes = [0u8; 12];
+        bytes[..4].copy_from_slice(&t.src);
+        bytes[4..8].copy_from_slice(&t.dst);
+        bytes[8..10].copy_from_slice(&t.sport.to_be_bytes());
+        bytes[10..].copy_from_slice(&t.dport.to_be_bytes());
+        let addrs = u64::from_le_bytes(bytes[..8].try_into().unwrap());
+        let ports = u32::from_be_bytes(bytes[8..].try_into().unwrap());
+        assert_eq!((t.addr_word(), t.port_word_low()), (addrs, ports.rotate_left(16)));
+        assert_eq!(h.v4(3, 17, addrs, ports), h.tuple(3, 17, &t));
         let v6 = Tuple::<16> { src: [1; 16], dst: [2; 16], sport: 1, dport: 2 };
         assert_ne!(h.tuple(0, 6, &v6), h.tuple(0, 6, &v6.inverse()));
         assert_ne!(h.tuple(0, 6, &v6), h.tuple(1, 6, &v6));
