@@ -923,6 +923,15 @@ impl Family<4> {
         tick: u32,
     ) -> bool {
         let proto = if UDP { packet::UDP } else { TCP };
+        if UDP && side == Side::Inside {
+            // Any datagram from inside may start a connection: start
+            // loading where its kept-port guess looks before the look-up,
+            // so that the misses of the two overlap (the guess itself is
+            // made again if nothing is found).
+            if let Some(h) = buf.first_chunk::<LEAN_LEN>() {
+                self.kept_guess_udp(zone, side, &packet::lean_parsed(h));
+            }
+        }
         let hash = self.table.hasher().v4(zone, proto, key.addrs, key.ports);
         sh.hash = hash;
         let Some(found) = self.table.find_near(hash, |entry, dir| key.is_in_as::<UDP>(entry, dir, zone)) else {
