@@ -618,11 +618,12 @@ fn whole_superframe(frame: &[u8], header: &virtio_net::Repr) -> bool {
     const IP: usize = ethernet::HEADER_LEN;
     let virtio_net::Checksum::Partial { start, offset } = header.checksum else { return false };
     let Some(ip) = frame.get(IP..IP + 20) else { return false };
-    let (protocol, csum_offset) = match header.gso {
-        virtio_net::Gso::Tcpv4 { .. } => (IpProtocol::Tcp, 16),
-        virtio_net::Gso::UdpL4 { .. } => (IpProtocol::Udp, 6),
+    let protocol = match header.gso {
+        virtio_net::Gso::Tcpv4 { .. } => IpProtocol::Tcp,
+        virtio_net::Gso::UdpL4 { .. } => IpProtocol::Udp,
         _ => return false,
     };
+    let csum_offset = csum_offset(protocol);
     let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
     frame[12..14] == [0x08, 0x00]
         && ip[0] == 0x45
@@ -634,6 +635,15 @@ fn whole_superframe(frame: &[u8], header: &virtio_net::Repr) -> bool {
         && frame.len() >= IP + 20 + csum_offset + 2
 }
 
+/// Where the checksum field of a TCP (else UDP) header is.
+fn csum_offset(protocol: IpProtocol) -> usize {
+    if protocol == IpProtocol::Tcp {
+        16
+    } else {
+        6
+    }
+}
+
 /// Writes a translated superframe's partial checksum again: the
 /// pseudo-header sum of its new addresses (the ports, inside the summed
 /// range, need nothing). `ip` is a packet [`whole_superframe`] accepted.
@@ -641,7 +651,7 @@ fn repartial(ip: &mut [u8]) {
     let packet = ipv4::Packet::new_unchecked(&ip[..]);
     let (src, dst, protocol) = (packet.src_addr(), packet.dst_addr(), packet.next_header());
     let length = ip.len() - 20;
-    let field = 20 + if protocol == IpProtocol::Tcp { 16 } else { 6 };
+    let field = 20 + csum_offset(protocol);
     let pseudo = checksum::pseudo_header_v4(src, dst, protocol, length as u16);
     ip[field..field + 2].copy_from_slice(&pseudo.to_be_bytes());
 }

@@ -859,17 +859,20 @@ impl<const N: usize> Family<N> {
 }
 
 /// What the lean path reads of a packet [`packet::parse_lean`] accepted:
-/// its key as [`packet::lean_key`] gives it, its protocol, and whether it
-/// is UDP.
+/// its key as [`packet::lean_key`] gives it, and its protocol (TCP or UDP).
 #[derive(Debug, Clone, Copy)]
 struct LeanKey {
     addrs: u64,
     ports: u32,
     proto: u8,
-    udp: bool,
 }
 
 impl LeanKey {
+    #[inline(always)]
+    fn is_udp(&self) -> bool {
+        self.proto == packet::UDP
+    }
+
     /// Whether `entry` has this key (in `zone`) in direction `dir`.
     #[inline(always)]
     fn is_in(&self, entry: &Entry<4>, dir: usize, zone: u16) -> bool {
@@ -883,7 +886,7 @@ impl LeanKey {
     /// [`LeanKey::is_in`] for a key of protocol UDP (`UDP`) or TCP.
     #[inline(always)]
     fn is_in_as<const UDP: bool>(&self, entry: &Entry<4>, dir: usize, zone: u16) -> bool {
-        LeanKey { proto: if UDP { packet::UDP } else { TCP }, udp: UDP, ..*self }.is_in(entry, dir, zone)
+        LeanKey { proto: if UDP { packet::UDP } else { TCP }, ..*self }.is_in(entry, dir, zone)
     }
 }
 
@@ -905,7 +908,7 @@ impl Family<4> {
     fn steady(&mut self, sh: &mut Shared, zone: u16, side: Side, buf: &mut [u8], tick: u32) -> bool {
         match Family::lean_read(sh, buf) {
             // One copy per protocol: its constants folded in.
-            Some(key) if key.udp => self.steady_key::<true>(sh, zone, side, buf, key, tick),
+            Some(key) if key.is_udp() => self.steady_key::<true>(sh, zone, side, buf, key, tick),
             Some(key) => self.steady_key::<false>(sh, zone, side, buf, key, tick),
             None => false,
         }
@@ -923,15 +926,6 @@ impl Family<4> {
         tick: u32,
     ) -> bool {
         let proto = if UDP { packet::UDP } else { TCP };
-        if UDP && side == Side::Inside {
-            // Any datagram from inside may start a connection: start
-            // loading where its kept-port guess looks before the look-up,
-            // so that the misses of the two overlap (the guess itself is
-            // made again if nothing is found).
-            if let Some(h) = buf.first_chunk::<LEAN_LEN>() {
-                self.kept_guess_udp(zone, side, &packet::lean_parsed(h));
-            }
-        }
         let hash = self.table.hasher().v4(zone, proto, key.addrs, key.ports);
         sh.hash = hash;
         let Some(found) = self.table.find_near(hash, |entry, dir| key.is_in_as::<UDP>(entry, dir, zone)) else {
@@ -950,16 +944,16 @@ impl Family<4> {
             sh.handover = Handover::Unread;
             return None;
         };
-        let udp = match p.kind {
-            Kind::Tcp { flags } if flags & state::TH_CONTROL == 0 => false,
-            Kind::Udp => true,
+        match p.kind {
+            Kind::Tcp { flags } if flags & state::TH_CONTROL == 0 => {}
+            Kind::Udp => {}
             _ => {
                 sh.handover = Handover::Read;
                 return None;
             }
-        };
+        }
         let (addrs, ports) = buf.first_chunk::<LEAN_LEN>().map_or((0, 0), packet::lean_key);
-        Some(LeanKey { addrs, ports, proto: p.proto, udp })
+        Some(LeanKey { addrs, ports, proto: p.proto })
     }
 
     /// The rest of [`Family::steady`] once the connection and direction
@@ -1033,7 +1027,7 @@ impl Family<4> {
                 let key = Family::lean_read(sh, buf)?;
                 let hash = self.table.hasher().v4(zone, key.proto, key.addrs, key.ports);
                 let found = self.table.find_by(hash, |entry, dir| key.is_in(entry, dir, zone));
-                let steady = if key.udp {
+                let steady = if key.is_udp() {
                     self.steady_at::<true>(sh, side, buf, found, tick)
                 } else {
                     self.steady_at::<false>(sh, side, buf, found, tick)
@@ -1201,7 +1195,11 @@ impl Nat {
     /// Translates `packet`, an IPv4 or IPv6 packet (IP header first, link
     /// padding allowed after it) that came from side `from` in conntrack
     /// zone `zone`, in place. Transport checksums must be complete (finish
-    /// offloaded partial checksums first).
+    /// offloaded partial checksums first), or else rewritten by the caller
+    /// afterwards: the transport checksum is never read, only updated for
+    /// the changed addresses and ports, so a partial one (a pseudo-header
+    /// sum) comes out meaning nothing — `wharf nat` writes a forwarded
+    /// superframe's anew from its new addresses.
     ///
     /// The common IPv4 packet of a steady connection within the current
     /// tick takes a lean path (`Family::steady`) that calls nothing;
