@@ -7,14 +7,20 @@
 # TCP from inside to outside (masqueraded) and from outside to a published
 # port (DNAT), and the table gives each and its ratio to the kernel's, and
 # the CPU time wharf nat used per GB it forwarded (its utime + stime from
-# /proc, which a busy machine disturbs less than it does throughput).
+# /proc, which a busy machine disturbs less than it does throughput). With
+# ROUNDS above 1 the kernel and wharf take turns that many times, each round
+# is printed, and the table gives the medians.
 #
-# Usage (as root): benches/nat-compare.sh [SECONDS]
+# Usage (as root): benches/nat-compare.sh [SECONDS] [ROUNDS]
 # Needs: iproute2, iptables, iperf3, python3, and cargo (it builds wharf).
 # Everything lives in namespaces the script creates and is removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
+rounds=${2:-1}
+for n in "$seconds" "$rounds"; do
+    [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "nat-compare: SECONDS and ROUNDS are positive numbers" >&2; exit 2; }
+done
 [ "$(id -u)" = 0 ] || { echo "nat-compare: run as root (it creates network namespaces)" >&2; exit 1; }
 cargo build --release -q -p control
 wharf="$PWD/target/release/wharf"
@@ -74,33 +80,44 @@ received() { python3 -c 'import json,sys; d=json.load(sys.stdin)["end"]["sum_rec
 # CPU ticks (utime + stime) of wharf nat so far.
 ticks() { awk '{ print $14 + $15 }' "/proc/${pids[0]}/stat"; }
 
-declare -A res
-for kind in kernel wharf; do
-    topology "$kind"
-    for dir in out in; do
-        [ "$kind" = wharf ] && before=$(ticks)
-        if [ "$dir" = out ]; then
-            read -r gbit bytes < <(ip netns exec "$inside" iperf3 -c 203.0.113.20 -t "$seconds" -J | received)
-        else
-            read -r gbit bytes < <(ip netns exec "$outside" iperf3 -c 203.0.113.10 -p 8080 -t "$seconds" -J | received)
-        fi
-        res[$dir,$kind]=$gbit
-        if [ "$kind" = wharf ]; then
-            res[cpu,$dir]=$(python3 -c "print('%.2f' % (($(ticks) - $before) / $(getconf CLK_TCK) / ($bytes / 1e9)))")
-        fi
+# Every round's figures, space-separated, by "dir,kind" and "cpu,dir".
+declare -A all
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+for round in $(seq "$rounds"); do
+    declare -A res=()
+    for kind in kernel wharf; do
+        topology "$kind"
+        for dir in out in; do
+            [ "$kind" = wharf ] && before=$(ticks)
+            if [ "$dir" = out ]; then
+                read -r gbit bytes < <(ip netns exec "$inside" iperf3 -c 203.0.113.20 -t "$seconds" -J | received)
+            else
+                read -r gbit bytes < <(ip netns exec "$outside" iperf3 -c 203.0.113.10 -p 8080 -t "$seconds" -J | received)
+            fi
+            res[$dir,$kind]=$gbit
+            if [ "$kind" = wharf ]; then
+                res[cpu,$dir]=$(python3 -c "print('%.2f' % (($(ticks) - $before) / $(getconf CLK_TCK) / ($bytes / 1e9)))")
+            fi
+        done
+        echo "round $round, $kind: masquerade ${res[out,$kind]} Gbit/s, published port ${res[in,$kind]} Gbit/s" >&2
+        for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+        pids=()
+        wait 2>/dev/null || true
     done
-    echo "$kind: masquerade ${res[out,$kind]} Gbit/s, published port ${res[in,$kind]} Gbit/s" >&2
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    pids=()
-    wait 2>/dev/null || true
+    for key in "${!res[@]}"; do all[$key]="${all[$key]:-} ${res[$key]}"; done
 done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+declare -A med
+for key in "${!all[@]}"; do med[$key]=$(median <<<"${all[$key]}"); done
 ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
-echo "NAT gateway TCP throughput, $(date -u '+%Y-%m-%d %H:%M UTC') (iperf3, 1 stream, ${seconds}s, $(nproc) cores)"
+echo "NAT gateway TCP throughput, $(date -u '+%Y-%m-%d %H:%M UTC') (iperf3, 1 stream, ${seconds}s, $(nproc) cores;" \
+    "$rounds round(s), the median of each; load average before $load_before, after $load_after)"
 echo
 echo "| path | kernel (iptables) | wharf nat | wharf ÷ kernel |"
 echo "|---|---:|---:|---:|"
-echo "| inside → outside (masquerade), Gbit/s | ${res[out,kernel]} | ${res[out,wharf]} | $(ratio "${res[out,wharf]}" "${res[out,kernel]}") |"
-echo "| outside → published port (DNAT), Gbit/s | ${res[in,kernel]} | ${res[in,wharf]} | $(ratio "${res[in,wharf]}" "${res[in,kernel]}") |"
+echo "| inside → outside (masquerade), Gbit/s | ${med[out,kernel]} | ${med[out,wharf]} | $(ratio "${med[out,wharf]}" "${med[out,kernel]}") |"
+echo "| outside → published port (DNAT), Gbit/s | ${med[in,kernel]} | ${med[in,wharf]} | $(ratio "${med[in,wharf]}" "${med[in,kernel]}") |"
 echo
-echo "wharf nat CPU per GB forwarded: masquerade ${res[cpu,out]} s, published port ${res[cpu,in]} s"
+echo "wharf nat CPU per GB forwarded: masquerade ${med[cpu,out]} s, published port ${med[cpu,in]} s"

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced by proxy-compare.sh and proxy-conns-rounds.sh: a "host" namespace
+# Sourced by proxy-compare.sh and proxy-rounds.sh: a "host" namespace
 # (client, proxies) and a "container" namespace (servers) joined by one veth
 # (198.51.100.1 and .2), a scratch directory in $root, and a cleanup on exit
 # that stops every process left in the two namespaces (twice over, in case

@@ -5,9 +5,12 @@
 # (both defaults over IPv4), then all three again with checksums on (the
 # kernel's `udpcsum`, wharf's --udpcsum, which lets wharf send with UDP GSO).
 # iperf3 is the load; the table gives each result and its ratio to the
-# kernel's with the same checksum setting.
+# kernel's with the same checksum setting. With ROUNDS above 1 the six
+# measurements are taken in turn that many times (so that a noisy machine
+# weighs on all of them alike), each round is printed, and the table gives
+# the medians.
 #
-# Usage (as root): benches/vtep-compare.sh [SECONDS] [STREAMS]
+# Usage (as root): benches/vtep-compare.sh [SECONDS] [STREAMS] [ROUNDS]
 # Needs: iproute2, iperf3, ethtool, python3, and a release build (the script runs
 # `cargo build --release -p control`). Everything lives in namespaces the
 # script creates (underlay 192.0.2.0/24, overlay 198.51.100.0/24) and is
@@ -16,6 +19,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 streams=${2:-1}
+rounds=${3:-1}
+for n in "$seconds" "$streams" "$rounds"; do
+    [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "vtep-compare: SECONDS, STREAMS and ROUNDS are positive numbers" >&2; exit 2; }
+done
 cargo build --release -q -p control
 wharf="$PWD/target/release/wharf"
 tag="wb$$"
@@ -86,28 +93,49 @@ measure() { # label a-kind b-kind
     echo "$1 $bps"
 }
 
-wharf_flags=""
-kernel_flags="noudpcsum"
-results=$(
-    measure "kernel↔kernel zero" kernel kernel
-    measure "wharf↔wharf zero" wharf wharf
-    measure "wharf↔kernel zero" wharf kernel
-    wharf_flags="--udpcsum"
-    kernel_flags="udpcsum"
-    measure "kernel↔kernel on" kernel kernel
-    measure "wharf↔wharf on" wharf wharf
-    measure "wharf↔kernel on" wharf kernel
-)
-echo "VXLAN TCP throughput, iperf3 ${seconds}s × ${streams} stream(s), $(date -u +%Y-%m-%d):"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+results=""
+for round in $(seq "$rounds"); do
+    got=$(
+        wharf_flags=""
+        kernel_flags="noudpcsum"
+        measure "kernel↔kernel zero" kernel kernel
+        measure "wharf↔wharf zero" wharf wharf
+        measure "wharf↔kernel zero" wharf kernel
+        wharf_flags="--udpcsum"
+        kernel_flags="udpcsum"
+        measure "kernel↔kernel on" kernel kernel
+        measure "wharf↔wharf on" wharf wharf
+        measure "wharf↔kernel on" wharf kernel
+    )
+    [ "$rounds" = 1 ] || echo "round $round: $(awk '{ printf "%s%s %s %.2f", (NR > 1 ? ", " : ""), $1, $2, $3 / 1e9 }' <<<"$got")"
+    results+="$got"$'\n'
+done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+[ "$rounds" = 1 ] || echo
+echo "VXLAN TCP throughput, iperf3 ${seconds}s × ${streams} stream(s), $(date -u '+%Y-%m-%d %H:%M UTC'), $rounds" \
+    "round(s) (the median of each), load average before $load_before, after $load_after:"
 echo
 echo "| path | outer UDP checksum | Gbit/s | × kernel↔kernel |"
 echo "|---|---|---:|---:|"
-echo "$results" | awk '
-    $1 == "kernel↔kernel" { kernel[$2] = $3 }
-    { path[NR] = $1; sum[NR] = $2; bps[NR] = $3 }
+awk '
+    NF == 3 {
+        key = $1 " " $2
+        if (!(key in count)) order[++keys] = key
+        v[key, ++count[key]] = $3
+    }
+    function median(key,    n, i, j, t, a) {
+        n = count[key]
+        for (i = 1; i <= n; i++) a[i] = v[key, i]
+        for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+        return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
     END {
-        for (i = 1; i <= NR; i++) {
-            word = sum[i] == "on" ? "on (UDP GSO for wharf)" : "zero"
-            printf "| %s | %s | %.2f | %.2f |\n", path[i], word, bps[i] / 1e9, bps[i] / kernel[sum[i]]
+        for (k = 1; k <= keys; k++) {
+            split(order[k], part, " ")
+            bps = median(order[k])
+            kernel = median("kernel↔kernel " part[2])
+            word = part[2] == "on" ? "on (UDP GSO for wharf)" : "zero"
+            printf "| %s | %s | %.2f | %.2f |\n", part[1], word, bps / 1e9, bps / kernel
         }
-    }'
+    }' <<<"$results"

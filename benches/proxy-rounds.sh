@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# Short TCP connections per second, interleaved: direct (no proxy),
+# wharf-proxy against direct and docker-proxy, interleaved: direct (no proxy),
 # docker-proxy and one or more wharf-proxy builds take turns (A B C A B C ...)
 # for several rounds in one run, so that a noisy, shared machine weighs on
 # each of them alike. Prints every round, then the median per column and its
 # ratio to docker-proxy and to direct. The topology is proxy-compare.sh's:
-# client and proxies in a "host" namespace, `proxy-load tcp-serve` in a
-# "container" namespace behind a veth pair (198.51.100.0/24), 32 client
-# threads, a connection per 64-byte request.
+# client and proxies in a "host" namespace, the server in a "container"
+# namespace behind a veth pair (198.51.100.0/24). Two measures:
+#   conns  short TCP connections per second: `proxy-load tcp-serve` as the
+#          server, 32 client threads, a connection per 64-byte request;
+#   bulk   TCP throughput: iperf3, `--streams` parallel streams.
 #
-# Usage (as root): benches/proxy-conns-rounds.sh [--rounds N] [--seconds S]
-#                      [--wharf-args "FLAGS"] ["NAME=WHARF-PROXY-BINARY [FLAGS]" ...]
+# Usage (as root): benches/proxy-rounds.sh [--measure conns|bulk] [--streams N]
+#                      [--rounds N] [--seconds S] [--wharf-args "FLAGS"]
+#                      ["NAME=WHARF-PROXY-BINARY [FLAGS]" ...]
+#   --measure M           conns (default) or bulk
+#   --streams N           iperf3 streams for bulk (default 1)
 #   --rounds N            rounds of every column (default 7)
 #   --seconds S           seconds per measurement (default 5)
 #   --wharf-args "FLAGS"  extra flags for every wharf-proxy
@@ -22,24 +27,28 @@ caller_dir=$PWD
 cd "$(dirname "$0")/.."
 
 usage() { sed -n '/^# Usage/,/^# Environment/p' "$0" | sed 's/^# \{0,1\}//' | sed '$d'; }
-rounds=7 seconds=5 wharf_args=""
+rounds=7 seconds=5 wharf_args="" measure=conns streams=1
 builds=()
 while [ $# -gt 0 ]; do
     case $1 in
         --rounds) [ $# -ge 2 ] || { usage >&2; exit 2; }; rounds=$2; shift ;;
         --seconds) [ $# -ge 2 ] || { usage >&2; exit 2; }; seconds=$2; shift ;;
+        --measure) [ $# -ge 2 ] || { usage >&2; exit 2; }; measure=$2; shift ;;
+        --streams) [ $# -ge 2 ] || { usage >&2; exit 2; }; streams=$2; shift ;;
         --wharf-args) [ $# -ge 2 ] || { usage >&2; exit 2; }; wharf_args=$2; shift ;;
         -h | --help) usage; exit 0 ;;
         *=*) builds+=("$1") ;;
-        *) echo "proxy-conns-rounds: unknown argument $1" >&2; usage >&2; exit 2 ;;
+        *) echo "proxy-rounds: unknown argument $1" >&2; usage >&2; exit 2 ;;
     esac
     shift
 done
-[ "$(id -u)" = 0 ] || { echo "proxy-conns-rounds: run as root (it creates network namespaces)" >&2; exit 1; }
+case $measure in conns | bulk) ;; *) echo "proxy-rounds: --measure is conns or bulk, not $measure" >&2; exit 2 ;; esac
+[[ $streams =~ ^[1-9][0-9]*$ ]] || { echo "proxy-rounds: --streams takes a positive number, not $streams" >&2; exit 2; }
+[ "$(id -u)" = 0 ] || { echo "proxy-rounds: run as root (it creates network namespaces)" >&2; exit 1; }
 
 absolute() { case $1 in /*) echo "$1" ;; */*) echo "$caller_dir/$1" ;; *) command -v "$1" || echo "$1" ;; esac; }
 docker_proxy=$(absolute "${DOCKER_PROXY:-$(command -v docker-proxy || echo /usr/sbin/docker-proxy)}")
-[ -x "$docker_proxy" ] || { echo "proxy-conns-rounds: no docker-proxy at $docker_proxy (apt-get install docker.io)" >&2; exit 1; }
+[ -x "$docker_proxy" ] || { echo "proxy-rounds: no docker-proxy at $docker_proxy (apt-get install docker.io)" >&2; exit 1; }
 target=${CARGO_TARGET_DIR:-$PWD/target}
 cargo build --release -q -p benches --bin proxy-load
 load="$target/release/proxy-load"
@@ -54,8 +63,33 @@ fi
 proxy_topology "wc$$"
 server=198.51.100.2 port=7000
 
-ip netns exec "$cns" "$load" tcp-serve --listen "$server:$port" 2>"$root/serve.log" &
-wait_for "$root/serve.log" listening $! || { cat "$root/serve.log" >&2; exit 1; }
+if [ $measure = conns ]; then
+    ip netns exec "$cns" "$load" tcp-serve --listen "$server:$port" 2>"$root/serve.log" &
+    wait_for "$root/serve.log" listening $! || { cat "$root/serve.log" >&2; exit 1; }
+else
+    command -v iperf3 >/dev/null || { echo "proxy-rounds: bulk needs iperf3 (apt-get install iperf3)" >&2; exit 1; }
+    ip netns exec "$cns" iperf3 -s --forceflush -B "$server" -p $port >"$root/serve.log" 2>&1 &
+    wait_for "$root/serve.log" listening $! || { cat "$root/serve.log" >&2; exit 1; }
+fi
+
+# One measurement of the column at $1 (host:port): the figure, or nothing.
+measure_at() {
+    if [ $measure = conns ]; then
+        local out errors
+        out=$(ip netns exec "$hns" timeout $((seconds + 30)) "$load" tcp-rate --to "$1" --workers 32 \
+            --seconds "$seconds" 2>>"$root/rate.log" || true)
+        errors=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' <<<"$out")
+        [ "${errors:-1}" = 0 ] || echo "proxy-rounds: $1: $out" >&2
+        sed -n 's/.*conns_per_s=\([0-9]*\).*/\1/p' <<<"$out"
+    else
+        ip netns exec "$hns" timeout $((seconds + 30)) iperf3 -c "${1%:*}" -p "${1#*:}" -t "$seconds" -P "$streams" -J \
+            2>>"$root/rate.log" | python3 -c 'import json, sys
+try:
+    print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))
+except (ValueError, KeyError):
+    pass' || true
+    fi
+}
 
 # Columns: direct, docker, then each build; each with its address.
 columns=(direct docker)
@@ -64,7 +98,7 @@ start_proxy() { # name host-port binary extra-flags
     # shellcheck disable=SC2086 # $4 is a list of flags
     ip netns exec "$hns" "$3" -proto tcp -host-ip 127.0.0.1 -host-port "$2" -container-ip $server \
         -container-port $port $4 3>"$root/$1.ready" >"$root/$1.log" 2>&1 &
-    wait_for "$root/$1.ready" '^0' $! || { echo "proxy-conns-rounds: $1 ($3) did not start" >&2; cat "$root/$1".* >&2; exit 1; }
+    wait_for "$root/$1.ready" '^0' $! || { echo "proxy-rounds: $1 ($3) did not start" >&2; cat "$root/$1".* >&2; exit 1; }
     at[$1]=127.0.0.1:$2
 }
 start_proxy docker 10002 "$docker_proxy" ""
@@ -73,7 +107,7 @@ for build in "${builds[@]}"; do
     name=${build%%=*} spec=${build#*=}
     bin=$(absolute "${spec%% *}") flags=""
     [ "$spec" = "${spec%% *}" ] || flags=${spec#* }
-    [ -x "$bin" ] || { echo "proxy-conns-rounds: $bin is not an executable" >&2; exit 1; }
+    [ -x "$bin" ] || { echo "proxy-rounds: $bin is not an executable" >&2; exit 1; }
     start_proxy "$name" $host_port "$bin" "$wharf_args $flags"
     columns+=("$name")
     host_port=$((host_port + 1))
@@ -85,11 +119,7 @@ echo "round ${columns[*]}" | tr ' ' '\t'
 for round in $(seq "$rounds"); do
     line=$round
     for column in "${columns[@]}"; do
-        out=$(ip netns exec "$hns" timeout $((seconds + 30)) "$load" tcp-rate --to "${at[$column]}" --workers 32 \
-            --seconds "$seconds" 2>>"$root/rate.log" || true)
-        rate=$(sed -n 's/.*conns_per_s=\([0-9]*\).*/\1/p' <<<"$out")
-        errors=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' <<<"$out")
-        [ "${errors:-1}" = 0 ] || echo "proxy-conns-rounds: $column round $round: $out" >&2
+        rate=$(measure_at "${at[$column]}")
         got[$column]="${got[$column]:-} ${rate:-0}"
         line+=$'\t'${rate:-failed}
         sleep 0.5
@@ -102,12 +132,14 @@ median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR 
 declare -A med
 for column in "${columns[@]}"; do med[$column]=$(median <<<"${got[$column]}"); done
 echo
-echo "Short connections/s, $rounds interleaved rounds of ${seconds}s, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
+what="Short connections/s" unit="conns/s"
+[ $measure = conns ] || what="TCP bulk, iperf3 with $streams stream(s)" unit="Gbit/s"
+echo "$what, $rounds interleaved rounds of ${seconds}s, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
     "load average before $load_before, after $load_after"
 echo
-echo "| column | median conns/s | ÷ docker-proxy | ÷ direct |"
+echo "| column | median $unit | ÷ docker-proxy | ÷ direct |"
 echo "|---|---:|---:|---:|"
 for column in "${columns[@]}"; do
     awk -v c="$column" -v m="${med[$column]}" -v d="${med[docker]}" -v r="${med[direct]}" \
-        'BEGIN { printf "| %s | %.0f | %.2f | %.2f |\n", c, m, (d > 0 ? m / d : 0), (r > 0 ? m / r : 0) }'
+        'BEGIN { printf "| %s | %s | %.2f | %.2f |\n", c, m, (d > 0 ? m / d : 0), (r > 0 ? m / r : 0) }'
 done
