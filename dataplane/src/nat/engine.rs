@@ -118,6 +118,9 @@ struct Shared {
     /// current tick: `[ESTABLISHED TCP, UDP_ASSURED]`, set by [`Nat::tick`]
     /// when the tick moves.
     steady: [u32; 2],
+    /// The deadline a new connection gets at the current tick, set with
+    /// `steady`: `[SYN_SENT, UDP_UNREPLIED]`.
+    fresh: [u32; 2],
     /// Where the lean path left the packet it handed over: set by
     /// [`Family::steady`] when it returns false, taken at once by
     /// [`Nat::translate_slow`].
@@ -132,6 +135,9 @@ struct Shared {
     lean: u64,
     #[cfg(test)]
     lean_far: u64,
+    /// New connections the lean path made itself (tests only).
+    #[cfg(test)]
+    lean_new: u64,
     tcp_loose: bool,
     port_range: (u16, u16),
 }
@@ -996,6 +1002,124 @@ impl Family<4> {
         false
     }
 
+    /// The lean path for the common new connection: an IPv4 packet the
+    /// lean read accepted (IHL 5, whole), a TCP SYN (`UDP` false) or a UDP
+    /// datagram from inside, to an address that is neither one of ours
+    /// (so no published port, no hairpin) nor a group, that a masquerade
+    /// rule covers and that keeps its source port, into a table with room.
+    /// Such a packet is rewritten here with what [`Family::new_connection`]
+    /// would give it — the same entry, index slots, mapping and counters —
+    /// but in one pass: the packet read once, each hash computed once,
+    /// every miss started before anything waits on one, the empty slots
+    /// the searches ended on filled by the inserts, the checksum deltas
+    /// those of an address change alone.
+    ///
+    /// `looked`: the hash of a datagram whose look-up has missed. A SYN is
+    /// looked up here. Anything else changes nothing and returns `Err`
+    /// with the packet's hash and what its look-up found, for
+    /// [`Family::tracked`] to go on with.
+    #[inline(never)]
+    fn fresh<const UDP: bool>(
+        &mut self,
+        sh: &mut Shared,
+        zone: u16,
+        buf: &mut [u8],
+        looked: Option<u64>,
+    ) -> Result<Verdict, (u64, Option<(u32, usize)>)> {
+        let proto = if UDP { packet::UDP } else { TCP };
+        let (addrs, ports) = buf.first_chunk::<LEAN_LEN>().map_or((0, 0), packet::lean_key);
+        let key = LeanKey { addrs, ports, proto };
+        let hash = looked.unwrap_or_else(|| self.table.hasher().v4(zone, proto, addrs, ports));
+        if !UDP {
+            self.table.prefetch_key(hash);
+        }
+        let src = (addrs as u32).to_le_bytes();
+        let dst = ((addrs >> 32) as u32).to_le_bytes();
+        let sport = (ports >> 16) as u16;
+        // Where the reply comes back if the port is kept, and (UDP) the
+        // inside endpoint whose mapping decides: start loading their index
+        // slots, the port's owner record and the free entry at once, so
+        // that those misses overlap with each other and (TCP) with the
+        // look-up's.
+        let pool = self.masquerade_pool(&src, &dst);
+        let Some(outside) = pool.and_then(|pool| self.pools.get(usize::from(pool))) else {
+            let found = looked.map_or_else(|| self.fresh_lookup::<UDP>(None, hash, &key, zone).ok(), |_| None);
+            return Err((hash, found));
+        };
+        let kept_addrs = addrs >> 32 | u64::from(u32::from_le_bytes(outside.addr)) << 32;
+        let kept = LeanKey { addrs: kept_addrs, ports: ports.rotate_left(16), proto };
+        let kept_hash = self.table.hasher().v4(zone, proto, kept.addrs, kept.ports);
+        self.table.prefetch(kept_hash);
+        let endpoint = UDP.then(|| Endpoint::new(self.table.hasher(), zone, &src, sport));
+        if let Some(endpoint) = &endpoint {
+            outside.prefetch(endpoint);
+        }
+        let found = self.fresh_lookup::<UDP>(looked, hash, &key, zone);
+        let Err(orig_slot) = found else { return Err((hash, found.ok())) };
+        if is_group(&dst) || self.is_outside_addr(&dst) || self.table.is_full() {
+            return Err((hash, None));
+        }
+        // The port kept: for UDP, the endpoint has no mapping and the port
+        // is free (its owner decides; no table look-up); for TCP, the port
+        // is not published and the reply tuple is unused.
+        let (reply_slot, mapping_slot) = match &endpoint {
+            Some(endpoint) => match outside.find_mapping(endpoint) {
+                Err(slot) if outside.udp_free(sport) => (self.table.first_empty(kept_hash), slot),
+                _ => return Err((hash, None)),
+            },
+            None if sport == 0 || outside.is_reserved(false, sport) => return Err((hash, None)),
+            None => match self.table.probe(kept_hash, |entry, dir| kept.is_in_as::<UDP>(entry, dir, zone)) {
+                Ok(_) => return Err((hash, None)),
+                Err(slot) => (slot, 0),
+            },
+        };
+        let out = outside.addr;
+        let Some(pool) = pool else { return Err((hash, None)) };
+        let orig = Tuple { src, dst, sport, dport: ports as u16 };
+        let reply = Tuple { src: dst, dst: out, sport: orig.dport, dport: sport };
+        let mut entry = Entry::new(zone, proto, orig, reply);
+        entry.state = if UDP { state::UDP_UNREPLIED } else { state::SYN_SENT };
+        entry.deadline = sh.fresh[usize::from(UDP)];
+        entry.flags |= flag::EVICTABLE | flag::REPLY_OUTSIDE;
+        if UDP {
+            entry.flags |= flag::MAPPING;
+            entry.pool = pool;
+        }
+        entry.deltas = Deltas::of_source_change(&src, &out);
+        if let Some(h) = buf.first_chunk_mut::<LEAN_LEN>() {
+            packet::rewrite_lean_source(h, UDP, &out, entry.deltas[ORIG]);
+        }
+        if let Some(endpoint) = &endpoint {
+            if let Some(outside) = self.pools.get_mut(usize::from(pool)) {
+                outside.claim_at(endpoint, sport, mapping_slot);
+            }
+        }
+        // Room was checked above: the insert cannot fail.
+        self.table.insert_at(entry, [(hash, orig_slot), (kept_hash, reply_slot)]);
+        sh.stats.snat_created += 1;
+        #[cfg(test)]
+        {
+            sh.lean_new += 1;
+        }
+        Ok(Verdict::Forward)
+    }
+
+    /// The look-up of [`Family::fresh`]: for a datagram (`looked`), known
+    /// to have missed, where its search ended; for a SYN, the search.
+    #[inline(always)]
+    fn fresh_lookup<const UDP: bool>(
+        &self,
+        looked: Option<u64>,
+        hash: u64,
+        key: &LeanKey,
+        zone: u16,
+    ) -> Result<(u32, usize), usize> {
+        match looked {
+            Some(_) => Err(self.table.first_empty(hash)),
+            None => self.table.probe(hash, |entry, dir| key.is_in_as::<UDP>(entry, dir, zone)),
+        }
+    }
+
     /// The rest of the work for a packet [`Family::steady`] left as
     /// `handover` says: `None` if it did not read it. The read is done
     /// again from the unchanged buffer, so that the lean path keeps nothing
@@ -1014,8 +1138,17 @@ impl Family<4> {
         tick: u32,
     ) -> Option<Verdict> {
         let read = |buf: &[u8]| buf.first_chunk::<LEAN_LEN>().map(packet::lean_parsed);
+        let inside = side == Side::Inside;
         let (hash, found) = match handover {
             Handover::Fresh | Handover::Unread => return None,
+            // A SYN from inside that starts nothing else (no ACK, FIN or
+            // RST): the lean path for a new connection, which looks it up.
+            Handover::Read if inside && buf.get(33).is_some_and(|f| f & state::TH_HANDSHAKE == state::TH_SYN_ONLY) => {
+                match self.fresh::<false>(sh, zone, buf, None) {
+                    Ok(verdict) => return Some(verdict),
+                    Err(looked) => looked,
+                }
+            }
             Handover::Read => {
                 let p = read(buf)?;
                 return Some(self.translate_parsed(sh, zone, side, buf, &p, tick));
@@ -1043,12 +1176,17 @@ impl Family<4> {
                 (hash, found)
             }
         };
+        // A datagram from inside that no connection has: the lean path for
+        // a new connection, its look-up done.
+        let (hash, found) = match found {
+            None if inside && buf.get(9) == Some(&UDP) => match self.fresh::<true>(sh, zone, buf, Some(hash)) {
+                Ok(verdict) => return Some(verdict),
+                Err(looked) => looked,
+            },
+            _ => (hash, found),
+        };
         let p = read(buf)?;
-        // A datagram from inside that no connection has may start one: the
-        // kept-port guess, as Family::translate makes it (TCP here has no
-        // SYN: no guess).
-        let kept = if p.kind == Kind::Udp && found.is_none() { self.kept_guess_udp(zone, side, &p) } else { None };
-        Some(self.tracked(sh, zone, side, buf, &p, hash, found, kept, tick))
+        Some(self.tracked(sh, zone, side, buf, &p, hash, found, None, tick))
     }
 }
 
@@ -1139,12 +1277,15 @@ impl Nat {
             stats: Stats::default(),
             ticks: Ticks::new(&config.timeouts),
             steady: [0; 2],
+            fresh: [0; 2],
             handover: Handover::Fresh,
             hash: 0,
             #[cfg(test)]
             lean: 0,
             #[cfg(test)]
             lean_far: 0,
+            #[cfg(test)]
+            lean_new: 0,
             tcp_loose: config.tcp_loose,
             port_range: config.port_range,
         };
@@ -1189,6 +1330,7 @@ impl Nat {
         let (tick, ticks) = (self.last_tick, self.shared.ticks);
         let deadline = |state| tick.saturating_add(1).saturating_add(ticks.of(state));
         self.shared.steady = [deadline(state::ESTABLISHED), deadline(state::UDP_ASSURED)];
+        self.shared.fresh = [deadline(state::SYN_SENT), deadline(state::UDP_UNREPLIED)];
         self.last_tick
     }
 
@@ -1264,6 +1406,12 @@ impl Nat {
     #[cfg(test)]
     pub(crate) fn lean_far_count(&self) -> u64 {
         self.shared.lean_far
+    }
+
+    /// How many new connections the lean path made itself.
+    #[cfg(test)]
+    pub(crate) fn lean_new_count(&self) -> u64 {
+        self.shared.lean_new
     }
 
     /// The general path: any packet, either family.
