@@ -105,7 +105,7 @@ enum Handover {
     /// connection and direction if found.
     Looked { found: Option<(u32, usize)> },
     /// Read, TCP without SYN, FIN or RST or UDP, its key not near its home
-    /// slot: the search goes on.
+    /// slot (its hash in `Shared::hash`): the search goes on.
     Further,
 }
 
@@ -1157,8 +1157,12 @@ impl Family<4> {
             // Not near its home slot: the whole search, and the lean path's
             // end if the connection is steady.
             Handover::Further => {
-                let key = Family::lean_read(sh, buf)?;
-                let hash = self.table.hasher().v4(zone, key.proto, key.addrs, key.ports);
+                // The lean read accepted the packet and hashed its key
+                // (into `sh.hash`): only the key is read again.
+                let h = buf.first_chunk::<LEAN_LEN>()?;
+                let (addrs, ports) = packet::lean_key(h);
+                let key = LeanKey { addrs, ports, proto: h[9] };
+                let hash = sh.hash;
                 let found = self.table.find_by(hash, |entry, dir| key.is_in(entry, dir, zone));
                 let steady = if key.is_udp() {
                     self.steady_at::<true>(sh, side, buf, found, tick)

@@ -496,19 +496,23 @@ impl Deltas {
 
     /// [`Deltas::of_connection`] for a connection whose original packets
     /// change their IPv4 source address alone, from `old` to `new` (a
-    /// masquerade that keeps the port): the same sums, with the words that
-    /// do not change (`!x + x`, all ones each) added as constants.
+    /// masquerade that keeps the port), with one fold instead of four.
+    ///
+    /// There the sums are: `addrs` (the source's `!old + new`, plus all
+    /// ones for the unchanged destination, so above zero); `transport`,
+    /// `addrs` plus all ones for each unchanged port; and the reply
+    /// direction's two, both `4 * 0xffff_ffff - addrs` (above zero). A
+    /// sum above zero folds to the one value in 1..=0xffff of its residue
+    /// modulo 0xffff, which adding all ones does not change: so
+    /// `transport` folds as `addrs` does, to `f`, and the reply's sums to
+    /// the value of residue `-f`: `!f`, or 0xffff for `f` 0xffff.
     #[inline(always)]
     pub(crate) fn of_source_change(old: &[u8; 4], new: &[u8; 4]) -> [Deltas; 2] {
         let mut addrs = Delta::default();
         addrs.addr(old, new);
-        // The destination address, unchanged.
-        let addrs = addrs.0 + 0xffff_ffff;
-        // Both ports, unchanged.
-        let transport = addrs + 2 * 0xffff;
-        let back_addrs = 4 * 0xffff_ffff - addrs;
-        let back_transport = 4 * 0xffff_ffff + 2 * 0xffff - transport;
-        [Deltas::fold(Delta(addrs), Delta(transport)), Deltas::fold(Delta(back_addrs), Delta(back_transport))]
+        let f = checksum::fold(addrs.0 + 0xffff_ffff);
+        let back = if f == 0xffff { f } else { !f };
+        [Deltas { addrs: f, transport: f }, Deltas { addrs: back, transport: back }]
     }
 
     /// The changes of rewriting a TCP or UDP packet with tuple `old` to
@@ -792,10 +796,22 @@ mod tests {
             let reply = Tuple { src: orig.dst, dst: out, sport: orig.dport, dport: orig.sport };
             assert_eq!(Deltas::of_source_change(&orig.src, &out), Deltas::of_connection(&orig, &reply));
         }
-        for (a, x) in [([0u8; 4], [0xffu8; 4]), ([0xff; 4], [0; 4]), ([0; 4], [0; 4]), ([0xff; 4], [0xff; 4])] {
-            let orig = Tuple::<4> { src: a, dst: [0xff, 0, 0xff, 0], sport: 0xffff, dport: 0 };
-            let reply = Tuple { src: orig.dst, dst: x, sport: orig.dport, dport: orig.sport };
-            assert_eq!(Deltas::of_source_change(&a, &x), Deltas::of_connection(&orig, &reply));
+        let mut pairs = vec![([0u8; 4], [0xffu8; 4]), ([0xff; 4], [0; 4]), ([0; 4], [0; 4]), ([0xff; 4], [0xff; 4])];
+        // Pairs whose change sums to each residue, 0xffff among them.
+        pairs.extend((0..=0xffffu32).map(|n| ([0, 0, 0, 0], (n << 8).to_be_bytes())));
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            pairs.push(((x as u32).to_ne_bytes(), ((x >> 32) as u32).to_ne_bytes()));
+        }
+        for (a, x) in pairs {
+            for (sport, dport) in [(0xffffu16, 0u16), (40000, 443), (0, 0)] {
+                let orig = Tuple::<4> { src: a, dst: [0xff, 0, 0xff, 0], sport, dport };
+                let reply = Tuple { src: orig.dst, dst: x, sport: orig.dport, dport: orig.sport };
+                assert_eq!(Deltas::of_source_change(&a, &x), Deltas::of_connection(&orig, &reply), "{a:?} {x:?}");
+            }
         }
         let orig = Tuple::<16> { src: [0xfd; 16], dst: [0x20; 16], sport: 1, dport: 2 };
         let reply = Tuple::<16> { src: [0x20; 16], dst: [0x30; 16], sport: 2, dport: 9 };

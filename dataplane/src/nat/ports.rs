@@ -137,7 +137,7 @@ impl<const N: usize> Pool<N> {
 
     /// Whether UDP `port` can start a new mapping: not 0, not published, not
     /// held.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn udp_free(&self, port: u16) -> bool {
         port != 0 && !self.is_reserved(true, port) && self.refs(port) == 0
     }

@@ -526,7 +526,7 @@ impl<const N: usize> Table<N> {
         for (dir, (hash, slot)) in keys.into_iter().enumerate() {
             self.insert_key_from(hash, slot, at << 1 | dir as u32);
         }
-        self.link(at);
+        self.link_inline(at);
         Some(at)
     }
 
@@ -638,6 +638,12 @@ impl<const N: usize> Table<N> {
     }
 
     fn link(&mut self, at: u32) {
+        self.link_inline(at);
+    }
+
+    /// [`Table::link`], inlined where a new entry is linked.
+    #[inline(always)]
+    fn link_inline(&mut self, at: u32) {
         let Some(entry) = self.entries.get(at as usize) else { return };
         let evictable = entry.has(flag::EVICTABLE);
         let deadline = entry.deadline;
