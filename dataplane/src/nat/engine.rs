@@ -107,6 +107,10 @@ enum Handover {
     /// Read, TCP without SYN, FIN or RST or UDP, its key not near its home
     /// slot (its hash in `Shared::hash`): the search goes on.
     Further,
+    /// Read and looked up by [`Family::fresh`], which did not take it as
+    /// a new connection (its tuple's hash in `Shared::hash`): its
+    /// connection and direction if found.
+    Declined { found: Option<(u32, usize)> },
 }
 
 /// What both families share in [`Nat::translate`].
@@ -1002,6 +1006,54 @@ impl Family<4> {
         false
     }
 
+    /// [`Family::new_lean`] out of line, for the rarer callers.
+    #[inline(never)]
+    fn new_lean_outlined(
+        &mut self,
+        sh: &mut Shared,
+        zone: u16,
+        side: Side,
+        buf: &mut [u8],
+        handover: Handover,
+    ) -> Result<Verdict, Handover> {
+        self.new_lean(sh, zone, side, buf, handover)
+    }
+
+    /// Hands a packet that `handover` says may start a connection to
+    /// [`Family::fresh`]: a SYN from inside with no ACK, FIN or RST (read,
+    /// not looked up), or a datagram from inside whose look-up missed or
+    /// went beyond its home slot. The
+    /// verdict if it took it; else what the general path goes on from:
+    /// `handover` as given, or [`Handover::Declined`] with what the
+    /// look-up found.
+    #[inline(always)]
+    fn new_lean(
+        &mut self,
+        sh: &mut Shared,
+        zone: u16,
+        side: Side,
+        buf: &mut [u8],
+        handover: Handover,
+    ) -> Result<Verdict, Handover> {
+        if side != Side::Inside {
+            return Err(handover);
+        }
+        let fresh = match handover {
+            Handover::Read if buf.get(33).is_some_and(|f| f & state::TH_HANDSHAKE == state::TH_SYN_ONLY) => {
+                self.fresh::<false>(sh, zone, buf, None)
+            }
+            Handover::Looked { found: None } if buf.get(9) == Some(&UDP) => {
+                self.fresh::<true>(sh, zone, buf, Some((sh.hash, true)))
+            }
+            Handover::Further if buf.get(9) == Some(&UDP) => self.fresh::<true>(sh, zone, buf, Some((sh.hash, false))),
+            _ => return Err(handover),
+        };
+        fresh.map_err(|(hash, found)| {
+            sh.hash = hash;
+            Handover::Declined { found }
+        })
+    }
+
     /// The lean path for the common new connection: an IPv4 packet the
     /// lean read accepted (IHL 5, whole), a TCP SYN (`UDP` false) or a UDP
     /// datagram from inside, to an address that is neither one of ours
@@ -1014,25 +1066,36 @@ impl Family<4> {
     /// the searches ended on filled by the inserts, the checksum deltas
     /// those of an address change alone.
     ///
-    /// `looked`: the hash of a datagram whose look-up has missed. A SYN is
-    /// looked up here. Anything else changes nothing and returns `Err`
-    /// with the packet's hash and what its look-up found, for
-    /// [`Family::tracked`] to go on with.
-    #[inline(never)]
+    /// `looked`: for a datagram, its hash and whether its look-up has
+    /// missed (else it was not near its home slot: the search goes on
+    /// here, first, so that an established datagram costs little). A SYN
+    /// is hashed and looked up here. Anything else changes nothing and
+    /// returns `Err` with the packet's hash and what its look-up found,
+    /// for [`Family::tracked`] to go on with.
+    #[inline(always)]
     fn fresh<const UDP: bool>(
         &mut self,
         sh: &mut Shared,
         zone: u16,
         buf: &mut [u8],
-        looked: Option<u64>,
+        looked: Option<(u64, bool)>,
     ) -> Result<Verdict, (u64, Option<(u32, usize)>)> {
         let proto = if UDP { packet::UDP } else { TCP };
         let (addrs, ports) = buf.first_chunk::<LEAN_LEN>().map_or((0, 0), packet::lean_key);
         let key = LeanKey { addrs, ports, proto };
-        let hash = looked.unwrap_or_else(|| self.table.hasher().v4(zone, proto, addrs, ports));
-        if !UDP {
-            self.table.prefetch_key(hash);
-        }
+        let hash = looked.map_or_else(|| self.table.hasher().v4(zone, proto, addrs, ports), |(hash, _)| hash);
+        let searched = match looked {
+            // Its run is in the cache: the lean read's look-up began it.
+            Some((_, false)) => match self.table.probe(hash, |entry, dir| key.is_in_as::<UDP>(entry, dir, zone)) {
+                Ok(found) => return Err((hash, Some(found))),
+                Err(slot) => Some(slot),
+            },
+            Some((_, true)) => None,
+            None => {
+                self.table.prefetch_key(hash);
+                None
+            }
+        };
         let src = (addrs as u32).to_le_bytes();
         let dst = ((addrs >> 32) as u32).to_le_bytes();
         let sport = (ports >> 16) as u16;
@@ -1043,7 +1106,10 @@ impl Family<4> {
         // look-up's.
         let pool = self.masquerade_pool(&src, &dst);
         let Some(outside) = pool.and_then(|pool| self.pools.get(usize::from(pool))) else {
-            let found = looked.map_or_else(|| self.fresh_lookup::<UDP>(None, hash, &key, zone).ok(), |_| None);
+            let found = match looked {
+                Some(_) => None,
+                None => self.table.find_by(hash, |entry, dir| key.is_in_as::<UDP>(entry, dir, zone)),
+            };
             return Err((hash, found));
         };
         let kept_addrs = addrs >> 32 | u64::from(u32::from_le_bytes(outside.addr)) << 32;
@@ -1054,8 +1120,15 @@ impl Family<4> {
         if let Some(endpoint) = &endpoint {
             outside.prefetch(endpoint);
         }
-        let found = self.fresh_lookup::<UDP>(looked, hash, &key, zone);
-        let Err(orig_slot) = found else { return Err((hash, found.ok())) };
+        // Where the look-up ended: the packet's key goes there.
+        let orig_slot = match (searched, looked) {
+            (Some(slot), _) => slot,
+            (None, Some(_)) => self.table.first_empty(hash),
+            (None, None) => match self.table.probe(hash, |entry, dir| key.is_in_as::<UDP>(entry, dir, zone)) {
+                Ok(found) => return Err((hash, Some(found))),
+                Err(slot) => slot,
+            },
+        };
         if is_group(&dst) || self.is_outside_addr(&dst) || self.table.is_full() {
             return Err((hash, None));
         }
@@ -1091,6 +1164,7 @@ impl Family<4> {
         }
         if let Some(endpoint) = &endpoint {
             if let Some(outside) = self.pools.get_mut(usize::from(pool)) {
+                // Free: checked above.
                 outside.claim_at(endpoint, sport, mapping_slot);
             }
         }
@@ -1102,22 +1176,6 @@ impl Family<4> {
             sh.lean_new += 1;
         }
         Ok(Verdict::Forward)
-    }
-
-    /// The look-up of [`Family::fresh`]: for a datagram (`looked`), known
-    /// to have missed, where its search ended; for a SYN, the search.
-    #[inline(always)]
-    fn fresh_lookup<const UDP: bool>(
-        &self,
-        looked: Option<u64>,
-        hash: u64,
-        key: &LeanKey,
-        zone: u16,
-    ) -> Result<(u32, usize), usize> {
-        match looked {
-            Some(_) => Err(self.table.first_empty(hash)),
-            None => self.table.probe(hash, |entry, dir| key.is_in_as::<UDP>(entry, dir, zone)),
-        }
     }
 
     /// The rest of the work for a packet [`Family::steady`] left as
@@ -1138,22 +1196,26 @@ impl Family<4> {
         tick: u32,
     ) -> Option<Verdict> {
         let read = |buf: &[u8]| buf.first_chunk::<LEAN_LEN>().map(packet::lean_parsed);
-        let inside = side == Side::Inside;
         let (hash, found) = match handover {
             Handover::Fresh | Handover::Unread => return None,
-            // A SYN from inside that starts nothing else (no ACK, FIN or
-            // RST): the lean path for a new connection, which looks it up.
-            Handover::Read if inside && buf.get(33).is_some_and(|f| f & state::TH_HANDSHAKE == state::TH_SYN_ONLY) => {
-                match self.fresh::<false>(sh, zone, buf, None) {
-                    Ok(verdict) => return Some(verdict),
-                    Err(looked) => looked,
-                }
-            }
             Handover::Read => {
                 let p = read(buf)?;
                 return Some(self.translate_parsed(sh, zone, side, buf, &p, tick));
             }
-            Handover::Looked { found } => (sh.hash, found),
+            // A datagram from inside found beyond its home slot by
+            // `Family::fresh`: the lean path's end if it is steady.
+            Handover::Declined { found: Some(found) } if buf.get(9) == Some(&UDP) => {
+                if self.steady_at::<true>(sh, side, buf, Some(found), tick) {
+                    #[cfg(test)]
+                    {
+                        sh.lean_far += 1;
+                    }
+                    return Some(Verdict::Forward);
+                }
+                sh.handover = Handover::Fresh;
+                (sh.hash, Some(found))
+            }
+            Handover::Looked { found } | Handover::Declined { found } => (sh.hash, found),
             // Not near its home slot: the whole search, and the lean path's
             // end if the connection is steady.
             Handover::Further => {
@@ -1179,15 +1241,6 @@ impl Family<4> {
                 sh.handover = Handover::Fresh;
                 (hash, found)
             }
-        };
-        // A datagram from inside that no connection has: the lean path for
-        // a new connection, its look-up done.
-        let (hash, found) = match found {
-            None if inside && buf.get(9) == Some(&UDP) => match self.fresh::<true>(sh, zone, buf, Some(hash)) {
-                Ok(verdict) => return Some(verdict),
-                Err(looked) => looked,
-            },
-            _ => (hash, found),
         };
         let p = read(buf)?;
         Some(self.tracked(sh, zone, side, buf, &p, hash, found, None, tick))
@@ -1364,23 +1417,48 @@ impl Nat {
 
     /// [`Nat::translate`] for a packet the lean path did not rewrite (as
     /// `shared.handover` says), or did not see (a new tick).
+    /// A packet that may start a connection is offered to the lean path
+    /// for new ones first ([`Family::new_lean`]); this function stays small
+    /// so that such a packet pays for little more than a call.
     #[inline(never)]
     fn translate_slow(&mut self, zone: u16, from: Side, packet: &mut [u8], now: Instant) -> Verdict {
-        let mut handover = core::mem::take(&mut self.shared.handover);
-        let tick = match handover {
-            // A new tick (or the first): the lean path had not run.
-            Handover::Fresh => {
-                let tick = self.tick(now);
-                if self.v4.steady(&mut self.shared, zone, from, packet, tick) {
-                    self.shared.stats.translated += 1;
-                    return Verdict::Forward;
-                }
-                handover = core::mem::take(&mut self.shared.handover);
-                tick
+        let handover = core::mem::take(&mut self.shared.handover);
+        if let Handover::Fresh = handover {
+            return self.translate_tick(zone, from, packet, now);
+        }
+        // Past the lean path, the tick was current.
+        match self.v4.new_lean(&mut self.shared, zone, from, packet, handover) {
+            Ok(verdict) => {
+                self.count(verdict);
+                verdict
             }
-            // Past the lean path, the tick was current.
-            _ => self.last_tick,
-        };
+            Err(handover) => self.translate_rest(zone, from, packet, handover, self.last_tick),
+        }
+    }
+
+    /// [`Nat::translate_slow`] for a packet of a new tick (or the first):
+    /// the lean paths, which had not run, then the rest.
+    #[inline(never)]
+    fn translate_tick(&mut self, zone: u16, from: Side, packet: &mut [u8], now: Instant) -> Verdict {
+        let tick = self.tick(now);
+        if self.v4.steady(&mut self.shared, zone, from, packet, tick) {
+            self.shared.stats.translated += 1;
+            return Verdict::Forward;
+        }
+        let handover = core::mem::take(&mut self.shared.handover);
+        match self.v4.new_lean_outlined(&mut self.shared, zone, from, packet, handover) {
+            Ok(verdict) => {
+                self.count(verdict);
+                verdict
+            }
+            Err(handover) => self.translate_rest(zone, from, packet, handover, tick),
+        }
+    }
+
+    /// The rest of [`Nat::translate_slow`]: what the lean paths handed
+    /// over ([`Family::hand_over`]), or the general path.
+    #[inline(never)]
+    fn translate_rest(&mut self, zone: u16, from: Side, packet: &mut [u8], handover: Handover, tick: u32) -> Verdict {
         let lean = self.v4.hand_over(&mut self.shared, zone, from, packet, handover, tick);
         let verdict = match lean {
             Some(verdict) => verdict,

@@ -187,17 +187,17 @@ impl<const N: usize> Pool<N> {
     /// Gives free UDP port `held` to inside endpoint `e`, with one
     /// reference.
     pub(crate) fn claim(&mut self, e: &Endpoint<N>, held: u16) {
-        self.claim_at(e, held, e.home);
+        if self.udp_free(held) {
+            self.claim_at(e, held, e.home);
+        }
     }
 
-    /// [`Pool::claim`] with the index searched from slot `from` on: the
-    /// end of a [`Pool::find_mapping`] that found none (the slots before it
-    /// in the run are taken), or the endpoint's home slot.
+    /// [`Pool::claim`] of a port known to be free ([`Pool::udp_free`]),
+    /// with the index searched from slot `from` on: the end of a
+    /// [`Pool::find_mapping`] that found none (the slots before it in the
+    /// run are taken), or the endpoint's home slot.
     #[inline(always)]
     pub(crate) fn claim_at(&mut self, e: &Endpoint<N>, held: u16, from: usize) {
-        if !self.udp_free(held) {
-            return;
-        }
         let at = usize::from(held) * stride::<N>();
         let Some(record) = self.owners.get_mut(at..at + stride::<N>()) else { return };
         record[0] = 1;

@@ -631,6 +631,7 @@ impl<const N: usize> Table<N> {
         }
     }
 
+    #[inline(always)]
     fn head(&mut self, bucket: u16) -> &mut u32 {
         let i =
             (usize::from(bucket >> 15) * WHEEL_LEN as usize + usize::from(bucket & 0x7fff)).min(self.wheels.len() - 1);
