@@ -1083,7 +1083,10 @@ impl Family<4> {
         let proto = if UDP { packet::UDP } else { TCP };
         let (addrs, ports) = buf.first_chunk::<LEAN_LEN>().map_or((0, 0), packet::lean_key);
         let key = LeanKey { addrs, ports, proto };
-        let hash = looked.map_or_else(|| self.table.hasher().v4(zone, proto, addrs, ports), |(hash, _)| hash);
+        let hash = match looked {
+            Some((hash, _)) => hash,
+            None => self.table.hasher().v4(zone, proto, addrs, ports),
+        };
         let searched = match looked {
             // Its run is in the cache: the lean read's look-up began it.
             Some((_, false)) => match self.table.probe(hash, |entry, dir| key.is_in_as::<UDP>(entry, dir, zone)) {
@@ -1116,7 +1119,7 @@ impl Family<4> {
         let kept = LeanKey { addrs: kept_addrs, ports: ports.rotate_left(16), proto };
         let kept_hash = self.table.hasher().v4(zone, proto, kept.addrs, kept.ports);
         self.table.prefetch(kept_hash);
-        let endpoint = UDP.then(|| Endpoint::new(self.table.hasher(), zone, &src, sport));
+        let endpoint = if UDP { Some(Endpoint::new(self.table.hasher(), zone, &src, sport)) } else { None };
         if let Some(endpoint) = &endpoint {
             outside.prefetch(endpoint);
         }

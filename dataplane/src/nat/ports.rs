@@ -59,7 +59,7 @@ pub(crate) struct Endpoint<const N: usize> {
 }
 
 impl<const N: usize> Endpoint<N> {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn new(hasher: &Hasher, zone: u16, addr: &[u8; N], port: u16) -> Endpoint<N> {
         let hash = hasher.endpoint(zone, 17, addr, port, 0x6d61_7070);
         let home = (hash >> 40) as usize & (INDEX_SLOTS - 1);

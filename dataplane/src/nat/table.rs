@@ -217,7 +217,7 @@ impl Hasher {
     }
 
     /// A hash of an inside endpoint and a counter, for the port search.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn endpoint<const N: usize>(&self, zone: u16, proto: u8, addr: &[u8; N], port: u16, salt: u64) -> u64 {
         let tuple = Tuple { src: *addr, dst: [0; N], sport: port, dport: 0 };
         self.tuple(zone, proto, &tuple) ^ folded_multiply(salt ^ self.keys[2], self.keys[3])
