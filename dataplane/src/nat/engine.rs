@@ -1035,7 +1035,8 @@ impl Family<4> {
         buf: &mut [u8],
         handover: Handover,
     ) -> Result<Verdict, Handover> {
-        if side != Side::Inside {
+        // (The lean read accepted the packet, so it has LEAN_LEN bytes.)
+        if side != Side::Inside || buf.len() < LEAN_LEN {
             return Err(handover);
         }
         let fresh = match handover {
@@ -1404,9 +1405,10 @@ impl Nat {
     /// superframe's anew from its new addresses.
     ///
     /// The common IPv4 packet of a steady connection within the current
-    /// tick takes a lean path (`Family::steady`) that calls nothing;
-    /// everything else the general one (`Nat::translate_slow`), with the
-    /// same result.
+    /// tick takes a lean path (`Family::steady`) that calls nothing; the
+    /// common new connection (a SYN or a first datagram from inside,
+    /// masqueraded, its port kept) another (`Family::fresh`); everything
+    /// else the general one, with the same result.
     #[inline]
     pub fn translate(&mut self, zone: u16, from: Side, packet: &mut [u8], now: Instant) -> Verdict {
         if self.next_tick_at.is_some_and(|next| now < next)
