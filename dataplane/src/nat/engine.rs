@@ -1022,10 +1022,9 @@ impl Family<4> {
     /// Hands a packet that `handover` says may start a connection to
     /// [`Family::fresh`]: a SYN from inside with no ACK, FIN or RST (read,
     /// not looked up), or a datagram from inside whose look-up missed or
-    /// went beyond its home slot. The
-    /// verdict if it took it; else what the general path goes on from:
-    /// `handover` as given, or [`Handover::Declined`] with what the
-    /// look-up found.
+    /// went beyond its home slot. The verdict if it took it; else what the
+    /// general path goes on from: `handover` as given, or
+    /// [`Handover::Declined`] with what the look-up found.
     #[inline(always)]
     fn new_lean(
         &mut self,
@@ -1035,7 +1034,8 @@ impl Family<4> {
         buf: &mut [u8],
         handover: Handover,
     ) -> Result<Verdict, Handover> {
-        // (The lean read accepted the packet, so it has LEAN_LEN bytes.)
+        // The lean read accepted the packet, so it has LEAN_LEN bytes: said
+        // again here, the reads of `Family::fresh` need no bounds checks.
         if side != Side::Inside || buf.len() < LEAN_LEN {
             return Err(handover);
         }
@@ -1109,7 +1109,11 @@ impl Family<4> {
         // that those misses overlap with each other and (TCP) with the
         // look-up's.
         let pool = self.masquerade_pool(&src, &dst);
-        let Some(outside) = pool.and_then(|pool| self.pools.get(usize::from(pool))) else {
+        let outside = match pool {
+            Some(pool) => self.pools.get(usize::from(pool)),
+            None => None,
+        };
+        let (Some(pool), Some(outside)) = (pool, outside) else {
             let found = match looked {
                 Some(_) => None,
                 None => self.table.find_by(hash, |entry, dir| key.is_in_as::<UDP>(entry, dir, zone)),
@@ -1124,7 +1128,9 @@ impl Family<4> {
         if let Some(endpoint) = &endpoint {
             outside.prefetch(endpoint);
         }
-        // Where the look-up ended: the packet's key goes there.
+        // Where the look-up ended: the packet's key goes there. (A
+        // datagram's that missed near its home slot: found again from the
+        // slots the lean read loaded.)
         let orig_slot = match (searched, looked) {
             (Some(slot), _) => slot,
             (None, Some(_)) => self.table.first_empty(hash),
@@ -1151,7 +1157,6 @@ impl Family<4> {
             },
         };
         let out = outside.addr;
-        let Some(pool) = pool else { return Err((hash, None)) };
         let orig = Tuple { src, dst, sport, dport: ports as u16 };
         let reply = Tuple { src: dst, dst: out, sport: orig.dport, dport: sport };
         let mut entry = Entry::new(zone, proto, orig, reply);
@@ -1421,10 +1426,11 @@ impl Nat {
     }
 
     /// [`Nat::translate`] for a packet the lean path did not rewrite (as
-    /// `shared.handover` says), or did not see (a new tick).
-    /// A packet that may start a connection is offered to the lean path
-    /// for new ones first ([`Family::new_lean`]); this function stays small
-    /// so that such a packet pays for little more than a call.
+    /// `shared.handover` says), or did not see (a new tick). A packet that
+    /// may start a connection is offered to the lean path for new ones
+    /// first ([`Family::new_lean`]); the rest is out of line, so that this
+    /// function stays small and such a packet pays for little more than a
+    /// call.
     #[inline(never)]
     fn translate_slow(&mut self, zone: u16, from: Side, packet: &mut [u8], now: Instant) -> Verdict {
         let handover = core::mem::take(&mut self.shared.handover);
