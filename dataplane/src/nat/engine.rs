@@ -105,8 +105,12 @@ enum Handover {
     /// connection and direction if found.
     Looked { found: Option<(u32, usize)> },
     /// Read, TCP without SYN, FIN or RST or UDP, its key not near its home
-    /// slot: the search goes on.
+    /// slot (its hash in `Shared::hash`): the search goes on.
     Further,
+    /// Read and looked up by [`Family::fresh`], which did not take it as
+    /// a new connection (its tuple's hash in `Shared::hash`): its
+    /// connection and direction if found.
+    Declined { found: Option<(u32, usize)> },
 }
 
 /// What both families share in [`Nat::translate`].
@@ -118,6 +122,9 @@ struct Shared {
     /// current tick: `[ESTABLISHED TCP, UDP_ASSURED]`, set by [`Nat::tick`]
     /// when the tick moves.
     steady: [u32; 2],
+    /// The deadline a new connection gets at the current tick, set with
+    /// `steady`: `[SYN_SENT, UDP_UNREPLIED]`.
+    fresh: [u32; 2],
     /// Where the lean path left the packet it handed over: set by
     /// [`Family::steady`] when it returns false, taken at once by
     /// [`Nat::translate_slow`].
@@ -132,6 +139,9 @@ struct Shared {
     lean: u64,
     #[cfg(test)]
     lean_far: u64,
+    /// New connections the lean path made itself (tests only).
+    #[cfg(test)]
+    lean_new: u64,
     tcp_loose: bool,
     port_range: (u16, u16),
 }
@@ -996,6 +1006,187 @@ impl Family<4> {
         false
     }
 
+    /// [`Family::new_lean`] out of line, for the rarer callers.
+    #[inline(never)]
+    fn new_lean_outlined(
+        &mut self,
+        sh: &mut Shared,
+        zone: u16,
+        side: Side,
+        buf: &mut [u8],
+        handover: Handover,
+    ) -> Result<Verdict, Handover> {
+        self.new_lean(sh, zone, side, buf, handover)
+    }
+
+    /// Hands a packet that `handover` says may start a connection to
+    /// [`Family::fresh`]: a SYN from inside with no ACK, FIN or RST (read,
+    /// not looked up), or a datagram from inside whose look-up missed or
+    /// went beyond its home slot. The verdict if it took it; else what the
+    /// general path goes on from: `handover` as given, or
+    /// [`Handover::Declined`] with what the look-up found.
+    #[inline(always)]
+    fn new_lean(
+        &mut self,
+        sh: &mut Shared,
+        zone: u16,
+        side: Side,
+        buf: &mut [u8],
+        handover: Handover,
+    ) -> Result<Verdict, Handover> {
+        // The lean read accepted the packet, so it has LEAN_LEN bytes: said
+        // again here, the reads of `Family::fresh` need no bounds checks.
+        if side != Side::Inside || buf.len() < LEAN_LEN {
+            return Err(handover);
+        }
+        let fresh = match handover {
+            Handover::Read if buf.get(33).is_some_and(|f| f & state::TH_HANDSHAKE == state::TH_SYN_ONLY) => {
+                self.fresh::<false>(sh, zone, buf, None)
+            }
+            Handover::Looked { found: None } if buf.get(9) == Some(&UDP) => {
+                self.fresh::<true>(sh, zone, buf, Some((sh.hash, true)))
+            }
+            Handover::Further if buf.get(9) == Some(&UDP) => self.fresh::<true>(sh, zone, buf, Some((sh.hash, false))),
+            _ => return Err(handover),
+        };
+        fresh.map_err(|(hash, found)| {
+            sh.hash = hash;
+            Handover::Declined { found }
+        })
+    }
+
+    /// The lean path for the common new connection: an IPv4 packet the
+    /// lean read accepted (IHL 5, whole), a TCP SYN (`UDP` false) or a UDP
+    /// datagram from inside, to an address that is neither one of ours
+    /// (so no published port, no hairpin) nor a group, that a masquerade
+    /// rule covers and that keeps its source port, into a table with room.
+    /// Such a packet is rewritten here with what [`Family::new_connection`]
+    /// would give it — the same entry, index slots, mapping and counters —
+    /// but in one pass: the packet read once, each hash computed once,
+    /// every miss started before anything waits on one, the empty slots
+    /// the searches ended on filled by the inserts, the checksum deltas
+    /// those of an address change alone.
+    ///
+    /// `looked`: for a datagram, its hash and whether its look-up has
+    /// missed (else it was not near its home slot: the search goes on
+    /// here, first, so that an established datagram costs little). A SYN
+    /// is hashed and looked up here. Anything else changes nothing and
+    /// returns `Err` with the packet's hash and what its look-up found,
+    /// for [`Family::tracked`] to go on with.
+    #[inline(always)]
+    fn fresh<const UDP: bool>(
+        &mut self,
+        sh: &mut Shared,
+        zone: u16,
+        buf: &mut [u8],
+        looked: Option<(u64, bool)>,
+    ) -> Result<Verdict, (u64, Option<(u32, usize)>)> {
+        let proto = if UDP { packet::UDP } else { TCP };
+        let (addrs, ports) = buf.first_chunk::<LEAN_LEN>().map_or((0, 0), packet::lean_key);
+        let key = LeanKey { addrs, ports, proto };
+        let hash = match looked {
+            Some((hash, _)) => hash,
+            None => self.table.hasher().v4(zone, proto, addrs, ports),
+        };
+        let searched = match looked {
+            // Its run is in the cache: the lean read's look-up began it.
+            Some((_, false)) => match self.table.probe(hash, |entry, dir| key.is_in_as::<UDP>(entry, dir, zone)) {
+                Ok(found) => return Err((hash, Some(found))),
+                Err(slot) => Some(slot),
+            },
+            Some((_, true)) => None,
+            None => {
+                self.table.prefetch_key(hash);
+                None
+            }
+        };
+        let src = (addrs as u32).to_le_bytes();
+        let dst = ((addrs >> 32) as u32).to_le_bytes();
+        let sport = (ports >> 16) as u16;
+        // Where the reply comes back if the port is kept, and (UDP) the
+        // inside endpoint whose mapping decides: start loading their index
+        // slots, the port's owner record and the free entry at once, so
+        // that those misses overlap with each other and (TCP) with the
+        // look-up's.
+        let pool = self.masquerade_pool(&src, &dst);
+        let outside = match pool {
+            Some(pool) => self.pools.get(usize::from(pool)),
+            None => None,
+        };
+        let (Some(pool), Some(outside)) = (pool, outside) else {
+            let found = match looked {
+                Some(_) => None,
+                None => self.table.find_by(hash, |entry, dir| key.is_in_as::<UDP>(entry, dir, zone)),
+            };
+            return Err((hash, found));
+        };
+        let kept_addrs = addrs >> 32 | u64::from(u32::from_le_bytes(outside.addr)) << 32;
+        let kept = LeanKey { addrs: kept_addrs, ports: ports.rotate_left(16), proto };
+        let kept_hash = self.table.hasher().v4(zone, proto, kept.addrs, kept.ports);
+        self.table.prefetch(kept_hash);
+        let endpoint = if UDP { Some(Endpoint::new(self.table.hasher(), zone, &src, sport)) } else { None };
+        if let Some(endpoint) = &endpoint {
+            outside.prefetch(endpoint);
+        }
+        // Where the look-up ended: the packet's key goes there. (A
+        // datagram's that missed near its home slot: found again from the
+        // slots the lean read loaded.)
+        let orig_slot = match (searched, looked) {
+            (Some(slot), _) => slot,
+            (None, Some(_)) => self.table.first_empty(hash),
+            (None, None) => match self.table.probe(hash, |entry, dir| key.is_in_as::<UDP>(entry, dir, zone)) {
+                Ok(found) => return Err((hash, Some(found))),
+                Err(slot) => slot,
+            },
+        };
+        if is_group(&dst) || self.is_outside_addr(&dst) || self.table.is_full() {
+            return Err((hash, None));
+        }
+        // The port kept: for UDP, the endpoint has no mapping and the port
+        // is free (its owner decides; no table look-up); for TCP, the port
+        // is not published and the reply tuple is unused.
+        let (reply_slot, mapping_slot) = match &endpoint {
+            Some(endpoint) => match outside.find_mapping(endpoint) {
+                Err(slot) if outside.udp_free(sport) => (self.table.first_empty(kept_hash), slot),
+                _ => return Err((hash, None)),
+            },
+            None if sport == 0 || outside.is_reserved(false, sport) => return Err((hash, None)),
+            None => match self.table.probe(kept_hash, |entry, dir| kept.is_in_as::<UDP>(entry, dir, zone)) {
+                Ok(_) => return Err((hash, None)),
+                Err(slot) => (slot, 0),
+            },
+        };
+        let out = outside.addr;
+        let orig = Tuple { src, dst, sport, dport: ports as u16 };
+        let reply = Tuple { src: dst, dst: out, sport: orig.dport, dport: sport };
+        let mut entry = Entry::new(zone, proto, orig, reply);
+        entry.state = if UDP { state::UDP_UNREPLIED } else { state::SYN_SENT };
+        entry.deadline = sh.fresh[usize::from(UDP)];
+        entry.flags |= flag::EVICTABLE | flag::REPLY_OUTSIDE;
+        if UDP {
+            entry.flags |= flag::MAPPING;
+            entry.pool = pool;
+        }
+        entry.deltas = Deltas::of_source_change(&src, &out);
+        if let Some(h) = buf.first_chunk_mut::<LEAN_LEN>() {
+            packet::rewrite_lean_source(h, UDP, &out, entry.deltas[ORIG]);
+        }
+        if let Some(endpoint) = &endpoint {
+            if let Some(outside) = self.pools.get_mut(usize::from(pool)) {
+                // Free: checked above.
+                outside.claim_at(endpoint, sport, mapping_slot);
+            }
+        }
+        // Room was checked above: the insert cannot fail.
+        self.table.insert_at(entry, [(hash, orig_slot), (kept_hash, reply_slot)]);
+        sh.stats.snat_created += 1;
+        #[cfg(test)]
+        {
+            sh.lean_new += 1;
+        }
+        Ok(Verdict::Forward)
+    }
+
     /// The rest of the work for a packet [`Family::steady`] left as
     /// `handover` says: `None` if it did not read it. The read is done
     /// again from the unchanged buffer, so that the lean path keeps nothing
@@ -1020,12 +1211,29 @@ impl Family<4> {
                 let p = read(buf)?;
                 return Some(self.translate_parsed(sh, zone, side, buf, &p, tick));
             }
-            Handover::Looked { found } => (sh.hash, found),
+            // A datagram from inside found beyond its home slot by
+            // `Family::fresh`: the lean path's end if it is steady.
+            Handover::Declined { found: Some(found) } if buf.get(9) == Some(&UDP) => {
+                if self.steady_at::<true>(sh, side, buf, Some(found), tick) {
+                    #[cfg(test)]
+                    {
+                        sh.lean_far += 1;
+                    }
+                    return Some(Verdict::Forward);
+                }
+                sh.handover = Handover::Fresh;
+                (sh.hash, Some(found))
+            }
+            Handover::Looked { found } | Handover::Declined { found } => (sh.hash, found),
             // Not near its home slot: the whole search, and the lean path's
             // end if the connection is steady.
             Handover::Further => {
-                let key = Family::lean_read(sh, buf)?;
-                let hash = self.table.hasher().v4(zone, key.proto, key.addrs, key.ports);
+                // The lean read accepted the packet and hashed its key
+                // (into `sh.hash`): only the key is read again.
+                let h = buf.first_chunk::<LEAN_LEN>()?;
+                let (addrs, ports) = packet::lean_key(h);
+                let key = LeanKey { addrs, ports, proto: h[9] };
+                let hash = sh.hash;
                 let found = self.table.find_by(hash, |entry, dir| key.is_in(entry, dir, zone));
                 let steady = if key.is_udp() {
                     self.steady_at::<true>(sh, side, buf, found, tick)
@@ -1044,11 +1252,7 @@ impl Family<4> {
             }
         };
         let p = read(buf)?;
-        // A datagram from inside that no connection has may start one: the
-        // kept-port guess, as Family::translate makes it (TCP here has no
-        // SYN: no guess).
-        let kept = if p.kind == Kind::Udp && found.is_none() { self.kept_guess_udp(zone, side, &p) } else { None };
-        Some(self.tracked(sh, zone, side, buf, &p, hash, found, kept, tick))
+        Some(self.tracked(sh, zone, side, buf, &p, hash, found, None, tick))
     }
 }
 
@@ -1139,12 +1343,15 @@ impl Nat {
             stats: Stats::default(),
             ticks: Ticks::new(&config.timeouts),
             steady: [0; 2],
+            fresh: [0; 2],
             handover: Handover::Fresh,
             hash: 0,
             #[cfg(test)]
             lean: 0,
             #[cfg(test)]
             lean_far: 0,
+            #[cfg(test)]
+            lean_new: 0,
             tcp_loose: config.tcp_loose,
             port_range: config.port_range,
         };
@@ -1189,6 +1396,7 @@ impl Nat {
         let (tick, ticks) = (self.last_tick, self.shared.ticks);
         let deadline = |state| tick.saturating_add(1).saturating_add(ticks.of(state));
         self.shared.steady = [deadline(state::ESTABLISHED), deadline(state::UDP_ASSURED)];
+        self.shared.fresh = [deadline(state::SYN_SENT), deadline(state::UDP_UNREPLIED)];
         self.last_tick
     }
 
@@ -1202,9 +1410,10 @@ impl Nat {
     /// superframe's anew from its new addresses.
     ///
     /// The common IPv4 packet of a steady connection within the current
-    /// tick takes a lean path (`Family::steady`) that calls nothing;
-    /// everything else the general one (`Nat::translate_slow`), with the
-    /// same result.
+    /// tick takes a lean path (`Family::steady`) that calls nothing; the
+    /// common new connection (a SYN or a first datagram from inside,
+    /// masqueraded, its port kept) another (`Family::fresh`); everything
+    /// else the general one, with the same result.
     #[inline]
     pub fn translate(&mut self, zone: u16, from: Side, packet: &mut [u8], now: Instant) -> Verdict {
         if self.next_tick_at.is_some_and(|next| now < next)
@@ -1217,24 +1426,50 @@ impl Nat {
     }
 
     /// [`Nat::translate`] for a packet the lean path did not rewrite (as
-    /// `shared.handover` says), or did not see (a new tick).
+    /// `shared.handover` says), or did not see (a new tick). A packet that
+    /// may start a connection is offered to the lean path for new ones
+    /// first ([`Family::new_lean`]); the rest is out of line, so that this
+    /// function stays small and such a packet pays for little more than a
+    /// call.
     #[inline(never)]
     fn translate_slow(&mut self, zone: u16, from: Side, packet: &mut [u8], now: Instant) -> Verdict {
-        let mut handover = core::mem::take(&mut self.shared.handover);
-        let tick = match handover {
-            // A new tick (or the first): the lean path had not run.
-            Handover::Fresh => {
-                let tick = self.tick(now);
-                if self.v4.steady(&mut self.shared, zone, from, packet, tick) {
-                    self.shared.stats.translated += 1;
-                    return Verdict::Forward;
-                }
-                handover = core::mem::take(&mut self.shared.handover);
-                tick
+        let handover = core::mem::take(&mut self.shared.handover);
+        if let Handover::Fresh = handover {
+            return self.translate_tick(zone, from, packet, now);
+        }
+        // Past the lean path, the tick was current.
+        match self.v4.new_lean(&mut self.shared, zone, from, packet, handover) {
+            Ok(verdict) => {
+                self.count(verdict);
+                verdict
             }
-            // Past the lean path, the tick was current.
-            _ => self.last_tick,
-        };
+            Err(handover) => self.translate_rest(zone, from, packet, handover, self.last_tick),
+        }
+    }
+
+    /// [`Nat::translate_slow`] for a packet of a new tick (or the first):
+    /// the lean paths, which had not run, then the rest.
+    #[inline(never)]
+    fn translate_tick(&mut self, zone: u16, from: Side, packet: &mut [u8], now: Instant) -> Verdict {
+        let tick = self.tick(now);
+        if self.v4.steady(&mut self.shared, zone, from, packet, tick) {
+            self.shared.stats.translated += 1;
+            return Verdict::Forward;
+        }
+        let handover = core::mem::take(&mut self.shared.handover);
+        match self.v4.new_lean_outlined(&mut self.shared, zone, from, packet, handover) {
+            Ok(verdict) => {
+                self.count(verdict);
+                verdict
+            }
+            Err(handover) => self.translate_rest(zone, from, packet, handover, tick),
+        }
+    }
+
+    /// The rest of [`Nat::translate_slow`]: what the lean paths handed
+    /// over ([`Family::hand_over`]), or the general path.
+    #[inline(never)]
+    fn translate_rest(&mut self, zone: u16, from: Side, packet: &mut [u8], handover: Handover, tick: u32) -> Verdict {
         let lean = self.v4.hand_over(&mut self.shared, zone, from, packet, handover, tick);
         let verdict = match lean {
             Some(verdict) => verdict,
@@ -1264,6 +1499,12 @@ impl Nat {
     #[cfg(test)]
     pub(crate) fn lean_far_count(&self) -> u64 {
         self.shared.lean_far
+    }
+
+    /// How many new connections the lean path made itself.
+    #[cfg(test)]
+    pub(crate) fn lean_new_count(&self) -> u64 {
+        self.shared.lean_new
     }
 
     /// The general path: any packet, either family.

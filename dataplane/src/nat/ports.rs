@@ -59,7 +59,7 @@ pub(crate) struct Endpoint<const N: usize> {
 }
 
 impl<const N: usize> Endpoint<N> {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn new(hasher: &Hasher, zone: u16, addr: &[u8; N], port: u16) -> Endpoint<N> {
         let hash = hasher.endpoint(zone, 17, addr, port, 0x6d61_7070);
         let home = (hash >> 40) as usize & (INDEX_SLOTS - 1);
@@ -137,7 +137,7 @@ impl<const N: usize> Pool<N> {
 
     /// Whether UDP `port` can start a new mapping: not 0, not published, not
     /// held.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn udp_free(&self, port: u16) -> bool {
         port != 0 && !self.is_reserved(true, port) && self.refs(port) == 0
     }
@@ -161,27 +161,43 @@ impl<const N: usize> Pool<N> {
 
     /// The port mapped to inside endpoint `e`.
     pub(crate) fn mapping(&self, e: &Endpoint<N>) -> Option<u16> {
+        self.find_mapping(e).ok()
+    }
+
+    /// [`Pool::mapping`], or where its search ended: the empty index slot
+    /// that [`Pool::claim_at`] fills for `e` if nothing is claimed
+    /// meanwhile.
+    #[inline(always)]
+    pub(crate) fn find_mapping(&self, e: &Endpoint<N>) -> Result<u16, usize> {
         let mut i = e.home;
         for _ in 0..INDEX_SLOTS {
-            let slot = *self.by_inside.get(i)?;
+            let Some(&slot) = self.by_inside.get(i) else { return Err(i) };
             if slot == 0 {
-                return None;
+                return Err(i);
             }
             let held = slot as u16;
             if (slot >> 16) as u16 == e.tag && self.held_by(held, e) {
-                return Some(held);
+                return Ok(held);
             }
             i = (i + 1) & (INDEX_SLOTS - 1);
         }
-        None
+        Err(i)
     }
 
     /// Gives free UDP port `held` to inside endpoint `e`, with one
     /// reference.
     pub(crate) fn claim(&mut self, e: &Endpoint<N>, held: u16) {
-        if !self.udp_free(held) {
-            return;
+        if self.udp_free(held) {
+            self.claim_at(e, held, e.home);
         }
+    }
+
+    /// [`Pool::claim`] of a port known to be free ([`Pool::udp_free`]),
+    /// with the index searched from slot `from` on: the end of a
+    /// [`Pool::find_mapping`] that found none (the slots before it in the
+    /// run are taken), or the endpoint's home slot.
+    #[inline(always)]
+    pub(crate) fn claim_at(&mut self, e: &Endpoint<N>, held: u16, from: usize) {
         let at = usize::from(held) * stride::<N>();
         let Some(record) = self.owners.get_mut(at..at + stride::<N>()) else { return };
         record[0] = 1;
@@ -190,7 +206,7 @@ impl<const N: usize> Pool<N> {
             *word = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
         }
         self.mappings += 1;
-        let mut i = e.home;
+        let mut i = from & (INDEX_SLOTS - 1);
         for _ in 0..INDEX_SLOTS {
             match self.by_inside.get_mut(i) {
                 Some(slot) if *slot == 0 => {

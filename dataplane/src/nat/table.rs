@@ -217,7 +217,7 @@ impl Hasher {
     }
 
     /// A hash of an inside endpoint and a counter, for the port search.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn endpoint<const N: usize>(&self, zone: u16, proto: u8, addr: &[u8; N], port: u16, salt: u64) -> u64 {
         let tuple = Tuple { src: *addr, dst: [0; N], sport: port, dport: 0 };
         self.tuple(zone, proto, &tuple) ^ folded_multiply(salt ^ self.keys[2], self.keys[3])
@@ -327,6 +327,55 @@ impl<const N: usize> Table<N> {
             }
         }
         None
+    }
+
+    /// [`Table::find_by`] that also says where a search that misses ends:
+    /// `Err` with the empty slot it stopped at, which is where
+    /// [`Table::insert_at`] puts the key if nothing is inserted meanwhile.
+    #[inline(always)]
+    pub(crate) fn probe(&self, hash: u64, matches: impl Fn(&Entry<N>, usize) -> bool) -> Result<(u32, usize), usize> {
+        let tag = (hash >> 32) as u32;
+        let len = self.index.len();
+        let mut i = self.home(tag);
+        for _ in 0..len {
+            let Some(&slot) = self.index.get(i) else { return Err(i) };
+            if slot == 0 {
+                return Err(i);
+            }
+            if (slot >> 32) as u32 == tag {
+                let r = (slot as u32).wrapping_sub(1);
+                let (at, dir) = (r >> 1, (r & 1) as usize);
+                if let Some(entry) = self.entries.get(at as usize) {
+                    if matches(entry, dir) {
+                        return Ok((at, dir));
+                    }
+                }
+            }
+            i += 1;
+            if i == len {
+                i = 0;
+            }
+        }
+        Err(i)
+    }
+
+    /// The first empty slot from the home slot of `hash`: where
+    /// [`Table::insert`] puts a key of that hash, found without looking at
+    /// any entry (for a key known to be absent, or allowed twice).
+    #[inline(always)]
+    pub(crate) fn first_empty(&self, hash: u64) -> usize {
+        let len = self.index.len();
+        let mut i = self.home((hash >> 32) as u32);
+        for _ in 0..len {
+            if self.index.get(i).is_some_and(|&slot| slot == 0) {
+                return i;
+            }
+            i += 1;
+            if i == len {
+                i = 0;
+            }
+        }
+        i
     }
 
     /// The first two steps of [`Table::find_by`] alone, the index read
@@ -449,10 +498,48 @@ impl<const N: usize> Table<N> {
         Some(at)
     }
 
+    /// [`Table::insert`] for keys whose probes have already been made:
+    /// `keys` holds each key's hash and the empty slot its search ended at
+    /// ([`Table::probe`], [`Table::first_empty`]), in the order of the
+    /// directions. A key goes in that slot if it is still empty, else
+    /// (the other key took it) in the next empty one after it, as the probe
+    /// from its home slot would find: the slots before it in its run were
+    /// full when it was probed. The entry is built in its slot.
+    #[inline(always)]
+    pub(crate) fn insert_at(&mut self, mut entry: Entry<N>, keys: [(u64, usize); 2]) -> Option<u32> {
+        if self.is_full() {
+            return None;
+        }
+        entry.flags |= flag::USED;
+        let at = if self.free != NIL {
+            let at = self.free;
+            let slot = self.entries.get_mut(at as usize)?;
+            self.free = slot.next;
+            *slot = entry;
+            at
+        } else {
+            // Within the capacity reserved in `new`: no reallocation.
+            self.entries.push(entry);
+            (self.entries.len() - 1) as u32
+        };
+        self.len += 1;
+        for (dir, (hash, slot)) in keys.into_iter().enumerate() {
+            self.insert_key_from(hash, slot, at << 1 | dir as u32);
+        }
+        self.link_inline(at);
+        Some(at)
+    }
+
     fn insert_key(&mut self, hash: u64, r: u32) {
+        self.insert_key_from(hash, self.home((hash >> 32) as u32), r);
+    }
+
+    /// Puts key `r` of `hash` in the first empty slot from `from` on.
+    #[inline(always)]
+    fn insert_key_from(&mut self, hash: u64, from: usize, r: u32) {
         let tag = (hash >> 32) as u32;
         let len = self.index.len();
-        let mut i = self.home(tag);
+        let mut i = if from < len { from } else { 0 };
         for _ in 0..len {
             if let Some(slot) = self.index.get_mut(i) {
                 if *slot == 0 {
@@ -544,6 +631,7 @@ impl<const N: usize> Table<N> {
         }
     }
 
+    #[inline(always)]
     fn head(&mut self, bucket: u16) -> &mut u32 {
         let i =
             (usize::from(bucket >> 15) * WHEEL_LEN as usize + usize::from(bucket & 0x7fff)).min(self.wheels.len() - 1);
@@ -551,6 +639,12 @@ impl<const N: usize> Table<N> {
     }
 
     fn link(&mut self, at: u32) {
+        self.link_inline(at);
+    }
+
+    /// [`Table::link`], inlined where a new entry is linked.
+    #[inline(always)]
+    fn link_inline(&mut self, at: u32) {
         let Some(entry) = self.entries.get(at as usize) else { return };
         let evictable = entry.has(flag::EVICTABLE);
         let deadline = entry.deadline;

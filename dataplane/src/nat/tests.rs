@@ -1106,20 +1106,123 @@ fn the_lean_path_agrees_with_the_general_path_in_a_crowded_table() {
     assert!(s.evicted > 10 && s.table_full > 10, "{s:?}");
 }
 
+/// A second outside address, and inside hosts that its masquerade rule
+/// covers.
+const X2: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 20));
+
+/// [`config`] with more masquerade rules: 10.1.0.0/16 leaves from X2 (where
+/// a port is published too), the rest of 10.0.0.0/8 from X; a packet
+/// between two hosts of a rule's prefix is not masqueraded by it.
+fn config_many_rules() -> NatConfig {
+    config()
+        .masquerade("10.1.0.0/16".parse().unwrap(), X2)
+        .masquerade("10.0.0.0/8".parse().unwrap(), X)
+        .publish(DnatRule::new(IpProtocol::Udp, X2, 4001, I, 4001))
+}
+
+/// A packet that may start a connection, as the lean path for new ones
+/// sees them: SYNs (now and then with ECN bits, or an ACK, FIN or RST
+/// with them) and datagrams from many inside hosts and ports, to many
+/// peers; among them ports published or held by another endpoint, the
+/// same port towards the same peer from two hosts, the port zero,
+/// hairpins and our own addresses, group addresses, peers inside the
+/// rule's own prefix; and a third of the time a packet of `flow_packet`
+/// (replies, established traffic).
+fn new_flow_packet(rng: &mut Rng) -> (Side, Vec<u8>) {
+    if rng.below(3) == 0 {
+        return flow_packet(rng);
+    }
+    let n = rng.below(48) as u8;
+    let inside: IpAddr = match rng.below(6) {
+        0 => A,
+        1 => A2,
+        2 => I,
+        3 => IpAddr::V4(Ipv4Addr::new(10, 1, n, 7)),
+        4 => IpAddr::V4(Ipv4Addr::new(10, 9, 0, n)),
+        _ => IpAddr::V4(Ipv4Addr::new(10, 0, 0, 16 + n)),
+    };
+    let remote = match rng.below(16) {
+        0 => X,
+        1 => X2,
+        2 => IpAddr::V4(Ipv4Addr::new(224, 0, 0, 251)),
+        3 => IpAddr::V4(Ipv4Addr::BROADCAST),
+        4 => A2,
+        5 => IpAddr::V4(Ipv4Addr::new(10, 1, 0, 9)),
+        _ => rng.pick(&[B, B2, C, R]),
+    };
+    let sport = match rng.below(8) {
+        0 => rng.pick(&[0u16, 8080, 5353, 9004, 4001, 80, 53]),
+        1..=3 => rng.pick(&[4000u16, 4001, 30000]),
+        _ => 20_000 + rng.below(256) as u16,
+    };
+    let dport = rng.pick(&[53u16, 80, 443, 8080, 5353, 9003, 4001]);
+    let p = if rng.below(2) == 0 {
+        let flags = match rng.below(16) {
+            0 => SYN | ACK,
+            1 => SYN | FIN,
+            2 => SYN | RST,
+            3 => SYN | 0xc0,
+            4 => SYN | PSH,
+            _ => SYN,
+        };
+        tcp_packet(inside, sport, remote, dport, flags)
+    } else {
+        udp_packet(inside, sport, remote, dport)
+    };
+    (Side::Inside, p)
+}
+
+#[test]
+fn the_lean_path_agrees_with_the_general_path_on_new_connections() {
+    let (lean, _) = differential_with(config_many_rules(), 0x1234_5678_9abc_def1, new_flow_packet);
+    let s = lean.stats();
+    // Most new connections took the lean path; the general path made the
+    // others (ports moved, hairpins, published ports from outside).
+    assert!(lean.lean_new_count() > 3_000, "{} {s:?}", lean.lean_new_count());
+    assert!(s.snat_created > lean.lean_new_count() + 500, "{} {s:?}", lean.lean_new_count());
+    assert!(s.hairpin_created > 100 && s.dnat_created > 100 && s.expired > 1000, "{s:?}");
+    assert!(s.passed > 1000 && s.untrackable > 100, "{s:?}");
+    let moved = lean.connections().filter(|c| c.original.0.port() != c.reply.1.port()).count();
+    let x2 = lean.connections().filter(|c| c.reply.1.ip() == X2).count();
+    assert!(moved > 10 && x2 > 10, "{moved} {x2}");
+    assert!(lean.udp_mappings(X) > 10 && lean.udp_mappings(X2) > 10);
+}
+
+/// The same with one masquerade rule, in tables of 24 and 200 entries:
+/// full most of the time (the lean path leaves a new connection to the
+/// general one, which evicts or drops), and keys away from their home
+/// slots.
+#[test]
+fn the_lean_path_agrees_with_the_general_path_on_new_connections_in_a_full_table() {
+    let (lean, _) =
+        differential_with(NatConfig { max_entries: 24, ..config() }, 0x0fed_cba9_8765_4321, new_flow_packet);
+    let s = lean.stats();
+    assert!(s.evicted > 1_000 && s.table_full > 10 && lean.lean_far_count() > 100, "{s:?}");
+    let (lean, _) =
+        differential_with(NatConfig { max_entries: 200, ..config() }, 0x0fed_cba9_8765_4321, new_flow_packet);
+    let s = lean.stats();
+    assert!(lean.lean_new_count() > 200 && s.evicted > 1_000, "{} {s:?}", lean.lean_new_count());
+}
+
 /// Sends the same 40,000 packets (`flow_packet`, a quarter changed by
 /// `variant`) through a NAT by [`Nat::translate`] and through another by
 /// the general path alone, both made from `config`, and checks that
 /// verdicts, bytes, counters and connections agree at every step.
 fn differential(config: NatConfig, seed: u64) -> (Nat, Nat) {
+    differential_with(config, seed, flow_packet)
+}
+
+/// [`differential`] with the packets of `next` (zones 0 to 2 for them).
+fn differential_with(config: NatConfig, seed: u64, next: fn(&mut Rng) -> (Side, Vec<u8>)) -> (Nat, Nat) {
     let mut lean = Nat::new(config.clone()).unwrap();
     let mut general = Nat::new(config).unwrap();
     let mut rng = Rng(seed);
     let mut t = 0;
     for n in 0..40_000 {
-        let (side, p) = flow_packet(&mut rng);
+        let (side, p) = next(&mut rng);
         let plain = rng.below(4) != 0;
         let (side, p) = if plain { (side, p) } else { variant(&mut rng, side, p) };
-        let zone = u16::from(rng.below(16) == 0);
+        let zone = u16::from(rng.below(16) == 0) + u16::from(rng.below(16) == 0);
         if rng.below(1000) == 0 {
             // Mostly a second, now and then past the unreplied UDP and
             // handshake timeouts, and now and then past expiry too.
