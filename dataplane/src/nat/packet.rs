@@ -270,17 +270,18 @@ pub(crate) fn rewrite_lean(h: &mut [u8; LEAN_LEN], udp: bool, new: &Tuple<4>, de
     update(&mut ip, Delta(u64::from(deltas.addrs)), false);
     h[10..12].copy_from_slice(&ip);
     h[20..24].copy_from_slice(&(u32::from(new.sport) << 16 | u32::from(new.dport)).to_be_bytes());
+    update_lean_transport(h, udp, deltas);
+}
+
+/// The transport checksum of a lean packet updated by `deltas`: each
+/// protocol's at its constant offset, one load and one store.
+#[inline(always)]
+fn update_lean_transport(h: &mut [u8; LEAN_LEN], udp: bool, deltas: Deltas) {
     let delta = Delta(u64::from(deltas.transport));
-    // Each protocol's checksum at its constant offset: one load, one store.
-    if udp {
-        let mut transport = [h[26], h[27]];
-        update(&mut transport, delta, true);
-        h[26..28].copy_from_slice(&transport);
-    } else {
-        let mut transport = [h[36], h[37]];
-        update(&mut transport, delta, false);
-        h[36..38].copy_from_slice(&transport);
-    }
+    let at = if udp { 26 } else { 36 };
+    let mut transport = [h[at], h[at + 1]];
+    update(&mut transport, delta, udp);
+    h[at..at + 2].copy_from_slice(&transport);
 }
 
 /// [`rewrite_lean`] for a packet whose source address alone changes, to
@@ -291,16 +292,7 @@ pub(crate) fn rewrite_lean_source(h: &mut [u8; LEAN_LEN], udp: bool, src: &[u8; 
     let mut ip = [h[10], h[11]];
     update(&mut ip, Delta(u64::from(deltas.addrs)), false);
     h[10..12].copy_from_slice(&ip);
-    let delta = Delta(u64::from(deltas.transport));
-    if udp {
-        let mut transport = [h[26], h[27]];
-        update(&mut transport, delta, true);
-        h[26..28].copy_from_slice(&transport);
-    } else {
-        let mut transport = [h[36], h[37]];
-        update(&mut transport, delta, false);
-        h[36..38].copy_from_slice(&transport);
-    }
+    update_lean_transport(h, udp, deltas);
 }
 
 /// What a burst's first pass needs of a TCP or UDP packet, read without

@@ -304,29 +304,7 @@ impl<const N: usize> Table<N> {
     /// whether `entry` has the key in direction `dir`.
     #[inline(always)]
     pub(crate) fn find_by(&self, hash: u64, matches: impl Fn(&Entry<N>, usize) -> bool) -> Option<(u32, usize)> {
-        let tag = (hash >> 32) as u32;
-        let len = self.index.len();
-        let mut i = self.home(tag);
-        for _ in 0..len {
-            let slot = *self.index.get(i)?;
-            if slot == 0 {
-                return None;
-            }
-            if (slot >> 32) as u32 == tag {
-                let r = (slot as u32).wrapping_sub(1);
-                let (at, dir) = (r >> 1, (r & 1) as usize);
-                if let Some(entry) = self.entries.get(at as usize) {
-                    if matches(entry, dir) {
-                        return Some((at, dir));
-                    }
-                }
-            }
-            i += 1;
-            if i == len {
-                i = 0;
-            }
-        }
-        None
+        self.probe(hash, matches).ok()
     }
 
     /// [`Table::find_by`] that also says where a search that misses ends:
@@ -474,28 +452,10 @@ impl<const N: usize> Table<N> {
     /// Adds `entry` (its `deadline` set, its tuples in no other entry) under
     /// the hashes of its two keys, in the wheel its `EVICTABLE` flag names.
     /// Returns where it is, or `None` if the table is full.
-    pub(crate) fn insert(&mut self, mut entry: Entry<N>, hashes: [u64; 2]) -> Option<u32> {
-        if self.is_full() {
-            return None;
-        }
-        entry.flags |= flag::USED;
-        let at = if self.free != NIL {
-            let at = self.free;
-            let slot = self.entries.get_mut(at as usize)?;
-            self.free = slot.next;
-            *slot = entry;
-            at
-        } else {
-            // Within the capacity reserved in `new`: no reallocation.
-            self.entries.push(entry);
-            (self.entries.len() - 1) as u32
-        };
-        self.len += 1;
-        for (dir, hash) in hashes.into_iter().enumerate() {
-            self.insert_key(hash, at << 1 | dir as u32);
-        }
-        self.link(at);
-        Some(at)
+    pub(crate) fn insert(&mut self, entry: Entry<N>, hashes: [u64; 2]) -> Option<u32> {
+        // Each key's search starts at its home slot.
+        let keys = hashes.map(|hash| (hash, self.home((hash >> 32) as u32)));
+        self.insert_at(entry, keys)
     }
 
     /// [`Table::insert`] for keys whose probes have already been made:
@@ -528,10 +488,6 @@ impl<const N: usize> Table<N> {
         }
         self.link_inline(at);
         Some(at)
-    }
-
-    fn insert_key(&mut self, hash: u64, r: u32) {
-        self.insert_key_from(hash, self.home((hash >> 32) as u32), r);
     }
 
     /// Puts key `r` of `hash` in the first empty slot from `from` on.
