@@ -16,6 +16,8 @@
 # Everything lives in namespaces the script creates and is removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/median.sh
+. benches/median.sh
 seconds=${1:-10}
 rounds=${2:-1}
 for n in "$seconds" "$rounds"; do
@@ -108,9 +110,8 @@ for round in $(seq "$rounds"); do
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 declare -A med
-for key in "${!all[@]}"; do med[$key]=$(median <<<"${all[$key]}"); done
+for key in "${!all[@]}"; do med[$key]=$(printf "%.2f" "$(median <<<"${all[$key]}")"); done
 ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
 echo "NAT gateway TCP throughput, $(date -u '+%Y-%m-%d %H:%M UTC') (iperf3, 1 stream, ${seconds}s, $(nproc) cores;" \
     "$rounds round(s), the median of each; load average before $load_before, after $load_after)"

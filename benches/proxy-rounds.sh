@@ -60,6 +60,8 @@ fi
 
 # shellcheck source=benches/proxy-topology.sh
 . benches/proxy-topology.sh
+# shellcheck source=benches/median.sh
+. benches/median.sh
 proxy_topology "wc$$"
 server=198.51.100.2 port=7000
 
@@ -128,7 +130,6 @@ for round in $(seq "$rounds"); do
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 declare -A med
 for column in "${columns[@]}"; do med[$column]=$(median <<<"${got[$column]}"); done
 echo

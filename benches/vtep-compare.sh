@@ -17,6 +17,8 @@
 # removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/median.sh
+. benches/median.sh
 seconds=${1:-10}
 streams=${2:-1}
 rounds=${3:-1}
@@ -98,7 +100,10 @@ measure() { # label a-kind b-kind
 }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-results=""
+# Every round's figures, space-separated, by "path checksum", in the order
+# first measured.
+declare -A all
+order=()
 for round in $(seq "$rounds"); do
     got=$(
         wharf_flags=""
@@ -113,7 +118,10 @@ for round in $(seq "$rounds"); do
         measure "wharf↔kernel on" wharf kernel
     )
     [ "$rounds" = 1 ] || echo "round $round: $(awk '{ printf "%s%s %s %.2f", (NR > 1 ? ", " : ""), $1, $2, $3 / 1e9 }' <<<"$got")"
-    results+="$got"$'\n'
+    while read -r path sum bps; do
+        [ -n "${all["$path $sum"]:-}" ] || order+=("$path $sum")
+        all["$path $sum"]+=" $bps"
+    done <<<"$got"
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 [ "$rounds" = 1 ] || echo
@@ -122,24 +130,10 @@ echo "VXLAN TCP throughput, iperf3 ${seconds}s × ${streams} stream(s), $(date -
 echo
 echo "| path | outer UDP checksum | Gbit/s | × kernel↔kernel |"
 echo "|---|---|---:|---:|"
-awk '
-    NF == 3 {
-        key = $1 " " $2
-        if (!(key in count)) order[++keys] = key
-        v[key, ++count[key]] = $3
-    }
-    function median(key,    n, i, j, t, a) {
-        n = count[key]
-        for (i = 1; i <= n; i++) a[i] = v[key, i]
-        for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-        return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }
-    END {
-        for (k = 1; k <= keys; k++) {
-            split(order[k], part, " ")
-            bps = median(order[k])
-            kernel = median("kernel↔kernel " part[2])
-            word = part[2] == "on" ? "on (UDP GSO for wharf)" : "zero"
-            printf "| %s | %s | %.2f | %.2f |\n", part[1], word, bps / 1e9, bps / kernel
-        }
-    }' <<<"$results"
+for key in "${order[@]}"; do
+    path=${key% *} sum=${key#* }
+    word=zero
+    [ "$sum" = on ] && word="on (UDP GSO for wharf)"
+    awk -v p="$path" -v w="$word" -v b="$(median <<<"${all[$key]}")" -v k="$(median <<<"${all["kernel↔kernel $sum"]}")" \
+        'BEGIN { printf "| %s | %s | %.2f | %.2f |\n", p, w, b / 1e9, b / k }'
+done

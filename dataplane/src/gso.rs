@@ -177,9 +177,9 @@ pub fn complete_in_place(frame: &mut [u8], virtio: &virtio_net::Repr) -> Result<
 }
 
 /// The offset of the checksum field in a TCP header.
-const TCP_CSUM_OFFSET: usize = 16;
+pub const TCP_CSUM_OFFSET: usize = 16;
 /// The offset of the checksum field in a UDP header.
-const UDP_CSUM_OFFSET: usize = 6;
+pub const UDP_CSUM_OFFSET: usize = 6;
 
 /// What changes per segment in the IP header.
 #[derive(Debug, Clone, Copy)]

@@ -638,9 +638,9 @@ fn whole_superframe(frame: &[u8], header: &virtio_net::Repr) -> bool {
 /// Where the checksum field of a TCP (else UDP) header is.
 fn csum_offset(protocol: IpProtocol) -> usize {
     if protocol == IpProtocol::Tcp {
-        16
+        gso::TCP_CSUM_OFFSET
     } else {
-        6
+        gso::UDP_CSUM_OFFSET
     }
 }
 

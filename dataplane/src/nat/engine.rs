@@ -1006,17 +1006,27 @@ impl Family<4> {
         false
     }
 
-    /// [`Family::new_lean`] out of line, for the rarer callers.
-    #[inline(never)]
-    fn new_lean_outlined(
+    /// [`Family::steady_at`] for a key found beyond the two slots from its
+    /// home: true if the packet was rewritten; else `sh.handover` is spent
+    /// (back to [`Handover::Fresh`]) and the general path goes on.
+    #[inline(always)]
+    fn steady_far<const UDP: bool>(
         &mut self,
         sh: &mut Shared,
-        zone: u16,
         side: Side,
         buf: &mut [u8],
-        handover: Handover,
-    ) -> Result<Verdict, Handover> {
-        self.new_lean(sh, zone, side, buf, handover)
+        found: Option<(u32, usize)>,
+        tick: u32,
+    ) -> bool {
+        if self.steady_at::<UDP>(sh, side, buf, found, tick) {
+            #[cfg(test)]
+            {
+                sh.lean_far += 1;
+            }
+            return true;
+        }
+        sh.handover = Handover::Fresh;
+        false
     }
 
     /// Hands a packet that `handover` says may start a connection to
@@ -1214,14 +1224,9 @@ impl Family<4> {
             // A datagram from inside found beyond its home slot by
             // `Family::fresh`: the lean path's end if it is steady.
             Handover::Declined { found: Some(found) } if buf.get(9) == Some(&UDP) => {
-                if self.steady_at::<true>(sh, side, buf, Some(found), tick) {
-                    #[cfg(test)]
-                    {
-                        sh.lean_far += 1;
-                    }
+                if self.steady_far::<true>(sh, side, buf, Some(found), tick) {
                     return Some(Verdict::Forward);
                 }
-                sh.handover = Handover::Fresh;
                 (sh.hash, Some(found))
             }
             Handover::Looked { found } | Handover::Declined { found } => (sh.hash, found),
@@ -1236,18 +1241,13 @@ impl Family<4> {
                 let hash = sh.hash;
                 let found = self.table.find_by(hash, |entry, dir| key.is_in(entry, dir, zone));
                 let steady = if key.is_udp() {
-                    self.steady_at::<true>(sh, side, buf, found, tick)
+                    self.steady_far::<true>(sh, side, buf, found, tick)
                 } else {
-                    self.steady_at::<false>(sh, side, buf, found, tick)
+                    self.steady_far::<false>(sh, side, buf, found, tick)
                 };
                 if steady {
-                    #[cfg(test)]
-                    {
-                        sh.lean_far += 1;
-                    }
                     return Some(Verdict::Forward);
                 }
-                sh.handover = Handover::Fresh;
                 (hash, found)
             }
         };
@@ -1438,13 +1438,7 @@ impl Nat {
             return self.translate_tick(zone, from, packet, now);
         }
         // Past the lean path, the tick was current.
-        match self.v4.new_lean(&mut self.shared, zone, from, packet, handover) {
-            Ok(verdict) => {
-                self.count(verdict);
-                verdict
-            }
-            Err(handover) => self.translate_rest(zone, from, packet, handover, self.last_tick),
-        }
+        self.translate_handed(zone, from, packet, handover, self.last_tick)
     }
 
     /// [`Nat::translate_slow`] for a packet of a new tick (or the first):
@@ -1457,7 +1451,14 @@ impl Nat {
             return Verdict::Forward;
         }
         let handover = core::mem::take(&mut self.shared.handover);
-        match self.v4.new_lean_outlined(&mut self.shared, zone, from, packet, handover) {
+        self.translate_handed(zone, from, packet, handover, tick)
+    }
+
+    /// A packet the lean path for steady connections handed over: the lean
+    /// path for new ones, then the rest.
+    #[inline(always)]
+    fn translate_handed(&mut self, zone: u16, from: Side, packet: &mut [u8], handover: Handover, tick: u32) -> Verdict {
+        match self.v4.new_lean(&mut self.shared, zone, from, packet, handover) {
             Ok(verdict) => {
                 self.count(verdict);
                 verdict

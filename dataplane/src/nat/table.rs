@@ -224,6 +224,20 @@ impl Hasher {
     }
 }
 
+/// An index slot for key `r` (`entry << 1 | direction`) of `hash`: the
+/// hash's high 32 bits (its tag) and `r + 1`, so that zero is empty.
+#[inline(always)]
+fn slot_value(hash: u64, r: u32) -> u64 {
+    (hash >> 32) << 32 | u64::from(r + 1)
+}
+
+/// The entry and direction a full index slot points at.
+#[inline(always)]
+fn pointed(slot: u64) -> (u32, usize) {
+    let r = (slot as u32).wrapping_sub(1);
+    (r >> 1, (r & 1) as usize)
+}
+
 /// See the module documentation.
 #[derive(Debug, Clone)]
 pub(crate) struct Table<const N: usize> {
@@ -321,8 +335,7 @@ impl<const N: usize> Table<N> {
                 return Err(i);
             }
             if (slot >> 32) as u32 == tag {
-                let r = (slot as u32).wrapping_sub(1);
-                let (at, dir) = (r >> 1, (r & 1) as usize);
+                let (at, dir) = pointed(slot);
                 if let Some(entry) = self.entries.get(at as usize) {
                     if matches(entry, dir) {
                         return Ok((at, dir));
@@ -342,14 +355,20 @@ impl<const N: usize> Table<N> {
     /// any entry (for a key known to be absent, or allowed twice).
     #[inline(always)]
     pub(crate) fn first_empty(&self, hash: u64) -> usize {
+        self.empty_from(self.home((hash >> 32) as u32))
+    }
+
+    /// The first empty slot from slot `from` on (wrapping around).
+    #[inline(always)]
+    fn empty_from(&self, from: usize) -> usize {
         let len = self.index.len();
-        let mut i = self.home((hash >> 32) as u32);
+        let mut i = from;
         for _ in 0..len {
             if self.index.get(i).is_some_and(|&slot| slot == 0) {
                 return i;
             }
             i += 1;
-            if i == len {
+            if i >= len {
                 i = 0;
             }
         }
@@ -378,8 +397,7 @@ impl<const N: usize> Table<N> {
             (_, second) if tagged(second) => second,
             _ => return None,
         };
-        let r = (slot as u32).wrapping_sub(1);
-        let (at, dir) = (r >> 1, (r & 1) as usize);
+        let (at, dir) = pointed(slot);
         self.entries.get(at as usize).filter(|entry| matches(entry, dir)).map(|_| Some((at, dir)))
     }
 
@@ -414,7 +432,7 @@ impl<const N: usize> Table<N> {
                 return;
             }
             if (slot >> 32) as u32 == tag {
-                let at = (slot as u32).wrapping_sub(1) >> 1;
+                let (at, _) = pointed(slot);
                 if let Some(entry) = self.entries.get(at as usize) {
                     // An entry may straddle two lines.
                     crate::sys::prefetch(entry);
@@ -493,26 +511,16 @@ impl<const N: usize> Table<N> {
     /// Puts key `r` of `hash` in the first empty slot from `from` on.
     #[inline(always)]
     fn insert_key_from(&mut self, hash: u64, from: usize, r: u32) {
-        let tag = (hash >> 32) as u32;
-        let len = self.index.len();
-        let mut i = if from < len { from } else { 0 };
-        for _ in 0..len {
-            if let Some(slot) = self.index.get_mut(i) {
-                if *slot == 0 {
-                    *slot = u64::from(tag) << 32 | u64::from(r + 1);
-                    return;
-                }
-            }
-            i += 1;
-            if i == len {
-                i = 0;
-            }
+        let at = self.empty_from(from);
+        // Room was made before: the index is at most half full.
+        if let Some(slot) = self.index.get_mut(at).filter(|slot| **slot == 0) {
+            *slot = slot_value(hash, r);
         }
     }
 
     fn remove_key(&mut self, hash: u64, r: u32) {
         let tag = (hash >> 32) as u32;
-        let wanted = u64::from(tag) << 32 | u64::from(r + 1);
+        let wanted = slot_value(hash, r);
         let len = self.index.len();
         let mut hole = self.home(tag);
         let mut found = false;
