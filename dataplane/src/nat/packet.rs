@@ -640,8 +640,15 @@ fn rewrite_transport<const N: usize>(segment: &mut [u8], kind: Kind, old: &Tuple
             }
             let mut delta = if is_v4::<N>() { Delta::default() } else { addrs };
             delta.word(before, after);
-            if let Some(checksum) = field(segment, 2) {
-                update(checksum, delta, false);
+            let Some(checksum) = field(segment, 2) else { return };
+            update(checksum, delta, false);
+            // An incremental update gives 0x0000 where the sum it changes
+            // becomes zero; that is right unless every byte of the message
+            // is zero (an echo reply whose identifier became 0, with a zero
+            // sequence number and payload), whose checksum is 0xffff. An
+            // ICMPv6 sum covers the addresses, never all zero.
+            if is_v4::<N>() && *checksum == [0, 0] && segment.iter().all(|&b| b == 0) {
+                segment[2..4].copy_from_slice(&[0xff, 0xff]);
             }
         }
         _ => {}

@@ -379,6 +379,26 @@ fn an_all_zero_echo_reply_keeps_its_checksum() {
 }
 
 #[test]
+fn an_echo_reply_that_becomes_all_zero_gets_checksum_ffff() {
+    // A's identifier 0 keeps 0 towards B; A2's, the same, moves. B's reply
+    // to A2 (sequence 0, no payload) carries the moved identifier and comes
+    // back as all zeros but the checksum, which must then be 0xffff: the
+    // incremental update gives 0x0000. (Found by the nat fuzz target.)
+    let mut nat = nat();
+    let request = [8, 0, 0, 0, 0, 0, 0, 0];
+    assert_eq!(forward(&mut nat, Side::Inside, &packet(A, B, ICMP, &request), 0).sport, 0);
+    let moved = forward(&mut nat, Side::Inside, &packet(A2, B, ICMP, &request), 0).sport;
+    assert_ne!(moved, 0);
+    let mut reply = vec![0, 0, 0, 0, 0, 0, 0, 0];
+    reply[4..6].copy_from_slice(&moved.to_be_bytes());
+    let (verdict, translated) = send(&mut nat, Side::Outside, &packet(B, X, ICMP, &reply), 1);
+    assert_eq!(verdict, Verdict::Forward);
+    assert_eq!(view(&translated).dst, A2);
+    assert_eq!(translated[20..], [0, 0, 0xff, 0xff, 0, 0, 0, 0]);
+    assert!(checksums_ok(&translated));
+}
+
+#[test]
 fn port_collisions_and_endpoint_independent_udp() {
     let mut nat = nat();
     // UDP: two inside hosts, one source port, one server.
