@@ -52,6 +52,20 @@ fn prefetch_burst(nat: &Nat, templates: &[Vec<u8>]) {
     nat.prefetch_burst(0, Side::Inside, templates.iter().map(|t| black_box(&t[..])));
 }
 
+/// An established UDP flow's datagram from inside, the same each time.
+#[inline(never)]
+fn op_hot_udp(nat: &mut Nat, buf: &mut [u8], template: &[u8], now: Instant) -> Verdict {
+    buf.copy_from_slice(template);
+    nat.translate(0, Side::Inside, black_box(buf), now)
+}
+
+/// Its reply from outside.
+#[inline(never)]
+fn op_reply_udp(nat: &mut Nat, buf: &mut [u8], template: &[u8], now: Instant) -> Verdict {
+    buf.copy_from_slice(template);
+    nat.translate(0, Side::Outside, black_box(buf), now)
+}
+
 #[inline(never)]
 fn op_prefetch_spread(nat: &Nat, templates: &[Vec<u8>]) {
     // Told apart from the other two, which the linker would merge.
@@ -140,6 +154,18 @@ fn main() {
             assert_eq!(op_expire_batch(&mut nat, clock), BATCH);
         }
     }
+    // An assured UDP flow (a datagram each way), then its datagrams.
+    let (a, sport, b, dport) = new_flow(BATCH as u32);
+    let hot_udp = packet(a, sport, b, dport, None);
+    let hot_udp_reply = packet(b, dport, OUTSIDE, sport, None);
+    assert_eq!(op_hot_udp(&mut nat, &mut buf, &hot_udp, clock), Verdict::Forward);
+    assert_eq!(op_reply_udp(&mut nat, &mut buf, &hot_udp_reply, clock), Verdict::Forward);
+    for _ in 0..100_000 {
+        black_box(op_hot_udp(&mut nat, &mut buf, &hot_udp, clock));
+    }
+    for _ in 0..100_000 {
+        black_box(op_reply_udp(&mut nat, &mut buf, &hot_udp_reply, clock));
+    }
     assert_eq!(nat.stats().total_drops(), 0);
-    assert_eq!(nat.len(), FLOWS as usize);
+    assert_eq!(nat.len(), FLOWS as usize + 1);
 }

@@ -36,6 +36,7 @@ use std::fmt;
 use std::io;
 
 pub mod epoll;
+pub mod hugepage;
 pub mod iface;
 pub mod netns;
 pub mod packet;
