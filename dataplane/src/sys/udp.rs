@@ -1112,42 +1112,4 @@ mod tests {
         })
         .unwrap();
     }
-
-    /// Send-side rates on loopback for one sender: `sendto` per datagram,
-    /// `sendmmsg` batches of 64, and GSO sends of 44 segments. Not a
-    /// benchmark of record (a shared 2-core machine); run with
-    /// `cargo test -p dataplane --release --lib sys::udp -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "a measurement, not a check"]
-    fn measure_send_rates() {
-        require_root();
-        run_in_new_netns(|| {
-            let (a, b) = (UdpSocket::bind(LOCALHOST).unwrap(), UdpSocket::bind(LOCALHOST).unwrap());
-            let dst = b.local_addr().unwrap();
-            let datagram = [0u8; 1450];
-            let big = vec![0u8; 1450 * 44];
-            let run = |name: &str, per_call: usize, send: &dyn Fn() -> usize| {
-                let start = Instant::now();
-                let (mut calls, mut datagrams) = (0u64, 0u64);
-                while start.elapsed() < Duration::from_millis(500) {
-                    datagrams += send() as u64 * per_call as u64;
-                    calls += 1;
-                }
-                let secs = start.elapsed().as_secs_f64();
-                eprintln!(
-                    "{name:>28}: {:>9.0} datagrams/s, {:>8.0} calls/s",
-                    datagrams as f64 / secs,
-                    calls as f64 / secs
-                );
-            };
-            run("sendto, 1 per call", 1, &|| a.send_to(&datagram, dst).map(|_| 1).unwrap_or(0));
-            run("sendmmsg, 64 per call", 1, &|| {
-                a.send_batch((0..64).map(|_| Transmit::new(dst, &datagram))).unwrap_or(0)
-            });
-            run("GSO, 44 segments per send", 44, &|| {
-                a.send_batch([Transmit { segment_size: Some(1450), ..Transmit::new(dst, &big) }]).unwrap_or(0)
-            });
-        })
-        .unwrap();
-    }
 }
