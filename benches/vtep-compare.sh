@@ -3,9 +3,11 @@
 # run: (a) the kernel's vxlan at both ends, (b) wharf at both ends, (c) wharf on
 # one end and the kernel on the other — first with zero outer UDP checksums
 # (both defaults over IPv4), then all three again with checksums on (the
-# kernel's `udpcsum`, wharf's --udpcsum, which lets wharf send with UDP GSO).
+# kernel's `udpcsum`, wharf's --udpcsum, which lets wharf send with UDP GSO);
+# with each setting (b) and (c) are measured again with wharf's --tunnel-gso
+# (TCP superframes handed to the kernel whole as UDP-tunnel GSO; Linux 6.17).
 # iperf3 is the load; the table gives each result and its ratio to the
-# kernel's with the same checksum setting. With ROUNDS above 1 the six
+# kernel's with the same checksum setting. With ROUNDS above 1 the ten
 # measurements are taken in turn that many times (so that a noisy machine
 # weighs on all of them alike), each round is printed, and the table gives
 # the medians.
@@ -111,11 +113,17 @@ for round in $(seq "$rounds"); do
         measure "kernel↔kernel zero" kernel kernel
         measure "wharf↔wharf zero" wharf wharf
         measure "wharf↔kernel zero" wharf kernel
+        wharf_flags="--tunnel-gso"
+        measure "wharf↔wharf/tunnel-gso zero" wharf wharf
+        measure "wharf↔kernel/tunnel-gso zero" wharf kernel
         wharf_flags="--udpcsum"
         kernel_flags="udpcsum"
         measure "kernel↔kernel on" kernel kernel
         measure "wharf↔wharf on" wharf wharf
         measure "wharf↔kernel on" wharf kernel
+        wharf_flags="--udpcsum --tunnel-gso"
+        measure "wharf↔wharf/tunnel-gso on" wharf wharf
+        measure "wharf↔kernel/tunnel-gso on" wharf kernel
     )
     [ "$rounds" = 1 ] || echo "round $round: $(awk '{ printf "%s%s %s %.2f", (NR > 1 ? ", " : ""), $1, $2, $3 / 1e9 }' <<<"$got")"
     while read -r path sum bps; do
@@ -134,6 +142,10 @@ for key in "${order[@]}"; do
     path=${key% *} sum=${key#* }
     word=zero
     [ "$sum" = on ] && word="on (UDP GSO for wharf)"
+    if [[ $path == */tunnel-gso ]]; then
+        path="${path%/tunnel-gso}, --tunnel-gso"
+        [ "$sum" = on ] && word=on
+    fi
     awk -v p="$path" -v w="$word" -v b="$(median <<<"${all[$key]}")" -v k="$(median <<<"${all["kernel↔kernel $sum"]}")" \
         'BEGIN { printf "| %s | %s | %.2f | %.2f |\n", p, w, b / 1e9, b / k }'
 done

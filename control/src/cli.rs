@@ -196,6 +196,12 @@ pub struct VtepArgs {
     /// lowers its path MTU; without it such frames are only dropped.
     #[arg(long)]
     pub frag_needed: bool,
+    /// Hand each TCP superframe from the TAP to the kernel whole, as one
+    /// UDP-tunnel GSO packet (Linux 6.17 or later), through a TAP of its own
+    /// redirected by tc to the underlay device, instead of cutting it into
+    /// datagrams here (IPv4 underlay).
+    #[arg(long)]
+    pub tunnel_gso: bool,
     /// A TOML file with several VNIs and static FDB entries (see the README);
     /// flags given as well override its settings.
     #[arg(long, value_name = "FILE")]
@@ -236,6 +242,9 @@ impl VtepArgs {
             file.udp6zerocsumrx = Some(true);
         }
         file.mtu = self.mtu.or(file.mtu);
+        if self.tunnel_gso {
+            file.tunnel_gso = Some(true);
+        }
         if self.frag_needed {
             file.frag_needed = Some(true);
         }

@@ -140,6 +140,61 @@ impl Segment {
     }
 }
 
+/// A whole superframe as [`Coalescer::take_superframe`] takes it: its
+/// virtio-net header, and the value its TCP checksum field must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Superframe {
+    header: [u8; virtio_net::HEADER_LEN],
+    csum_at: usize,
+    csum: [u8; 2],
+}
+
+impl Superframe {
+    /// What to write, in order, for `frame` (the one it was taken from):
+    /// the header, the frame up to its checksum field, the field's new
+    /// value, and the rest of the frame — for one vectored write.
+    pub fn parts<'a>(&'a self, frame: &'a [u8]) -> [&'a [u8]; 4] {
+        let (before, rest) = frame.split_at(self.csum_at.min(frame.len()));
+        [&self.header, before, &self.csum, rest.get(2..).unwrap_or_default()]
+    }
+}
+
+/// Where a TCP superframe's transport header and payload start, and its
+/// addresses: an untagged Ethernet frame, IPv4 without options or
+/// fragmentation or IPv6 with TCP next, the IP length filling the frame.
+fn superframe_headers(frame: &[u8]) -> Option<(usize, usize, IpAddr, IpAddr)> {
+    let eth = ethernet::Frame::new_checked(frame).ok()?;
+    let l3 = ethernet::HEADER_LEN;
+    if eth.header_len() != l3 {
+        return None;
+    }
+    let (l4, ip_end, src, dst) = match eth.ethertype() {
+        EtherType::Ipv4 => {
+            let ip = ipv4::Packet::new_checked(&frame[l3..]).ok()?;
+            let plain = ip.header_len() == ipv4::HEADER_LEN && !ip.is_fragment() && ip.verify_checksum();
+            if !plain || ip.next_header() != IpProtocol::Tcp {
+                return None;
+            }
+            let end = l3 + usize::from(ip.total_len());
+            (l3 + ipv4::HEADER_LEN, end, IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()))
+        }
+        EtherType::Ipv6 => {
+            let ip = ipv6::Packet::new_checked(&frame[l3..]).ok()?;
+            if ip.next_header() != IpProtocol::Tcp {
+                return None;
+            }
+            let l4 = l3 + ipv6::HEADER_LEN;
+            (l4, l4 + usize::from(ip.payload_len()), IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()))
+        }
+        _ => return None,
+    };
+    if ip_end != frame.len() {
+        return None;
+    }
+    let tcp = tcp::Packet::new_checked(&frame[l4..]).ok()?;
+    Some((l4, l4 + tcp.header_len(), src, dst))
+}
+
 /// How the IPv4 identification goes along a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ident {
@@ -265,6 +320,45 @@ impl Coalescer {
         } else {
             self.pass_through(frame, write);
         }
+    }
+
+    /// Takes a TCP superframe that arrived whole — `frame`, longer than any
+    /// segment the underlay carries, so cut by no one since the sender's
+    /// stack made it (UDP-tunnel GSO across a veth) — to be written behind
+    /// a virtio-net header that has the kernel take it as GSO: `TCPV4`/
+    /// `TCPV6` with `gso_size` the payload of a `max_segment_len`-byte
+    /// segment (the size it was cut at is not known here) and `NEEDS_CSUM`,
+    /// its TCP checksum field holding the pseudo-header sum. Its checksum
+    /// cannot be verified (the field held a partial sum), and need not be:
+    /// it never left the sending host's memory. Flushes the held run first
+    /// (through `write`), and returns what to write: [`Superframe::parts`]
+    /// of the frame, which is not copied. `None`, with only the flush
+    /// written, for a frame that is not one TCP packet over IPv4 without
+    /// options or fragmentation, or IPv6 without extension headers, filling
+    /// the frame, or that does not fit `max_len`.
+    pub fn take_superframe(
+        &mut self,
+        frame: &[u8],
+        max_segment_len: usize,
+        write: &mut impl FnMut(&[u8]),
+    ) -> Option<Superframe> {
+        self.flush(write);
+        let (l4, header_len, src, dst) = superframe_headers(frame)?;
+        let payload = frame.len() - header_len;
+        let size = max_segment_len.saturating_sub(header_len).min(payload).min(usize::from(u16::MAX));
+        if payload == 0 || size == 0 || virtio_net::HEADER_LEN + frame.len() > self.max_len {
+            return None;
+        }
+        let pseudo = checksum::pseudo_header(src, dst, IpProtocol::Tcp, frame.len() - l4)?;
+        let size = size as u16;
+        let virtio = virtio_net::Repr {
+            checksum: Checksum::Partial { start: l4 as u16, offset: TCP_CSUM_OFFSET as u16 },
+            gso: if src.is_ipv6() { Gso::Tcpv6 { size, ecn: false } } else { Gso::Tcpv4 { size, ecn: false } },
+            hdr_len: header_len as u16,
+        };
+        let mut header = [0u8; virtio_net::HEADER_LEN];
+        virtio.emit(&mut virtio_net::Header::new_unchecked(&mut header[..])).ok()?;
+        Some(Superframe { header, csum_at: l4 + TCP_CSUM_OFFSET, csum: pseudo.to_be_bytes() })
     }
 
     /// Writes out the held run, if any: call it at the end of each receive
@@ -869,6 +963,52 @@ mod tests {
         // Too small for one frame: everything passes through.
         let writes = coalesce(&mut Coalescer::new(100), &frames);
         assert_eq!(shape(&writes), [1; 7]);
+    }
+
+    #[test]
+    fn a_whole_superframe_goes_out_as_gso_after_the_held_run() {
+        for v6 in [false, true] {
+            let mut flow = Flow { v6, ..FLOW };
+            let held = data(&mut flow, MSS);
+            let body = payload(3, 5000);
+            let mut superframe = segment(&mut flow, &body, tcp::Flags::ACK | tcp::Flags::PSH);
+            // Its checksum field as a sender's stack leaves it: not valid.
+            let l4 = if v6 { V6_HEADERS } else { V4_HEADERS } - 32;
+            superframe[l4 + 16] ^= 0x5a;
+            let mut coalescer = Coalescer::new(MAX_LEN);
+            let mut out = Vec::new();
+            let mut write = |bytes: &[u8]| out.push(bytes.to_vec());
+            coalescer.push(&held, &mut write);
+            let whole = coalescer.take_superframe(&superframe, l4 + 32 + MSS, &mut write).unwrap();
+            out.push(whole.parts(&superframe).concat());
+            assert_eq!(out.len(), 2, "the held segment first, then the superframe");
+            assert_eq!(unpack(&out[0]), vec![held.clone()]);
+            let segments = unpack(&out[1]);
+            assert_eq!(segments.len(), 4, "5000 bytes in segments of {MSS}");
+            let headers = if v6 { V6_HEADERS } else { V4_HEADERS };
+            let joined: Vec<u8> = segments.iter().flat_map(|s| s[headers..].to_vec()).collect();
+            assert_eq!(joined, body);
+        }
+    }
+
+    #[test]
+    fn what_is_not_one_tcp_packet_is_not_taken_as_a_superframe() {
+        let mut flow = FLOW;
+        let frame = data(&mut flow, 3000);
+        let mut coalescer = Coalescer::new(MAX_LEN);
+        let mut out = Vec::new();
+        let mut write = |bytes: &[u8]| out.push(bytes.to_vec());
+        let segment = V4_HEADERS + MSS;
+        let short = &frame[..frame.len() - 1];
+        assert!(coalescer.take_superframe(short, segment, &mut write).is_none(), "IP length beyond the frame");
+        let mut udp = frame.clone();
+        udp[14 + 9] = 17;
+        assert!(coalescer.take_superframe(&udp, segment, &mut write).is_none(), "not TCP (and a bad IP checksum)");
+        assert!(coalescer.take_superframe(&frame, V4_HEADERS, &mut write).is_none(), "no room for a payload");
+        assert!(Coalescer::new(1000).take_superframe(&frame, segment, &mut write).is_none(), "beyond max_len");
+        let tagged = data(&mut Flow { vlan: Some(5), ..FLOW }, 3000);
+        assert!(coalescer.take_superframe(&tagged, segment, &mut write).is_none());
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! `wharf vtep`: a userspace VXLAN tunnel endpoint, driven from the command
 //! line like `ip link add type vxlan`. [`spec`] reads and validates what the
 //! user asked for, [`run`] opens the devices and moves the packets, and
-//! [`stats`] serves the counters.
+//! [`stats`] serves the counters; [`tunnel`] is `--tunnel-gso`'s path.
 
 pub mod run;
 pub mod spec;
 pub mod stats;
+pub mod tunnel;
 
 use std::process::ExitCode;
 

@@ -39,6 +39,7 @@ use dataplane::wire::vxlan::Vni;
 
 use super::spec::{LocalPort, Spec};
 use super::stats::StatsServer;
+use super::tunnel::{self, TunnelGso};
 
 /// Sockets in the sending pool (fewer if the source-port range is smaller).
 pub const TX_SOCKETS: usize = 8;
@@ -60,6 +61,10 @@ const TAP_READ_LEN: usize = 65_536 + virtio_net::HEADER_LEN + 64;
 const COALESCE_LEN: usize = VNET_LEN + 22 + 65_535;
 /// The virtio-net header length used on TAPs and AF_PACKET sockets.
 const VNET_LEN: usize = virtio_net::HEADER_LEN;
+/// Where a frame read from a TAP starts in the read buffer: room before it
+/// for the outer headers of either path.
+const READ_HEADROOM: usize = 128;
+const _: () = assert!(READ_HEADROOM >= HEADROOM && READ_HEADROOM >= tunnel::HEADROOM);
 
 /// Why the runner stopped or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +88,11 @@ struct RunnerStats {
     drop_fragmented: u64,
     /// Underlay datagrams longer than a receive slot.
     drop_truncated: u64,
+    /// Whole TCP superframes from the underlay (a peer's UDP-tunnel GSO
+    /// across a veth) that could not be handed to the port as GSO.
+    drop_bad_superframe: u64,
+    /// Whole TCP superframes from the underlay written to a port as GSO.
+    rx_superframes: u64,
     /// Frames from a port that could not be segmented or checksummed.
     drop_bad_offload: u64,
     port_write_errors: u64,
@@ -101,6 +111,17 @@ impl Port {
         match self {
             Port::Tap(tap) => tap.write_frame(frame),
             Port::Dev(socket) => socket.send_frame(frame),
+        }
+    }
+
+    /// Writes `parts` as one frame that starts with its own virtio header
+    /// (a whole superframe's: see [`Coalescer::take_superframe`]), without
+    /// copying them on a TAP.
+    fn write_parts(&self, parts: [&[u8]; 4]) -> io::Result<usize> {
+        let slices = parts.map(io::IoSlice::new);
+        match self {
+            Port::Tap(tap) => tap.write_vectored(&slices),
+            Port::Dev(socket) => socket.send_vectored(&slices),
         }
     }
 
@@ -138,7 +159,7 @@ struct Pending {
 }
 
 /// Frames between a burst of reads and the `sendmmsg` that sends them: each
-/// slot has [`HEADROOM`] for the outer headers, then room for the largest
+/// slot has [`READ_HEADROOM`] for the outer headers, then room for the largest
 /// inner frame the underlay carries.
 struct Slots {
     buf: Vec<u8>,
@@ -154,7 +175,7 @@ struct Slots {
 
 impl Slots {
     fn new(max_inner_frame: usize, sockets: usize) -> Slots {
-        let slot_len = HEADROOM + max_inner_frame.max(MIN_SLOT_FRAME);
+        let slot_len = READ_HEADROOM + max_inner_frame.max(MIN_SLOT_FRAME);
         Slots {
             buf: vec![0; SLOTS * slot_len],
             slot_len,
@@ -184,7 +205,7 @@ impl Slots {
 
     /// The most one slot holds after its headroom.
     fn frame_room(&self) -> usize {
-        self.slot_len - HEADROOM
+        self.slot_len - READ_HEADROOM
     }
 }
 
@@ -205,6 +226,8 @@ struct Engine {
     vtep: Vtep,
     slots: Slots,
     stats: RunnerStats,
+    /// `--tunnel-gso`: where TCP superframes go whole.
+    tunnel: Option<TunnelGso>,
 }
 
 /// Runs the VTEP `spec` describes until SIGINT or SIGTERM.
@@ -220,11 +243,24 @@ pub fn run(spec: &Spec, stats_socket: &Path) -> Result<(), RunError> {
         .map_err(io_context("install the signal handlers"))?;
 
     let io = Io::open(spec, vtep.config().max_inner_frame())?;
+    let tunnel = match (spec.tunnel_gso, spec.local) {
+        (true, IpAddr::V4(local)) => {
+            let remotes: Vec<IpAddr> = spec
+                .vnis
+                .iter()
+                .flat_map(|v| v.remotes.iter().copied().chain(v.fdb.iter().map(|(_, remote)| *remote)))
+                .collect();
+            let tunnel = TunnelGso::open(local, &remotes, spec.udp_checksum)
+                .map_err(|message| RunError::Io { what: "tunnel GSO".into(), source: io::Error::other(message) })?;
+            Some(tunnel)
+        }
+        _ => None,
+    };
     let server = StatsServer::bind(stats_socket).map_err(io_context("open the stats socket"))?;
     let slots = Slots::new(vtep.config().max_inner_frame(), io.tx.len());
     let mut state = State {
-        engine: Engine { vtep, slots, stats: RunnerStats::default() },
-        read_buf: vec![0; HEADROOM + TAP_READ_LEN],
+        engine: Engine { vtep, slots, stats: RunnerStats::default(), tunnel },
+        read_buf: vec![0; READ_HEADROOM + TAP_READ_LEN],
         rx_batch: RecvBatch::new(RX_BATCH, RX_MSG),
         dev_batches: io
             .ports
@@ -233,8 +269,9 @@ pub fn run(spec: &Spec, stats_socket: &Path) -> Result<(), RunError> {
             .collect(),
         coalescers: io.ports.iter().map(|_| Coalescer::new(COALESCE_LEN)).collect(),
     };
+    let tunnel_note = state.engine.tunnel.as_ref().map(|t| format!("; {}", t.describe())).unwrap_or_default();
     println!(
-        "wharf vtep: ready: {}; local {}:{}, sending from {} port(s) in {}-{}; stats at {}",
+        "wharf vtep: ready: {}; local {}:{}, sending from {} port(s) in {}-{}{}; stats at {}",
         spec.vnis
             .iter()
             .map(|v| format!("VNI {} on {} (remotes {})", v.vni, v.port.name(), list(&v.remotes)))
@@ -245,6 +282,7 @@ pub fn run(spec: &Spec, stats_socket: &Path) -> Result<(), RunError> {
         io.tx.len(),
         spec.src_ports.0,
         spec.src_ports.1,
+        tunnel_note,
         stats_socket.display(),
     );
 
@@ -276,6 +314,9 @@ pub fn run(spec: &Spec, stats_socket: &Path) -> Result<(), RunError> {
         let now = Instant::now();
         if now >= next_expiry {
             state.engine.vtep.expire(now);
+            if let Some(tunnel) = &mut state.engine.tunnel {
+                tunnel.tick(now);
+            }
             next_expiry = now + Duration::from_secs(1);
         }
     }
@@ -400,8 +441,8 @@ impl State {
         let now = Instant::now();
         match &io.ports[port] {
             Port::Tap(tap) => {
-                // The virtio header lands just before HEADROOM, the frame at it.
-                let at = HEADROOM - VNET_LEN;
+                // The virtio header lands just before READ_HEADROOM, the frame at it.
+                let at = READ_HEADROOM - VNET_LEN;
                 for _ in 0..READ_BURST {
                     let Ok(n) = tap.read(&mut self.read_buf[at..]) else { break };
                     self.engine.encap_frame(io, port, &mut self.read_buf, at..at + n, now);
@@ -424,6 +465,9 @@ impl State {
     /// Receives batches from the underlay and delivers their frames.
     fn read_underlay(&mut self, io: &Io) {
         let now = Instant::now();
+        // A longer frame can only have come whole from a sender on this host
+        // (UDP-tunnel GSO across a veth): no datagram on the wire holds it.
+        let max_frame = self.engine.vtep.config().max_inner_frame();
         for _ in 0..4 {
             match io.rx.recv_batch(&mut self.rx_batch) {
                 Ok(0) | Err(_) => return,
@@ -447,13 +491,8 @@ impl State {
                     if let Decap::Deliver { port, frame, .. } =
                         self.engine.vtep.decap(datagram.source, segment, 0..segment.len(), now)
                     {
-                        let port = usize::from(port);
-                        let (Some(target), Some(coalescer)) = (io.ports.get(port), self.coalescers.get_mut(port))
-                        else {
-                            continue;
-                        };
-                        let stats = &mut self.engine.stats;
-                        coalescer.push(&segment[frame], &mut |bytes| write_counted(target, bytes, stats));
+                        let (coalescers, stats) = (&mut self.coalescers, &mut self.engine.stats);
+                        deliver(io, coalescers, stats, usize::from(port), &segment[frame], max_frame);
                     }
                     rest = tail;
                     if rest.is_empty() {
@@ -484,14 +523,49 @@ impl State {
         for (name, value) in [
             ("drop_fragmented", runner.drop_fragmented),
             ("drop_truncated", runner.drop_truncated),
+            ("drop_bad_superframe", runner.drop_bad_superframe),
+            ("rx_superframes", runner.rx_superframes),
             ("drop_bad_offload", runner.drop_bad_offload),
             ("port_write_errors", runner.port_write_errors),
             ("underlay_send_errors", runner.underlay_send_errors),
         ] {
             text.push_str(&format!("{name} {value}\n"));
         }
+        if let Some(tunnel) = &self.engine.tunnel {
+            text.push_str(&format!("tunnel_gso_superframes {}\n", tunnel.superframes));
+            text.push_str(&format!("tunnel_gso_frames {}\n", tunnel.frames));
+            text.push_str(&format!("tunnel_gso_unresolved {}\n", tunnel.unresolved));
+            text.push_str(&format!("tunnel_gso_write_errors {}\n", tunnel.write_errors));
+        }
         text.push_str(&format!("ports {}\n", io.names.join(",")));
         text
+    }
+}
+
+/// Hands one decapsulated frame to `port`'s coalescer, or — longer than
+/// `max_frame`, so a superframe that crossed from a sender on this host
+/// whole — writes it as GSO without copying it.
+fn deliver(
+    io: &Io,
+    coalescers: &mut [Coalescer],
+    stats: &mut RunnerStats,
+    port: usize,
+    frame: &[u8],
+    max_frame: usize,
+) {
+    let (Some(target), Some(coalescer)) = (io.ports.get(port), coalescers.get_mut(port)) else { return };
+    if frame.len() <= max_frame {
+        coalescer.push(frame, &mut |bytes| write_counted(target, bytes, stats));
+        return;
+    }
+    match coalescer.take_superframe(frame, max_frame, &mut |bytes| write_counted(target, bytes, stats)) {
+        Some(whole) => {
+            stats.rx_superframes += 1;
+            if target.write_parts(whole.parts(frame)).is_err() {
+                stats.port_write_errors += 1;
+            }
+        }
+        None => stats.drop_bad_superframe += 1,
     }
 }
 
@@ -501,7 +575,7 @@ impl Engine {
     /// frame — into slots, encapsulating each; answers go straight back to
     /// the port.
     fn encap_frame(&mut self, io: &Io, port: usize, buf: &mut [u8], read: Range<usize>, now: Instant) {
-        let Engine { vtep, slots, stats } = self;
+        let Engine { vtep, slots, stats, tunnel } = self;
         let port_id = port as u16;
         let header = buf
             .get(read.clone())
@@ -512,6 +586,11 @@ impl Engine {
             return;
         };
         let frame = read.start + VNET_LEN..read.end;
+        if let (true, Some(tunnel)) = (header.gso.is_gso(), tunnel.as_mut()) {
+            if tunnel.send(vtep, port_id, buf, frame.clone(), &header) {
+                return;
+            }
+        }
         // A single frame too large for any slot is too large for the underlay:
         // the VTEP drops it as too big (or answers that it is) in place.
         if !header.gso.is_gso() && frame.len() > slots.frame_room() {
@@ -535,7 +614,7 @@ impl Engine {
                 flush(io, vtep, slots, stats);
             }
             let (slot, slot_buf) = slots.next();
-            let len = match segments.next_into(&mut slot_buf[HEADROOM..]) {
+            let len = match segments.next_into(&mut slot_buf[READ_HEADROOM..]) {
                 None => return,
                 Some(Ok(len)) => len,
                 Some(Err(_)) => {
@@ -543,7 +622,11 @@ impl Engine {
                     return;
                 }
             };
-            match vtep.encap(port_id, slot_buf, HEADROOM..HEADROOM + len, now) {
+            match vtep.encap(port_id, slot_buf, READ_HEADROOM..READ_HEADROOM + len, now) {
+                // With --tunnel-gso a frame to a remote whose next hop is
+                // known takes the same way as the superframes, so that the
+                // two do not overtake each other.
+                Encap::Forward(forward) if tunnel.as_mut().is_some_and(|t| t.send_frame(vtep, slot_buf, &forward)) => {}
                 Encap::Forward(forward) => {
                     let socket = io.tx_socket(forward.src_port);
                     let datagrams = vtep.destinations(&forward.to).len();
@@ -744,6 +827,7 @@ mod tests {
             udp6_zero_checksum_rx: false,
             underlay_mtu: 1500,
             frag_needed: false,
+            tunnel_gso: false,
             vnis: vec![VniSpec {
                 vni: 42,
                 port: LocalPort::Tap("wt0".into()),

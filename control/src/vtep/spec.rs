@@ -76,6 +76,9 @@ pub struct Spec {
     /// Answer frames too big for the underlay with ICMP fragmentation
     /// needed (IPv4 with DF) or ICMPv6 packet too big.
     pub frag_needed: bool,
+    /// TCP superframes go to the kernel whole, as UDP-tunnel GSO (see
+    /// `run::tunnel`).
+    pub tunnel_gso: bool,
     pub vnis: Vec<VniSpec>,
 }
 
@@ -119,6 +122,7 @@ pub struct File {
     pub udp6zerocsumrx: Option<bool>,
     pub mtu: Option<u16>,
     pub frag_needed: Option<bool>,
+    pub tunnel_gso: Option<bool>,
     #[serde(default)]
     pub vni: Vec<FileVni>,
 }
@@ -208,6 +212,7 @@ impl File {
             udp6_zero_checksum_rx: self.udp6zerocsumrx.unwrap_or(false),
             underlay_mtu: self.mtu.unwrap_or(DEFAULT_UNDERLAY_MTU),
             frag_needed: self.frag_needed.unwrap_or(false),
+            tunnel_gso: self.tunnel_gso.unwrap_or(false),
             vnis,
         })
     }
@@ -235,6 +240,9 @@ impl Spec {
         }
         if self.underlay_mtu < 1280 {
             return Err(invalid(format!("--mtu {}: the underlay MTU must be at least 1280", self.underlay_mtu)));
+        }
+        if self.tunnel_gso && !self.local.is_ipv4() {
+            return Err(invalid("--tunnel-gso: over an IPv4 underlay only (--local is IPv6)"));
         }
         if self.local.is_unspecified() || self.local.is_multicast() {
             return Err(invalid(format!("--local {}: a unicast address of this host", self.local)));
@@ -298,6 +306,9 @@ mod tests {
         assert_eq!(spec.vnis[0].port, LocalPort::Tap("wh42".into()));
         assert_eq!(spec.vnis[0].fdb, vec![(EthernetAddress([2, 0, 0, 0, 0, 5]), "192.0.2.3".parse().unwrap())]);
         assert_eq!(spec.vnis[1].port, LocalPort::Dev("veth43".into()));
+        assert!(!spec.tunnel_gso);
+        let with = format!("tunnel_gso = true\n{FILE}");
+        assert!(toml::from_str::<File>(&with).unwrap().into_spec().unwrap().tunnel_gso);
     }
 
     #[test]
@@ -316,6 +327,7 @@ mod tests {
                 "local = \"192.0.2.1\"\n[[vni]]\nid = 1\ntap = \"t\"\nfdb = [{ mac = \"zz\", remote = \"192.0.2.2\" }]",
                 "MAC address",
             ),
+            ("local = \"2001:db8::1\"\ntunnel_gso = true\n[[vni]]\nid = 1\ntap = \"t\"", "IPv4 underlay only"),
         ];
         for (text, expected) in cases {
             let err = toml::from_str::<File>(text).unwrap().into_spec().unwrap_err().to_string();

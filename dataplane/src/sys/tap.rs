@@ -47,7 +47,8 @@ pub struct TapOptions {
     /// for offloads. Default off.
     pub vnet_hdr: bool,
     /// The header's length with `vnet_hdr`: [`virtio_net::HEADER_LEN`] (10,
-    /// the default) or [`virtio_net::HEADER_LEN_V1`] (12).
+    /// the default), [`virtio_net::HEADER_LEN_V1`] (12) or
+    /// [`virtio_net::HEADER_LEN_TUNNEL`] (24, for UDP-tunnel offloads).
     pub vnet_hdr_len: usize,
     /// Queues: 1 (the default) for a single-queue device; more sets
     /// `IFF_MULTI_QUEUE`.
@@ -94,6 +95,15 @@ impl Offloads {
             | libc::TUN_F_USO6,
     );
 
+    /// `TUN_F_UDP_TUNNEL_GSO` (Linux 6.17): superframes encapsulated in UDP
+    /// (VXLAN and the like), with a [`virtio_net::HEADER_LEN_TUNNEL`]-byte
+    /// header that says where the outer and inner headers are. Not in
+    /// [`Offloads::ALL`]: it is for a TAP that carries tunnel traffic.
+    pub const UDP_TUNNEL_GSO: Offloads = Offloads(0x080);
+    /// `TUN_F_UDP_TUNNEL_GSO_CSUM`: and with the outer UDP checksum computed
+    /// per segment.
+    pub const UDP_TUNNEL_GSO_CSUM: Offloads = Offloads(0x100);
+
     const TSO: Offloads = Offloads(libc::TUN_F_TSO4 | libc::TUN_F_TSO6);
     const USO: Offloads = Offloads(libc::TUN_F_USO4 | libc::TUN_F_USO6);
 
@@ -104,7 +114,7 @@ impl Offloads {
 
     /// From raw `TUN_F_*` bits; bits without a name here are dropped.
     pub const fn from_bits_truncate(bits: u32) -> Offloads {
-        Offloads(bits & Offloads::ALL.0)
+        Offloads(bits & (Offloads::ALL.0 | Offloads::UDP_TUNNEL_GSO.0 | Offloads::UDP_TUNNEL_GSO_CSUM.0))
     }
 
     pub const fn contains(self, other: Offloads) -> bool {
@@ -119,13 +129,15 @@ impl Offloads {
         self.0 == 0
     }
 
-    const NAMES: [(Offloads, &'static str); 6] = [
+    const NAMES: [(Offloads, &'static str); 8] = [
         (Offloads::CSUM, "csum"),
         (Offloads::TSO4, "tso4"),
         (Offloads::TSO6, "tso6"),
         (Offloads::TSO_ECN, "tso_ecn"),
         (Offloads::USO4, "uso4"),
         (Offloads::USO6, "uso6"),
+        (Offloads::UDP_TUNNEL_GSO, "udp_tunnel_gso"),
+        (Offloads::UDP_TUNNEL_GSO_CSUM, "udp_tunnel_gso_csum"),
     ];
 }
 
@@ -186,7 +198,7 @@ impl fmt::Debug for Offloads {
 }
 
 /// The header written in front of a frame that needs nothing: all zeros.
-static ZERO_VNET_HDR: [u8; virtio_net::HEADER_LEN_V1] = [0; virtio_net::HEADER_LEN_V1];
+static ZERO_VNET_HDR: [u8; virtio_net::HEADER_LEN_TUNNEL] = [0; virtio_net::HEADER_LEN_TUNNEL];
 
 /// One queue of a TAP device.
 #[derive(Debug)]
@@ -228,7 +240,7 @@ impl Tap {
     }
 
     /// The virtio-net header's length in front of every frame: 0 without
-    /// `IFF_VNET_HDR`, else 10 or 12.
+    /// `IFF_VNET_HDR`, else 10, 12 or 24.
     pub fn vnet_hdr_len(&self) -> usize {
         self.vnet_hdr_len
     }
@@ -264,6 +276,12 @@ impl Tap {
         }
         if wanted.contains(Offloads::TSO_ECN) && !wanted.intersects(Offloads::TSO) {
             return Err(invalid_input("TUNSETOFFLOAD", target, "tso_ecn needs tso4 or tso6"));
+        }
+        if wanted.contains(Offloads::UDP_TUNNEL_GSO) && self.vnet_hdr_len != virtio_net::HEADER_LEN_TUNNEL {
+            return Err(invalid_input("TUNSETOFFLOAD", target, "udp_tunnel_gso needs the 24-byte virtio-net header"));
+        }
+        if wanted.contains(Offloads::UDP_TUNNEL_GSO_CSUM) && !wanted.contains(Offloads::UDP_TUNNEL_GSO) {
+            return Err(invalid_input("TUNSETOFFLOAD", target, "udp_tunnel_gso_csum needs udp_tunnel_gso"));
         }
         match self.tunsetoffload(wanted) {
             Ok(()) => Ok(wanted),
@@ -379,10 +397,10 @@ fn check_options(name: &str, options: &TapOptions) -> io::Result<()> {
         return Err(invalid_input("TUNSETIFF", name, "a TAP has at least one queue"));
     }
     if options.vnet_hdr
-        && options.vnet_hdr_len != virtio_net::HEADER_LEN
-        && options.vnet_hdr_len != virtio_net::HEADER_LEN_V1
+        && ![virtio_net::HEADER_LEN, virtio_net::HEADER_LEN_V1, virtio_net::HEADER_LEN_TUNNEL]
+            .contains(&options.vnet_hdr_len)
     {
-        return Err(invalid_input("TUNSETVNETHDRSZ", name, "the virtio-net header is 10 or 12 bytes"));
+        return Err(invalid_input("TUNSETVNETHDRSZ", name, "the virtio-net header is 10, 12 or 24 bytes"));
     }
     Ok(())
 }
@@ -716,11 +734,34 @@ mod tests {
     }
 
     #[test]
+    fn udp_tunnel_offloads_need_the_tunnel_header() {
+        require_root();
+        run_in_new_netns(|| {
+            let tunnel = Offloads::CSUM | Offloads::TSO4 | Offloads::TSO6 | Offloads::UDP_TUNNEL_GSO;
+            let short = Tap::open("whtap0", TapOptions { vnet_hdr: true, ..TapOptions::default() }).unwrap();
+            let err = short.set_offload(tunnel).unwrap_err();
+            assert!(err.to_string().contains("24-byte"), "{err}");
+            let options =
+                TapOptions { vnet_hdr: true, vnet_hdr_len: virtio_net::HEADER_LEN_TUNNEL, ..TapOptions::default() };
+            let tap = Tap::open("whtap1", options).unwrap();
+            assert_eq!(tap.vnet_hdr_len(), virtio_net::HEADER_LEN_TUNNEL);
+            let err = tap.set_offload(Offloads::CSUM | Offloads::UDP_TUNNEL_GSO_CSUM).unwrap_err();
+            assert!(err.to_string().contains("needs udp_tunnel_gso"), "{err}");
+            // This kernel (6.17 or later) takes them.
+            assert_eq!(tap.set_offload(tunnel).unwrap(), tunnel);
+            let with_csum = tunnel | Offloads::UDP_TUNNEL_GSO_CSUM;
+            assert_eq!(tap.set_offload(with_csum).unwrap(), with_csum);
+            assert_eq!(with_csum.to_string(), "csum|tso4|tso6|udp_tunnel_gso|udp_tunnel_gso_csum");
+        })
+        .unwrap();
+    }
+
+    #[test]
     fn bad_options_are_refused_before_opening() {
         let err = Tap::open("whtap0", TapOptions { queues: 0, ..TapOptions::default() }).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         let options = TapOptions { vnet_hdr: true, vnet_hdr_len: 11, ..TapOptions::default() };
-        assert!(Tap::open("whtap0", options).unwrap_err().to_string().contains("10 or 12"));
+        assert!(Tap::open("whtap0", options).unwrap_err().to_string().contains("10, 12 or 24"));
         assert!(Tap::open("a/b", TapOptions::default()).is_err());
     }
 
@@ -729,7 +770,8 @@ mod tests {
         assert_eq!(Offloads::ALL.to_string(), "csum|tso4|tso6|tso_ecn|uso4|uso6");
         assert_eq!(Offloads::NONE.to_string(), "none");
         assert_eq!(format!("{:?}", Offloads::CSUM | Offloads::USO6), "Offloads(csum|uso6)");
-        assert_eq!(Offloads::from_bits_truncate(0xffff_ffff), Offloads::ALL);
+        let every = Offloads::ALL | Offloads::UDP_TUNNEL_GSO | Offloads::UDP_TUNNEL_GSO_CSUM;
+        assert_eq!(Offloads::from_bits_truncate(0xffff_ffff), every);
         assert_eq!((Offloads::ALL - Offloads::USO4 - Offloads::USO6) & Offloads::USO4, Offloads::NONE);
     }
 

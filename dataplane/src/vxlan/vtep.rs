@@ -27,7 +27,7 @@ use super::stats::{DropReason, Stats};
 use super::table::Learn;
 use super::{flow, pmtu};
 use crate::wire::vxlan::{self, Vni};
-use crate::wire::{ethernet, ipv4, ipv6, udp, EtherType, EthernetAddress, IpProtocol};
+use crate::wire::{checksum, ethernet, ipv4, ipv6, udp, EtherType, EthernetAddress, IpProtocol};
 
 /// The bytes `encap` needs free before the inner frame: room for an outer
 /// IPv6 header, UDP and VXLAN (40 + 8 + 8 = 56), rounded up. Replies
@@ -329,6 +329,51 @@ impl Vtep {
         self.forward(index, buf, frame, dst, hash)
     }
 
+    /// [`Vtep::encap`] for a TCP superframe read from a port with TSO,
+    /// `buf[frame]`, that is to go to the underlay whole and be cut there
+    /// (UDP-tunnel GSO): cut, it makes `segments` frames of at most
+    /// `segment_len` bytes, each with the `header_len` bytes of headers the
+    /// superframe starts with. Taken only when nothing but the common case
+    /// applies: an untagged frame for a unicast MAC the FDB has, that the
+    /// neighbour table would not answer, whose segments fit the underlay.
+    /// Then it is counted as its segments, its VXLAN header is written
+    /// before it and the datagram returned (its flow hash, so its source
+    /// port, is its segments'). Otherwise `None`, nothing changed: the
+    /// caller cuts it and encapsulates each segment with [`Vtep::encap`],
+    /// which floods, drops or answers as it must.
+    pub fn encap_superframe(
+        &mut self,
+        port: PortId,
+        buf: &mut [u8],
+        frame: Range<usize>,
+        segment_len: usize,
+        segments: usize,
+        header_len: usize,
+    ) -> Option<Forward> {
+        if frame.start < HEADROOM || frame.start > frame.end || frame.end > buf.len() || segment_len > self.max_frame {
+            return None;
+        }
+        let index = self.port_index(port)?;
+        let header = buf[frame.clone()].first_chunk::<{ ethernet::HEADER_LEN }>()?;
+        let eth = ethernet::Frame::new_unchecked(&header[..]);
+        let neighbour = self.config.proxy && is_neighbour_type(eth.first_type_field());
+        let dst = eth.dst_addr();
+        if eth.is_tagged() || neighbour || !dst.is_unicast() {
+            return None;
+        }
+        let remote = self.fdb.lookup(index, dst)?;
+        let state = self.vnis.get(usize::from(index))?;
+        let (vni, vxlan_header) = (state.vni, state.header);
+        let src_port = flow::src_port(flow::untagged_flow_hash(&buf[frame.clone()]), self.config.src_port_range);
+        let start = frame.start - vxlan::HEADER_LEN;
+        buf.get_mut(start..frame.start)?.copy_from_slice(&vxlan_header);
+        let segments = segments as u64;
+        self.stats.tx_frames += segments;
+        self.stats.tx_packets += segments;
+        self.stats.tx_bytes += frame.len() as u64 + segments.saturating_sub(1) * header_len as u64;
+        Some(Forward { datagram: start..frame.end, src_port, vni, to: Destinations::Unicast(remote) })
+    }
+
     /// Counts a frame `encap` drops.
     #[cold]
     #[inline(never)]
@@ -611,6 +656,34 @@ impl Vtep {
         remote: IpAddr,
         src_port: u16,
     ) -> Option<Range<usize>> {
+        self.write_outer_as(buf, datagram, remote, src_port, None).map(|(packet, _)| packet)
+    }
+
+    /// [`Vtep::write_outer`] for a datagram the kernel will cut into segments
+    /// (UDP-tunnel GSO, `virtio_net::TunnelRepr`): the lengths are the whole
+    /// superframe's, and where a UDP checksum is due its field holds only the
+    /// pseudo-header sum, for each segment's to be completed from; the IPv4
+    /// identification moves on by the `segments` the kernel numbers from it.
+    /// Returns the packet's range and whether the checksum is due.
+    pub fn write_outer_gso(
+        &self,
+        buf: &mut [u8],
+        datagram: Range<usize>,
+        remote: IpAddr,
+        src_port: u16,
+        segments: u16,
+    ) -> Option<(Range<usize>, bool)> {
+        self.write_outer_as(buf, datagram, remote, src_port, Some(segments))
+    }
+
+    fn write_outer_as(
+        &self,
+        buf: &mut [u8],
+        datagram: Range<usize>,
+        remote: IpAddr,
+        src_port: u16,
+        gso_segments: Option<u16>,
+    ) -> Option<(Range<usize>, bool)> {
         let remote = remote.to_canonical();
         if datagram.start > datagram.end || datagram.end > buf.len() {
             return None;
@@ -619,7 +692,7 @@ impl Vtep {
         let start = udp_start.checked_sub(outer_ip_len(self.local))?;
         let udp_repr = udp::Repr { src_port, dst_port: self.config.dst_port, payload_len: datagram.len() };
         let udp_len = udp_repr.buffer_len();
-        let checksum = match (self.local, remote) {
+        let due = match (self.local, remote) {
             (IpAddr::V4(_), IpAddr::V4(_)) => self.config.udp_checksum_v4,
             (IpAddr::V6(_), IpAddr::V6(_)) => !self.config.udp6_zero_checksum_tx,
             _ => return None,
@@ -629,14 +702,16 @@ impl Vtep {
         }
         let mut segment = udp::Packet::new_unchecked(&mut buf[udp_start..datagram.end]);
         udp_repr.emit(&mut segment).ok()?;
-        if checksum {
+        if due && gso_segments.is_some() {
+            segment.set_checksum(checksum::pseudo_header(self.local, remote, IpProtocol::Udp, udp_len)?);
+        } else if due {
             segment.fill_checksum(self.local, remote);
         }
         let outer = &mut buf[start..datagram.end];
         match (self.local, remote) {
             (IpAddr::V4(local), IpAddr::V4(remote)) => {
                 let ident = self.ident.get();
-                self.ident.set(ident.wrapping_add(1));
+                self.ident.set(ident.wrapping_add(gso_segments.unwrap_or(1).max(1)));
                 ipv4::Repr {
                     src_addr: local,
                     dst_addr: remote,
@@ -669,7 +744,7 @@ impl Vtep {
             }
             _ => return None,
         }
-        Some(start..datagram.end)
+        Some((start..datagram.end, due))
     }
 
     #[inline]

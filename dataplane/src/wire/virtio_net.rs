@@ -25,8 +25,9 @@
 //! does not need them is zero.
 //!
 //! What this module does not do: segment superframes or complete checksums
-//! (see [`crate::gso`]), nor the hash-report and UDP-tunnel extensions of
-//! newer virtio headers (their GSO type bits read as [`GsoType::Unknown`]).
+//! (see [`crate::gso`]), or read the hash-report and UDP-tunnel extensions of
+//! newer virtio headers (their GSO type bits read as [`GsoType::Unknown`]);
+//! a UDP-tunnel header is only written ([`TunnelRepr`]).
 
 use super::{Error, Result};
 
@@ -49,6 +50,68 @@ pub const HEADER_LEN: usize = field::CSUM_OFFSET.end;
 /// The length of `struct virtio_net_hdr_v1`, which adds `num_buffers`
 /// (`TUNSETVNETHDRSZ` 12).
 pub const HEADER_LEN_V1: usize = field::NUM_BUFFERS.end;
+
+/// The length of `struct virtio_net_hdr_v1_hash_tunnel` (Linux 6.17): the v1
+/// header, the hash report (`hash_value`, `hash_report`, padding: 8 bytes,
+/// unused here), then `outer_th_offset` and `inner_nh_offset`. A TAP takes it
+/// with `TUNSETVNETHDRSZ` 24 and the UDP-tunnel offloads (see
+/// [`TunnelRepr`]).
+pub const HEADER_LEN_TUNNEL: usize = 24;
+
+/// `VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV4`: with a TCP or UDP GSO type, the
+/// superframe is encapsulated in UDP over IPv4 (VXLAN, GENEVE, ...).
+pub const GSO_UDP_TUNNEL_IPV4: u8 = 0x20;
+/// `VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV6`: the same over IPv6.
+pub const GSO_UDP_TUNNEL_IPV6: u8 = 0x40;
+/// `VIRTIO_NET_HDR_F_UDP_TUNNEL_CSUM`: the outer UDP checksum is to be
+/// computed for every segment (its field holds the pseudo-header sum).
+pub const FLAG_UDP_TUNNEL_CSUM: u8 = 0x08;
+
+/// A UDP-tunnel GSO superframe as a TAP with `TUN_F_UDP_TUNNEL_GSO` takes it
+/// (`virtio_net_hdr_tnl_to_skb`): an Ethernet frame with outer IP, UDP and
+/// tunnel headers, then the inner frame with its partial transport checksum;
+/// the kernel (or the NIC) cuts it into `gso_size` segments, copying every
+/// header and fixing lengths, identifications and checksums in both layers.
+/// Offsets count from the start of the outer Ethernet header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunnelRepr {
+    /// The inner GSO type: [`GsoType::Tcpv4`], [`GsoType::Tcpv6`] or
+    /// [`GsoType::UdpL4`] (as its `gso_type` number).
+    pub inner_gso_type: u8,
+    /// The outer IP version is 6 (else 4).
+    pub outer_v6: bool,
+    /// The outer UDP checksum is computed per segment (its field holds the
+    /// pseudo-header sum); else it stays zero.
+    pub outer_csum: bool,
+    /// Every header, outer and inner, up to the inner payload.
+    pub hdr_len: u16,
+    /// The inner payload bytes per segment.
+    pub gso_size: u16,
+    /// Where the inner transport header starts, and its checksum field in it.
+    pub csum_start: u16,
+    pub csum_offset: u16,
+    /// Where the outer UDP header starts.
+    pub outer_th: u16,
+    /// Where the inner IP header starts.
+    pub inner_nh: u16,
+}
+
+impl TunnelRepr {
+    /// Writes the 24-byte header (the hash report zero).
+    pub fn emit(&self, out: &mut [u8; HEADER_LEN_TUNNEL]) {
+        let tunnel = if self.outer_v6 { GSO_UDP_TUNNEL_IPV6 } else { GSO_UDP_TUNNEL_IPV4 };
+        let flags = FLAG_NEEDS_CSUM | if self.outer_csum { FLAG_UDP_TUNNEL_CSUM } else { 0 };
+        *out = [0; HEADER_LEN_TUNNEL];
+        out[field::FLAGS] = flags;
+        out[field::GSO_TYPE] = self.inner_gso_type | tunnel;
+        out[field::HDR_LEN].copy_from_slice(&self.hdr_len.to_le_bytes());
+        out[field::GSO_SIZE].copy_from_slice(&self.gso_size.to_le_bytes());
+        out[field::CSUM_START].copy_from_slice(&self.csum_start.to_le_bytes());
+        out[field::CSUM_OFFSET].copy_from_slice(&self.csum_offset.to_le_bytes());
+        out[20..22].copy_from_slice(&self.outer_th.to_le_bytes());
+        out[22..24].copy_from_slice(&self.inner_nh.to_le_bytes());
+    }
+}
 
 /// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the checksum from `csum_start` to the end of
 /// the frame is partial and must be completed, storing it at `csum_start +
