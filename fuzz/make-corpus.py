@@ -217,6 +217,16 @@ def main():
         frame = frame[:14] + ip[:10] + struct.pack("!H", csum(ip)) + ip[12:] + frame[34:]
         run += struct.pack("!H", len(frame)) + frame
     add("gro", "four-segments", bytes([255]) + run + struct.pack("!H", len(inner_eth)) + inner_eth)
+    # The top bit of a length: a frame that arrived whole (take_superframe).
+    whole = eth(MAC_B, MAC_A, 0x0800, ipv4(IN_A, IN_B, 6, big))
+    add("gro", "whole-superframe", bytes([255]) + struct.pack("!H", 0x8000 | len(whole)) + whole)
+
+    # wharf vtep --tunnel-gso's readers of /proc/net/route and /proc/net/arp:
+    # the address to look up, then the table's text.
+    add("proc_tables", "route", bytes([192, 0, 2, 9]) + b"Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+        b"eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\nu0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n")
+    add("proc_tables", "arp", bytes([192, 0, 2, 2]) + b"IP address       HW type     Flags       HW address            Mask     Device\n"
+        b"192.0.2.2        0x1         0x2         0a:1b:2c:3d:4e:5f     *        u0\n")
 
     # wharf-proxy's command line: SPECs, a config file, NUL-separated argv.
     add("proxy_args", "spec-range", b"tcp:0.0.0.0:8000-8999:172.17.0.2:8000-8999")

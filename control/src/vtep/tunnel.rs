@@ -318,7 +318,7 @@ fn tc_error(args: &[&str], why: &str) -> String {
 /// The device and gateway (`None` on-link) of the longest-prefix route to
 /// `addr` in `/proc/net/route` text (addresses in the host's byte order as
 /// hexadecimal; only routes that are up).
-fn route(table: &str, addr: Ipv4Addr) -> Option<(String, Option<Ipv4Addr>)> {
+pub fn route(table: &str, addr: Ipv4Addr) -> Option<(String, Option<Ipv4Addr>)> {
     let addr = u32::from_ne_bytes(addr.octets());
     let mut best: Option<(u32, String, Option<Ipv4Addr>)> = None;
     for line in table.lines().skip(1) {
@@ -346,7 +346,7 @@ fn route(table: &str, addr: Ipv4Addr) -> Option<(String, Option<Ipv4Addr>)> {
 }
 
 /// The MAC of `ip` on `device` in `/proc/net/arp` text, if resolved.
-fn neighbour(table: &str, ip: Ipv4Addr, device: &str) -> Option<EthernetAddress> {
+pub fn neighbour(table: &str, ip: Ipv4Addr, device: &str) -> Option<EthernetAddress> {
     const ATF_COM: u32 = 0x2;
     table.lines().skip(1).find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
