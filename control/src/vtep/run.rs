@@ -251,7 +251,7 @@ pub fn run(spec: &Spec, stats_socket: &Path) -> Result<(), RunError> {
                 .flat_map(|v| v.remotes.iter().copied().chain(v.fdb.iter().map(|(_, remote)| *remote)))
                 .collect();
             let tunnel = TunnelGso::open(local, &remotes, spec.udp_checksum)
-                .map_err(|message| RunError::Io { what: "tunnel GSO".into(), source: io::Error::other(message) })?;
+                .map_err(|message| RunError::Io { what: "--tunnel-gso".into(), source: io::Error::other(message) })?;
             Some(tunnel)
         }
         _ => None,

@@ -71,18 +71,18 @@ impl TunnelGso {
     pub fn open(local: Ipv4Addr, remotes: &[IpAddr], outer_csum: bool) -> Result<TunnelGso, String> {
         let routes = fs::read_to_string("/proc/net/route").map_err(|e| format!("read /proc/net/route: {e}"))?;
         let (underlay, _) =
-            route(&routes, local).ok_or_else(|| format!("--tunnel-gso: no route out for the local address {local}"))?;
-        let underlay_mac = dataplane::sys::mac(&underlay).map_err(|e| format!("--tunnel-gso: {e}"))?;
+            route(&routes, local).ok_or_else(|| format!("no route out for the local address {local}"))?;
+        let underlay_mac = dataplane::sys::mac(&underlay).map_err(|e| format!("{e}"))?;
         let options =
             TapOptions { vnet_hdr: true, vnet_hdr_len: virtio_net::HEADER_LEN_TUNNEL, queues: 1, nonblocking: true };
-        let tap = Tap::open("whtg%d", options).map_err(|e| format!("--tunnel-gso: open a TAP: {e}"))?;
+        let tap = Tap::open("whtg%d", options).map_err(|e| format!("open a TAP: {e}"))?;
         let mut offloads = Offloads::CSUM | Offloads::TSO4 | Offloads::TSO6 | Offloads::UDP_TUNNEL_GSO;
         if outer_csum {
             offloads |= Offloads::UDP_TUNNEL_GSO_CSUM;
         }
         tap.set_offload(offloads)
-            .map_err(|e| format!("--tunnel-gso: {e} (UDP-tunnel GSO through a TAP needs Linux 6.17 or later)"))?;
-        tap.set_up().map_err(|e| format!("--tunnel-gso: bring {} up: {e}", tap.name()))?;
+            .map_err(|e| format!("{e} (UDP-tunnel GSO through a TAP needs Linux 6.17 or later)"))?;
+        tap.set_up().map_err(|e| format!("bring {} up: {e}", tap.name()))?;
         redirect(tap.name(), &underlay)?;
         let next_hops = remotes
             .iter()
@@ -312,7 +312,7 @@ fn redirect(tap: &str, underlay: &str) -> Result<(), String> {
 }
 
 fn tc_error(args: &[&str], why: &str) -> String {
-    format!("--tunnel-gso: tc {}: {why} (needs tc from iproute2, with clsact, u32 and mirred)", args.join(" "))
+    format!("tc {}: {why} (needs tc from iproute2, with clsact, u32 and mirred)", args.join(" "))
 }
 
 /// The device and gateway (`None` on-link) of the longest-prefix route to
