@@ -349,6 +349,9 @@ fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
 pub struct Proxy {
     child: Child,
     output: Arc<Mutex<String>>,
+    /// The thread copying stderr into `output`: joined once the proxy has
+    /// exited, so that `output` then holds everything it wrote.
+    reader: Option<std::thread::JoinHandle<()>>,
     exited: Option<ExitStatus>,
 }
 
@@ -369,13 +372,13 @@ impl Proxy {
         let output = Arc::new(Mutex::new(String::new()));
         let mut stderr = child.stderr.take().unwrap();
         let sink = output.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n @ 1..) = stderr.read(&mut buf) {
                 sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
-        let proxy = Proxy { child, output, exited: None };
+        let proxy = Proxy { child, output, reader: Some(reader), exited: None };
         match ready.recv_timeout(PATIENCE) {
             Ok(said) => (proxy, said),
             Err(_) => panic!("wharf-proxy did not close fd 3 within {PATIENCE:?}; output:\n{}", proxy.output()),
@@ -393,7 +396,8 @@ impl Proxy {
         self.child.id()
     }
 
-    /// Everything the proxy wrote to stdout and stderr so far.
+    /// Everything the proxy wrote to stdout and stderr so far (all of it
+    /// once [`Proxy::wait`] has seen it exit).
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()
     }
@@ -404,10 +408,17 @@ impl Proxy {
             .unwrap_or_else(|e| panic!("kill -{name}: {e}"));
     }
 
-    /// Waits up to `timeout` for the proxy to exit.
+    /// Waits up to `timeout` for the proxy to exit; once it has, its
+    /// stderr has been read to the end (see [`Proxy::output`]).
     pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
         if self.exited.is_none() {
             self.exited = wait_child(&mut self.child, timeout);
+        }
+        if self.exited.is_some() {
+            if let Some(reader) = self.reader.take() {
+                // The pipe's only writer has exited: the thread is at EOF.
+                let _ = reader.join();
+            }
         }
         self.exited
     }
