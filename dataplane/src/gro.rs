@@ -160,39 +160,23 @@ impl Superframe {
 }
 
 /// Where a TCP superframe's transport header and payload start, and its
-/// addresses: an untagged Ethernet frame, IPv4 without options or
-/// fragmentation or IPv6 with TCP next, the IP length filling the frame.
+/// addresses: an untagged Ethernet frame, IPv4 without options (its header
+/// checksum valid) or fragmentation or IPv6 with TCP next, the IP length
+/// filling the frame — read and checked as [`crate::gso::layout`] does.
 fn superframe_headers(frame: &[u8]) -> Option<(usize, usize, IpAddr, IpAddr)> {
-    let eth = ethernet::Frame::new_checked(frame).ok()?;
     let l3 = ethernet::HEADER_LEN;
-    if eth.header_len() != l3 {
-        return None;
-    }
-    let (l4, ip_end, src, dst) = match eth.ethertype() {
-        EtherType::Ipv4 => {
-            let ip = ipv4::Packet::new_checked(&frame[l3..]).ok()?;
-            let plain = ip.header_len() == ipv4::HEADER_LEN && !ip.is_fragment() && ip.verify_checksum();
-            if !plain || ip.next_header() != IpProtocol::Tcp {
-                return None;
-            }
-            let end = l3 + usize::from(ip.total_len());
-            (l3 + ipv4::HEADER_LEN, end, IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()))
-        }
-        EtherType::Ipv6 => {
-            let ip = ipv6::Packet::new_checked(&frame[l3..]).ok()?;
-            if ip.next_header() != IpProtocol::Tcp {
-                return None;
-            }
-            let l4 = l3 + ipv6::HEADER_LEN;
-            (l4, l4 + usize::from(ip.payload_len()), IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()))
-        }
+    let (gso, v6) = match frame.get(12..14)? {
+        [0x08, 0x00] => (Gso::Tcpv4 { size: 1, ecn: false }, false),
+        [0x86, 0xdd] => (Gso::Tcpv6 { size: 1, ecn: false }, true),
         _ => return None,
     };
-    if ip_end != frame.len() {
+    let virtio = virtio_net::Repr { gso, ..virtio_net::Repr::default() };
+    let layout = crate::gso::layout(frame, &virtio).ok()?;
+    let plain_v4 = || layout.l4 == l3 + ipv4::HEADER_LEN && ipv4::Packet::new_unchecked(&frame[l3..]).verify_checksum();
+    if layout.l3 != l3 || layout.payload_end != frame.len() || !(v6 || plain_v4()) {
         return None;
     }
-    let tcp = tcp::Packet::new_checked(&frame[l4..]).ok()?;
-    Some((l4, l4 + tcp.header_len(), src, dst))
+    Some((layout.l4, layout.header_len, layout.src, layout.dst))
 }
 
 /// How the IPv4 identification goes along a run.

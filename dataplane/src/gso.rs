@@ -221,6 +221,47 @@ struct Split {
     gso_size: usize,
 }
 
+/// Where a superframe's headers are, as [`Segmenter::new`] reads and checks
+/// them: for a caller that hands the superframe on whole instead of cutting
+/// it (see [`layout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// TCP (else UDP).
+    pub tcp: bool,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// The IP header's offset.
+    pub l3: usize,
+    /// The transport header's offset.
+    pub l4: usize,
+    /// Where the payload starts.
+    pub header_len: usize,
+    /// Where the payload ends, as the IP length field says.
+    pub payload_end: usize,
+    /// The segments it makes, and the longest one.
+    pub segments: usize,
+    pub max_segment_len: usize,
+}
+
+/// The layout of the superframe `frame` that `virtio` (a TCP or UDP GSO
+/// type) describes, with every check [`Segmenter::new`] makes; an ordinary
+/// frame is refused with `UnsupportedGso(None)`.
+pub fn layout(frame: &[u8], virtio: &virtio_net::Repr) -> Result<Layout, GsoError> {
+    let segmenter = Segmenter::new(frame, virtio)?;
+    let Mode::Split(split) = segmenter.mode else { return Err(GsoError::UnsupportedGso(GsoType::None)) };
+    Ok(Layout {
+        tcp: matches!(split.transport, Transport::Tcp { .. }),
+        src: split.src,
+        dst: split.dst,
+        l3: split.l3,
+        l4: split.l4,
+        header_len: split.header_len,
+        payload_end: split.payload_end,
+        segments: segmenter.count,
+        max_segment_len: segmenter.max_segment_len(),
+    })
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Mode {
     /// An ordinary frame: one copy, its partial checksum (start, offset)

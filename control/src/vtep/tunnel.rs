@@ -33,14 +33,16 @@ use std::ops::Range;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use dataplane::gso::{self, TCP_CSUM_OFFSET};
 use dataplane::sys::tap::{Offloads, Tap, TapOptions};
 use dataplane::vxlan::{Destinations, Forward, Vtep};
 use dataplane::wire::virtio_net::{self, Checksum, Gso, TunnelRepr};
-use dataplane::wire::{ethernet, EthernetAddress};
+use dataplane::wire::{ethernet, ipv4, udp, vxlan, EthernetAddress};
 
 /// The bytes needed before an inner frame: the tunnel virtio-net header,
 /// outer Ethernet, IPv4, UDP and VXLAN.
-pub const HEADROOM: usize = virtio_net::HEADER_LEN_TUNNEL + ethernet::HEADER_LEN + 20 + 8 + 8;
+pub const HEADROOM: usize =
+    virtio_net::HEADER_LEN_TUNNEL + ethernet::HEADER_LEN + ipv4::HEADER_LEN + udp::HEADER_LEN + vxlan::HEADER_LEN;
 
 /// How often the next hops are looked up again.
 const REFRESH: Duration = Duration::from_secs(1);
@@ -146,47 +148,44 @@ impl TunnelGso {
         frame: Range<usize>,
         inner: &virtio_net::Repr,
     ) -> bool {
-        let Some(cut) = Cut::of(&buf[frame.clone()], inner) else { return false };
+        let Some((layout, inner_gso_type, gso_size)) = tcp_superframe(&buf[frame.clone()], inner) else {
+            return false;
+        };
         if frame.start < HEADROOM {
             return false;
         }
-        // The remote first, without side effects, so that a superframe with
-        // no resolved next hop changes nothing.
-        let Some(dst) = buf.get(frame.start..frame.start + 6).and_then(|d| <[u8; 6]>::try_from(d).ok()) else {
-            return false;
+        // Only to a remote whose next hop is known: else nothing changes.
+        let (mut asked, mut mac) = (false, None);
+        let resolved = |remote: IpAddr| {
+            asked = true;
+            mac = self.next_hop(remote);
+            mac.is_some()
         };
-        let remote = vtep.vni_of(port).and_then(|vni| vtep.lookup(vni, EthernetAddress(dst)));
-        let Some(IpAddr::V4(remote)) = remote.map(|r| r.to_canonical()) else { return false };
-        // What write_outer_gso would refuse, refused before the VTEP counts it.
-        if frame.len() + 8 + 8 + 20 > usize::from(u16::MAX) {
-            return false;
-        }
-        let Some(mac) = self.next_hops.iter().find(|(r, _)| *r == remote).and_then(|(_, mac)| *mac) else {
-            self.unresolved += 1;
-            return false;
-        };
-        let Some(Forward { datagram, src_port, to: Destinations::Unicast(_), .. }) =
-            vtep.encap_superframe(port, buf, frame.clone(), cut.segment_len, cut.segments, cut.header_len)
+        let forward = vtep.encap_superframe(port, buf, frame.clone(), &layout, resolved);
+        let (Some(Forward { datagram, src_port, to: Destinations::Unicast(remote), .. }), Some(mac)) = (forward, mac)
         else {
+            if asked {
+                self.unresolved += 1;
+            }
             return false;
         };
-        let Some((packet, outer_csum)) =
-            vtep.write_outer_gso(buf, datagram, IpAddr::V4(remote), src_port, cut.segments as u16)
+        // encap_superframe checked that the encapsulation fits.
+        let Some((packet, outer_csum)) = vtep.write_outer_gso(buf, datagram, remote, src_port, layout.segments as u16)
         else {
             return false;
         };
         let header = self.ethernet(buf, packet.start, mac);
         let outer = frame.start - (header + virtio_net::HEADER_LEN_TUNNEL);
         let tunnel = TunnelRepr {
-            inner_gso_type: cut.gso_type,
+            inner_gso_type,
             outer_v6: false,
             outer_csum,
-            hdr_len: (outer + cut.header_len) as u16,
-            gso_size: cut.gso_size,
-            csum_start: (outer + cut.l4) as u16,
-            csum_offset: cut.csum_offset,
-            outer_th: (ethernet::HEADER_LEN + 20) as u16,
-            inner_nh: (outer + ethernet::HEADER_LEN) as u16,
+            hdr_len: (outer + layout.header_len) as u16,
+            gso_size,
+            csum_start: (outer + layout.l4) as u16,
+            csum_offset: TCP_CSUM_OFFSET as u16,
+            outer_th: (ethernet::HEADER_LEN + ipv4::HEADER_LEN) as u16,
+            inner_nh: (outer + layout.l3) as u16,
         };
         let mut bytes = [0u8; virtio_net::HEADER_LEN_TUNNEL];
         tunnel.emit(&mut bytes);
@@ -209,14 +208,11 @@ impl TunnelGso {
     /// lost to a failed write and counted).
     pub fn send_frame(&mut self, vtep: &Vtep, buf: &mut [u8], forward: &Forward) -> bool {
         let Destinations::Unicast(remote) = forward.to else { return false };
-        let IpAddr::V4(remote) = remote.to_canonical() else { return false };
         if forward.datagram.start < HEADROOM {
             return false;
         }
-        let Some(mac) = self.next_hops.iter().find(|(r, _)| *r == remote).and_then(|(_, mac)| *mac) else {
-            return false;
-        };
-        let Some(packet) = vtep.write_outer(buf, forward.datagram.clone(), IpAddr::V4(remote), forward.src_port) else {
+        let Some(mac) = self.next_hop(remote) else { return false };
+        let Some(packet) = vtep.write_outer(buf, forward.datagram.clone(), remote, forward.src_port) else {
             return false;
         };
         let header = self.ethernet(buf, packet.start, mac);
@@ -226,6 +222,12 @@ impl TunnelGso {
             Err(_) => self.write_errors += 1,
         }
         true
+    }
+
+    /// The MAC of `remote`'s next hop, if resolved (IPv4 remotes only).
+    fn next_hop(&self, remote: IpAddr) -> Option<EthernetAddress> {
+        let IpAddr::V4(remote) = remote.to_canonical() else { return None };
+        self.next_hops.iter().find(|(r, _)| *r == remote).and_then(|(_, mac)| *mac)
     }
 
     /// Writes the outer Ethernet header before the IP packet at `ip`, to
@@ -240,56 +242,20 @@ impl TunnelGso {
     }
 }
 
-/// How a superframe is cut: read from its virtio-net header and checked
-/// against its own headers (untagged Ethernet, IPv4 without options or IPv6,
-/// the partial checksum on the TCP header).
-struct Cut {
-    gso_type: u8,
-    gso_size: u16,
-    l4: usize,
-    csum_offset: u16,
-    header_len: usize,
-    segment_len: usize,
-    segments: usize,
-}
-
-impl Cut {
-    fn of(frame: &[u8], inner: &virtio_net::Repr) -> Option<Cut> {
-        let (gso_type, size, v6) = match inner.gso {
-            Gso::Tcpv4 { size, ecn } => (1 | if ecn { virtio_net::GSO_ECN } else { 0 }, size, false),
-            Gso::Tcpv6 { size, ecn } => (4 | if ecn { virtio_net::GSO_ECN } else { 0 }, size, true),
-            _ => return None,
-        };
-        let Checksum::Partial { start, offset } = inner.checksum else { return None };
-        let ethertype: &[u8] = if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] };
-        if frame.get(12..14)? != ethertype || size == 0 {
-            return None;
+/// A TCP superframe of an untagged frame, as [`gso::layout`] reads and
+/// checks it, with its partial checksum on the TCP header and nothing after
+/// the IP packet: its layout, the inner GSO type (ECN kept) and size.
+fn tcp_superframe(frame: &[u8], inner: &virtio_net::Repr) -> Option<(gso::Layout, u8, u16)> {
+    let (gso_type, size) = match inner.gso {
+        Gso::Tcpv4 { size, ecn } | Gso::Tcpv6 { size, ecn } => {
+            (u8::from(inner.gso.gso_type()) | if ecn { virtio_net::GSO_ECN } else { 0 }, size)
         }
-        let l3 = ethernet::HEADER_LEN;
-        let l4 = if v6 {
-            l3 + 40
-        } else {
-            let ihl = usize::from(frame.get(l3)? & 0x0f) * 4;
-            if frame[l3] >> 4 != 4 || ihl != 20 {
-                return None;
-            }
-            l3 + ihl
-        };
-        if usize::from(start) != l4 || offset != 16 || (v6 && frame.get(l3 + 6) != Some(&6)) {
-            return None;
-        }
-        let header_len = l4 + usize::from(frame.get(l4 + 12)? >> 4) * 4;
-        let payload = frame.len().checked_sub(header_len).filter(|&p| p > usize::from(size))?;
-        Some(Cut {
-            gso_type,
-            gso_size: size,
-            l4,
-            csum_offset: offset,
-            header_len,
-            segment_len: header_len + usize::from(size),
-            segments: payload.div_ceil(usize::from(size)),
-        })
-    }
+        _ => return None,
+    };
+    let layout = gso::layout(frame, inner).ok()?;
+    let partial = matches!(inner.checksum, Checksum::Partial { .. });
+    (partial && layout.tcp && layout.l3 == ethernet::HEADER_LEN && layout.payload_end == frame.len())
+        .then_some((layout, gso_type, size))
 }
 
 /// `tc qdisc add dev TAP clsact` and a filter that sends everything arriving

@@ -331,11 +331,11 @@ impl Vtep {
 
     /// [`Vtep::encap`] for a TCP superframe read from a port with TSO,
     /// `buf[frame]`, that is to go to the underlay whole and be cut there
-    /// (UDP-tunnel GSO): cut, it makes `segments` frames of at most
-    /// `segment_len` bytes, each with the `header_len` bytes of headers the
-    /// superframe starts with. Taken only when nothing but the common case
+    /// (UDP-tunnel GSO), as `layout` ([`crate::gso::layout`]) says it is
+    /// cut. Taken only when nothing but the common case
     /// applies: an untagged frame for a unicast MAC the FDB has, that the
-    /// neighbour table would not answer, whose segments fit the underlay.
+    /// neighbour table would not answer, whose segments fit the underlay and
+    /// whose encapsulation fits an IP packet, to a remote `accept` takes.
     /// Then it is counted as its segments, its VXLAN header is written
     /// before it and the datagram returned (its flow hash, so its source
     /// port, is its segments'). Otherwise `None`, nothing changed: the
@@ -346,11 +346,12 @@ impl Vtep {
         port: PortId,
         buf: &mut [u8],
         frame: Range<usize>,
-        segment_len: usize,
-        segments: usize,
-        header_len: usize,
+        layout: &crate::gso::Layout,
+        accept: impl FnOnce(IpAddr) -> bool,
     ) -> Option<Forward> {
-        if frame.start < HEADROOM || frame.start > frame.end || frame.end > buf.len() || segment_len > self.max_frame {
+        let outer = outer_ip_len(self.local) + udp::HEADER_LEN + vxlan::HEADER_LEN;
+        let fits = frame.len() + outer <= usize::from(u16::MAX) && layout.max_segment_len <= self.max_frame;
+        if frame.start < HEADROOM || frame.start > frame.end || frame.end > buf.len() || !fits {
             return None;
         }
         let index = self.port_index(port)?;
@@ -361,16 +362,16 @@ impl Vtep {
         if eth.is_tagged() || neighbour || !dst.is_unicast() {
             return None;
         }
-        let remote = self.fdb.lookup(index, dst)?;
+        let remote = self.fdb.lookup(index, dst).filter(|&remote| accept(remote))?;
         let state = self.vnis.get(usize::from(index))?;
         let (vni, vxlan_header) = (state.vni, state.header);
         let src_port = flow::src_port(flow::untagged_flow_hash(&buf[frame.clone()]), self.config.src_port_range);
         let start = frame.start - vxlan::HEADER_LEN;
         buf.get_mut(start..frame.start)?.copy_from_slice(&vxlan_header);
-        let segments = segments as u64;
+        let segments = layout.segments as u64;
         self.stats.tx_frames += segments;
         self.stats.tx_packets += segments;
-        self.stats.tx_bytes += frame.len() as u64 + segments.saturating_sub(1) * header_len as u64;
+        self.stats.tx_bytes += frame.len() as u64 + segments.saturating_sub(1) * layout.header_len as u64;
         Some(Forward { datagram: start..frame.end, src_port, vni, to: Destinations::Unicast(remote) })
     }
 
