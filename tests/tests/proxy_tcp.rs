@@ -161,10 +161,20 @@ fn a_server_that_speaks_first_is_heard() {
     for (relay, port) in [("splice", 8080u16), ("copy", 8081)] {
         let map = format!("tcp:198.51.100.1:{port}:198.51.100.2:80");
         let proxy = Proxy::start(PROXY, &topo.host, &["-map", &map, "-tcp-relay", relay]);
-        let mut client = connect(&topo.outside, sock(HOST_IP, port)).unwrap();
-        let mut banner = [0u8; 11];
-        client.read_exact(&mut banner).unwrap_or_else(|e| panic!("{relay}: no banner: {e}\n{}", proxy.output()));
-        assert_eq!(&banner, b"220 ready\r\n");
+        // The proxy holds the container handshake's last ACK back for the
+        // client's first bytes; with none, it must send it at once. Held
+        // until its timer (200 ms), the server would not even accept before
+        // then: the fastest of three banners shows which.
+        let mut fastest = Duration::MAX;
+        for _ in 0..3 {
+            let start = Instant::now();
+            let mut client = connect(&topo.outside, sock(HOST_IP, port)).unwrap();
+            let mut banner = [0u8; 11];
+            client.read_exact(&mut banner).unwrap_or_else(|e| panic!("{relay}: no banner: {e}\n{}", proxy.output()));
+            assert_eq!(&banner, b"220 ready\r\n");
+            fastest = fastest.min(start.elapsed());
+        }
+        assert!(fastest < Duration::from_millis(100), "{relay}: the banner took {fastest:?} at best");
     }
 }
 

@@ -444,11 +444,11 @@ impl Proxy {
     /// descriptor is left for it.
     fn connect(&mut self, waiting: Waiting) -> Option<Waiting> {
         let Waiting { listener, mapping, container, client, header } = waiting;
-        let mut server = TcpStream::connect(container);
+        let mut server = tcp::connect(container);
         if server.as_ref().is_err_and(tcp::is_out_of_descriptors) && self.pool.idle() > 0 {
             // Idle pooled pipes hold descriptors a connection needs more.
             self.pool.trim();
-            server = TcpStream::connect(container);
+            server = tcp::connect(container);
         }
         let server = match server {
             Ok(server) => server,
@@ -474,6 +474,7 @@ impl Proxy {
             }
         };
         let mut conn = Conn::new(mapping, client, server, header);
+        conn.ack_held = true;
         let registry = self.poll.registry();
         let both = Interest::READABLE | Interest::WRITABLE;
         let registered = registry
@@ -507,6 +508,9 @@ impl Proxy {
                 failed = true;
             } else {
                 conn.connected = true;
+                // The client has most likely spoken by now: a read (at
+                // worst one EAGAIN) lets its bytes carry the held ACK.
+                conn.client_ready.readable = true;
             }
         }
         let counters = &self.counters[conn.mapping];

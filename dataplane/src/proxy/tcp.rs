@@ -15,16 +15,24 @@
 //! already, closing both sockets sends that FIN. An error on either side (a reset,
 //! a broken pipe) resets both: `SO_LINGER` 0, then close.
 //!
-//! What this module does not do: accept, connect, or wait for readiness
-//! (the [`run`](super::run) loop does).
+//! The container connection holds the handshake's last ACK back for the
+//! first bytes sent to carry (a client usually speaks first, and its bytes
+//! are there by the time the handshake is over): one segment fewer for the
+//! container's stack to take, and its `accept` finds the request already
+//! queued. When the client has sent nothing yet (a protocol where the
+//! server speaks first), the ACK leaves at once, as it would have.
+//!
+//! What this module does not do: accept, or wait for readiness (the
+//! [`run`](super::run) loop does).
 
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
 use mio::net::TcpStream;
 use socket2::SockRef;
+use socket2::{Domain, Socket, Type};
 
 use super::args::Relay;
 use super::proxy_protocol::Header;
@@ -123,6 +131,20 @@ pub fn is_out_of_descriptors(err: &io::Error) -> bool {
     matches!(errno, Some(libc::EMFILE | libc::ENFILE))
 }
 
+/// Starts a nonblocking connection to `container` that holds the
+/// handshake's last ACK back for the first bytes sent (see the module
+/// documentation); [`Conn::pump`] sends it alone if there are none.
+pub fn connect(container: SocketAddr) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::for_address(container), Type::STREAM.nonblocking().cloexec(), None)?;
+    crate::sys::hold_handshake_ack(socket.as_fd())?;
+    match socket.connect(&container.into()) {
+        Ok(()) => {}
+        Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(err) => return Err(err),
+    }
+    Ok(TcpStream::from_std(socket.into()))
+}
+
 /// One direction of a connection.
 #[derive(Debug, Default)]
 struct Half {
@@ -171,6 +193,10 @@ pub struct Conn {
     pub server_ready: Ready,
     /// The connection to the container is established.
     pub connected: bool,
+    /// The container socket holds the handshake's last ACK back (made by
+    /// [`connect`]) until the first pump after the handshake sends bytes,
+    /// or the ACK alone.
+    pub ack_held: bool,
     /// A PROXY header still to send, and how much of it went.
     header: Option<(Header, usize)>,
     up: Half,
@@ -186,6 +212,7 @@ impl Conn {
             client_ready: Ready::default(),
             server_ready: Ready::default(),
             connected: false,
+            ack_held: false,
             header: header.map(|h| (h, 0)),
             up: Half::default(),
             down: Half::default(),
@@ -198,8 +225,11 @@ impl Conn {
         if !self.connected {
             return Progress::Open;
         }
-        if let Err(_err) = self.send_header() {
-            return Progress::Failed;
+        // Whether the container socket sent anything (the held ACK rides along).
+        let mut sent = false;
+        match self.send_header() {
+            Ok(wrote) => sent |= wrote,
+            Err(_) => return Progress::Failed,
         }
         if self.header.is_none() {
             let closing = self.down.shut;
@@ -214,8 +244,18 @@ impl Conn {
             ) {
                 // A wake-up that moved nothing leaves the shared counter alone.
                 Ok(0) => {}
-                Ok(n) => counters.bytes_in.add(n),
+                Ok(n) => {
+                    sent = true;
+                    counters.bytes_in.add(n);
+                }
                 Err(_) => return Progress::Failed,
+            }
+        }
+        if self.ack_held {
+            self.ack_held = false;
+            // A FIN (shutdown) carries it too; a close to come does as well.
+            if !sent && !self.up.shut && crate::sys::send_held_ack(self.server.as_fd()).is_err() {
+                return Progress::Failed;
             }
         }
         let closing = self.up.shut;
@@ -239,13 +279,16 @@ impl Conn {
         }
     }
 
-    fn send_header(&mut self) -> io::Result<()> {
+    /// Sends what remains of the PROXY header; says whether any of it went.
+    fn send_header(&mut self) -> io::Result<bool> {
+        let mut wrote = false;
         while let Some((header, sent)) = &mut self.header {
             if !self.server_ready.writable {
-                return Ok(());
+                return Ok(wrote);
             }
             match (&self.server).write(&header.as_bytes()[*sent..]) {
                 Ok(n) => {
+                    wrote |= n > 0;
                     *sent += n;
                     if *sent == header.as_bytes().len() {
                         self.header = None;
@@ -256,7 +299,7 @@ impl Conn {
                 Err(err) => return Err(err),
             }
         }
-        Ok(())
+        Ok(wrote)
     }
 
     /// Gives both channels back to the pool (the connection is closing).
@@ -486,6 +529,77 @@ mod tests {
             }
         }
         Progress::Open
+    }
+
+    /// Waits until a nonblocking connect is over: `getpeername` answers
+    /// once the socket is established.
+    fn wait_connected(stream: &TcpStream) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while stream.peer_addr().is_err() {
+            assert!(std::time::Instant::now() < deadline, "connect did not finish");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(stream.take_error().unwrap().is_none());
+    }
+
+    /// Accepts from a nonblocking listener, trying until `within` passes.
+    fn accept_within(listener: &std::net::TcpListener, within: Duration) -> Option<std::net::TcpStream> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => return Some(stream),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) => panic!("accept: {err}"),
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// The listener's side becomes a connection only when the handshake's
+    /// last ACK arrives: with it held, there is nothing to accept until
+    /// the first bytes go, and then the connection comes with them.
+    #[test]
+    fn connect_holds_the_handshake_ack_for_the_first_bytes() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let mut stream = connect(listener.local_addr().unwrap()).unwrap();
+        wait_connected(&stream);
+        assert!(accept_within(&listener, Duration::from_millis(30)).is_none(), "the ACK went before any byte");
+        stream.write_all(b"first bytes").unwrap();
+        let mut accepted = accept_within(&listener, Duration::from_secs(1)).expect("accepted with the bytes");
+        accepted.set_nonblocking(true).unwrap();
+        let mut got = [0u8; 11];
+        accepted.read_exact(&mut got).expect("the bytes came with the connection");
+        assert_eq!(&got, b"first bytes");
+    }
+
+    /// A client with nothing to say (the server speaks first): the first
+    /// pump after the handshake sends the held ACK alone, long before its
+    /// 200 ms timer would, and the server can greet.
+    #[test]
+    fn a_client_that_says_nothing_gets_the_held_ack_sent_at_once() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client_peer = std::net::TcpStream::connect(addr).unwrap();
+        let client = accept_within(&listener, Duration::from_secs(1)).unwrap();
+        client.set_nonblocking(true).unwrap();
+        let server = connect(addr).unwrap();
+        wait_connected(&server);
+        let mut conn = Conn::new(0, TcpStream::from_std(client), server, None);
+        conn.ack_held = true;
+        conn.connected = true;
+        conn.client_ready.readable = true;
+        conn.server_ready.writable = true;
+        let (mut pool, counters) = (Pool::new(Relay::Splice), Counters::default());
+        assert_eq!(conn.pump(&mut pool, &counters), Progress::Open);
+        assert!(!conn.ack_held);
+        let mut server_peer = accept_within(&listener, Duration::from_millis(100)).expect("the ACK went at once");
+        server_peer.write_all(b"220 ready").unwrap();
+        drop(client_peer);
     }
 
     #[test]

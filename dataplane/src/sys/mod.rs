@@ -192,6 +192,28 @@ fn set_nonblocking(fd: std::os::fd::BorrowedFd<'_>, nonblocking: bool, target: &
     Ok(())
 }
 
+/// Makes a TCP socket that has not connected yet hold the handshake's
+/// last ACK back, for its first data segment to carry: `TCP_DEFER_ACCEPT`,
+/// which on a connecting socket makes Linux schedule that ACK as a delayed
+/// one (up to 200 ms) instead of sending it at once. A caller with nothing
+/// to send once connected releases it with [`send_held_ack`].
+pub fn hold_handshake_ack(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    setsockopt_int(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_DEFER_ACCEPT,
+        1,
+        "setsockopt(TCP_DEFER_ACCEPT)",
+        "connecting socket",
+    )
+}
+
+/// Sends an ACK a connected TCP socket holds back (`TCP_QUICKACK`), such as
+/// the handshake's after [`hold_handshake_ack`]; nothing when none waits.
+pub fn send_held_ack(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_QUICKACK, 1, "setsockopt(TCP_QUICKACK)", "connected socket")
+}
+
 /// Sets an `int`-valued socket option.
 fn setsockopt_int(
     fd: std::os::fd::BorrowedFd<'_>,
