@@ -19,11 +19,15 @@
 //!   uniqueness check or the UDP mapping lookup, insert of both keys,
 //!   rewrite), in batches of 40,000 that are expired between batches (not
 //!   timed).
+//! - `new_flow_tcp_burst_of_1` / `new_flow_udp_burst_of_1`: the same, each
+//!   packet a burst of its own: `Nat::prefetch_burst` for it, then
+//!   `Nat::translate`, as the runner takes a lone packet (a `recvmmsg` that
+//!   returned one).
 //! - `new_flow_tcp_burst` / `new_flow_udp_burst`: the same, in bursts of 32
 //!   as above (time per packet).
 //!
 //! The benches without `_burst` translate one packet at a time, with no
-//! prefetch: what a caller that does not batch gets.
+//! prefetch: what a caller that does not use `Nat::prefetch_burst` gets.
 //!
 //! Targets: at most 30 ns per established packet, 300 ns per new flow, 128
 //! bytes per entry. The memory per entry is printed before the benches: the
@@ -171,10 +175,12 @@ fn bench(c: &mut Criterion) {
     drop((map, keys));
 
     for (name, udp, burst) in [
-        ("new_flow_tcp", false, false),
-        ("new_flow_udp", true, false),
-        ("new_flow_tcp_burst", false, true),
-        ("new_flow_udp_burst", true, true),
+        ("new_flow_tcp", false, None),
+        ("new_flow_udp", true, None),
+        ("new_flow_tcp_burst_of_1", false, Some(1)),
+        ("new_flow_udp_burst_of_1", true, Some(1)),
+        ("new_flow_tcp_burst", false, Some(BURST)),
+        ("new_flow_udp_burst", true, Some(BURST)),
     ] {
         let fresh: Vec<Vec<u8>> = (0..BATCH as u32)
             .map(|j| {
@@ -200,8 +206,8 @@ fn bench(c: &mut Criterion) {
                 while done < iters {
                     let n = (iters - done).min(BATCH as u64) as usize;
                     let start = Instant::now();
-                    if burst {
-                        for templates in fresh[..n].chunks(BURST) {
+                    if let Some(size) = burst {
+                        for templates in fresh[..n].chunks(size) {
                             translate_burst(&mut nat, Side::Inside, &mut bufs, templates, clock);
                         }
                     } else {

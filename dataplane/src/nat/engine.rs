@@ -1547,14 +1547,23 @@ impl Nat {
     /// misses, the index and the entry, then overlap with the other
     /// packets' instead of coming one after the other. Call it before
     /// translating any packet of the burst.
+    ///
+    /// A burst of one packet gets [`Nat::prefetch`] only: its entry
+    /// could be asked for only once its slot had arrived, which is when its
+    /// translation asks for it anyway, and waiting for the slot here would
+    /// hold back what that translation does meanwhile.
     pub fn prefetch_burst<'a>(&self, zone: u16, from: Side, packets: impl IntoIterator<Item = &'a [u8]>) {
         let mut pending = [None; PREFETCH_LAG];
+        let mut count = 0;
         for (i, packet) in packets.into_iter().enumerate() {
             let behind = core::mem::replace(&mut pending[i % PREFETCH_LAG], self.prefetch_index(zone, from, packet));
             self.prefetch_entry(behind);
+            count = i + 1;
         }
-        for behind in pending {
-            self.prefetch_entry(behind);
+        if count > 1 {
+            for behind in pending {
+                self.prefetch_entry(behind);
+            }
         }
     }
 
