@@ -369,3 +369,70 @@ fn tunnel_gso_between_two_wharfs() {
         assert_eq!(got["drop_bad_superframe"], 0, "{got:?}");
     }
 }
+
+/// `--tunnel-gso` sends around the kernel's neighbour code, so wharf marks
+/// the next hop's entry in use each second, as the kernel's vxlan would use
+/// it. Host B changes its underlay MAC without a gratuitous ARP (and has a
+/// permanent entry for A, so it never asks A anything): A's kernel must
+/// find out by probing the entry wharf uses, fail, and resolve B again.
+/// Left `STALE`, the entry would keep the old MAC until the inner ARP entry
+/// expired (30 s here) and a flood took the ordinary path.
+#[test]
+fn tunnel_gso_finds_a_next_hop_that_changed_its_mac() {
+    require_root();
+    let (a, b) = underlay_pair("tc", "td").unwrap();
+    // A's underlay entries expire and are probed within seconds; its inner
+    // ones (wt0) keep the default, so only the probes of the underlay entry
+    // can bring the path back in time.
+    for (key, value) in [("base_reachable_time_ms", "1000"), ("delay_first_probe_time", "1")] {
+        a.exec("sysctl", &["-qw", &format!("net.ipv4.neigh.u0.{key}={value}")]).unwrap();
+    }
+    // No IPv6 on the TAPs: their multicast chatter (router solicitations,
+    // MLD) would be flooded the ordinary way and make A's kernel use, and
+    // so probe, the entry itself.
+    for ns in [&a, &b] {
+        ns.exec("sysctl", &["-qw", "net.ipv6.conf.default.disable_ipv6=1"]).unwrap();
+    }
+    let start = |ns: &Netns, local: &str, remote: &str, addr: &str| {
+        let args = ["--vni", "42", "--local", local, "--remote", remote, "--tap", "wt0", "--tunnel-gso"];
+        let vtep = WharfRunner::start(WHARF, ns, "wt0", &args).unwrap();
+        ns.ip(&["addr", "add", addr, "dev", "wt0"]).unwrap();
+        vtep
+    };
+    let va = start(&a, "192.0.2.1", "192.0.2.2", "198.51.100.1/24");
+    let _vb = start(&b, "192.0.2.2", "192.0.2.1", "198.51.100.2/24");
+    let a_mac = a.mac("u0").unwrap();
+    b.ip(&["neigh", "replace", "192.0.2.1", "lladdr", &a_mac, "dev", "u0", "nud", "permanent"]).unwrap();
+    let ping = || a.exec("ping", &["-c", "1", "-W", "1", "198.51.100.2"]).is_ok();
+    assert!(wait_for(Duration::from_secs(5), ping));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(ping());
+    let before = va.stats().unwrap()["tunnel_gso_frames"];
+    assert!(before > 0, "the pings went the tunnel's way");
+
+    // A new address flushes the device's entries, permanent ones too: B's
+    // for A is put back at once, in the same batch.
+    let batch =
+        format!("link set u0 address 02:00:00:00:00:99\nneigh replace 192.0.2.1 lladdr {a_mac} dev u0 nud permanent\n");
+    let mut ip = b.command("ip", &["-batch", "-"]);
+    ip.stdin(std::process::Stdio::piped());
+    let mut ip = ip.spawn().unwrap();
+    std::io::Write::write_all(&mut ip.stdin.take().unwrap(), batch.as_bytes()).unwrap();
+    assert!(ip.wait().unwrap().success());
+    let started = std::time::Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(15), ping),
+        "no answer for 15 s after the MAC change: {}",
+        a.ip(&["neigh", "show", "dev", "u0"]).unwrap_or_default()
+    );
+    let took = started.elapsed();
+    let neigh = a.ip(&["neigh", "show", "192.0.2.2", "dev", "u0"]).unwrap();
+    assert!(neigh.contains("02:00:00:00:00:99"), "{neigh}");
+    // And the tunnel's way again, not only the ordinary one.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(ping());
+    let stats = va.stats().unwrap();
+    assert!(stats["tunnel_gso_frames"] > before + 1, "{stats:?}");
+    assert_eq!(stats["tunnel_gso_neighbour_errors"], 0, "{stats:?}");
+    eprintln!("answered again {took:?} after the MAC change");
+}

@@ -536,6 +536,7 @@ impl State {
             text.push_str(&format!("tunnel_gso_frames {}\n", tunnel.frames));
             text.push_str(&format!("tunnel_gso_unresolved {}\n", tunnel.unresolved));
             text.push_str(&format!("tunnel_gso_write_errors {}\n", tunnel.write_errors));
+            text.push_str(&format!("tunnel_gso_neighbour_errors {}\n", tunnel.neighbour_errors));
         }
         text.push_str(&format!("ports {}\n", io.names.join(",")));
         text

@@ -22,7 +22,13 @@
 //! second. A superframe to a remote without a resolved next hop, or one the
 //! VTEP would flood, drop or answer, takes the ordinary path (cut into
 //! datagrams, sent from the UDP sockets), which also makes the kernel
-//! resolve the next hop.
+//! resolve the next hop. Since the kernel never sees these packets use its
+//! neighbour entries, each second the entries of the next hops that carried
+//! some are marked in use (rtnetlink `NTF_USE`, `dataplane::sys::neigh`), as
+//! the kernel's vxlan would use them: the kernel then confirms a stale entry
+//! with a unicast ARP, and a next hop that changed its MAC without saying so
+//! fails that probe and is resolved again, instead of being sent to at its
+//! old MAC for good.
 //!
 //! What this module does not do: IPv6 underlays, UDP superframes (USO),
 //! head-end replication, policy routing or more than one underlay device.
@@ -34,6 +40,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use dataplane::gso::{self, TCP_CSUM_OFFSET};
+use dataplane::sys::neigh::NeighbourUse;
 use dataplane::sys::tap::{Offloads, Tap, TapOptions};
 use dataplane::vxlan::{Destinations, Forward, Vtep};
 use dataplane::wire::virtio_net::{self, Checksum, Gso, TunnelRepr};
@@ -52,8 +59,11 @@ pub struct TunnelGso {
     tap: Tap,
     underlay: String,
     underlay_mac: EthernetAddress,
-    /// Per remote: its next hop's MAC once the ARP table has it.
-    next_hops: Vec<(Ipv4Addr, Option<EthernetAddress>)>,
+    underlay_index: u32,
+    /// Per remote: where its packets go next.
+    next_hops: Vec<NextHop>,
+    /// Marks the next hops' neighbour entries in use.
+    neighbours: NeighbourUse,
     looked: Instant,
     /// Superframes sent whole.
     pub superframes: u64,
@@ -63,6 +73,21 @@ pub struct TunnelGso {
     pub unresolved: u64,
     /// Writes to the TAP that failed: superframes lost.
     pub write_errors: u64,
+    /// Neighbour entries the kernel would not mark in use (gone since the
+    /// ARP table was read, for one).
+    pub neighbour_errors: u64,
+}
+
+/// One remote's next hop.
+#[derive(Debug, Clone, Copy)]
+struct NextHop {
+    remote: Ipv4Addr,
+    /// The neighbour: the remote itself, or the gateway of its route.
+    via: Option<Ipv4Addr>,
+    /// Its MAC, once the ARP table has it.
+    mac: Option<EthernetAddress>,
+    /// Packets went to it this way since the last look-up.
+    used: bool,
 }
 
 impl TunnelGso {
@@ -75,6 +100,8 @@ impl TunnelGso {
         let (underlay, _) =
             route(&routes, local).ok_or_else(|| format!("no route out for the local address {local}"))?;
         let underlay_mac = dataplane::sys::mac(&underlay).map_err(|e| format!("{e}"))?;
+        let underlay_index = dataplane::sys::ifindex(&underlay).map_err(|e| format!("{e}"))?;
+        let neighbours = NeighbourUse::open().map_err(|e| format!("{e}"))?;
         let options =
             TapOptions { vnet_hdr: true, vnet_hdr_len: virtio_net::HEADER_LEN_TUNNEL, queues: 1, nonblocking: true };
         let tap = Tap::open("whtg%d", options).map_err(|e| format!("open a TAP: {e}"))?;
@@ -89,7 +116,7 @@ impl TunnelGso {
         let next_hops = remotes
             .iter()
             .filter_map(|remote| match remote.to_canonical() {
-                IpAddr::V4(v4) => Some((v4, None)),
+                IpAddr::V4(remote) => Some(NextHop { remote, via: None, mac: None, used: false }),
                 IpAddr::V6(_) => None,
             })
             .collect();
@@ -97,12 +124,15 @@ impl TunnelGso {
             tap,
             underlay,
             underlay_mac,
+            underlay_index,
             next_hops,
+            neighbours,
             looked: Instant::now(),
             superframes: 0,
             frames: 0,
             unresolved: 0,
             write_errors: 0,
+            neighbour_errors: 0,
         };
         tunnel.look_up();
         Ok(tunnel)
@@ -121,17 +151,26 @@ impl TunnelGso {
         }
     }
 
+    /// Marks the neighbour entries that carried packets since the last
+    /// look-up in use, then reads the routes and the ARP table again.
     fn look_up(&mut self) {
+        self.neighbour_errors += self.neighbours.drain() as u64;
+        for hop in &mut self.next_hops {
+            if let (true, Some(via)) = (std::mem::take(&mut hop.used), hop.via) {
+                if self.neighbours.mark_used(self.underlay_index, via).is_err() {
+                    self.neighbour_errors += 1;
+                }
+            }
+        }
         let (Ok(routes), Ok(arp)) = (fs::read_to_string("/proc/net/route"), fs::read_to_string("/proc/net/arp")) else {
             return;
         };
-        for (remote, mac) in &mut self.next_hops {
-            *mac = match route(&routes, *remote) {
-                Some((device, gateway)) if device == self.underlay => {
-                    neighbour(&arp, gateway.unwrap_or(*remote), &self.underlay)
-                }
+        for hop in &mut self.next_hops {
+            hop.via = match route(&routes, hop.remote) {
+                Some((device, gateway)) if device == self.underlay => Some(gateway.unwrap_or(hop.remote)),
                 _ => None,
             };
+            hop.mac = hop.via.and_then(|via| neighbour(&arp, via, &self.underlay));
         }
     }
 
@@ -155,14 +194,15 @@ impl TunnelGso {
             return false;
         }
         // Only to a remote whose next hop is known: else nothing changes.
-        let (mut asked, mut mac) = (false, None);
+        let (mut asked, mut hop) = (false, None);
         let resolved = |remote: IpAddr| {
             asked = true;
-            mac = self.next_hop(remote);
-            mac.is_some()
+            hop = self.next_hop(remote);
+            hop.is_some()
         };
         let forward = vtep.encap_superframe(port, buf, frame.clone(), &layout, resolved);
-        let (Some(Forward { datagram, src_port, to: Destinations::Unicast(remote), .. }), Some(mac)) = (forward, mac)
+        let (Some(Forward { datagram, src_port, to: Destinations::Unicast(remote), .. }), Some((at, mac))) =
+            (forward, hop)
         else {
             if asked {
                 self.unresolved += 1;
@@ -193,7 +233,10 @@ impl TunnelGso {
         // A failed write is a drop, as on a NIC's full queue: the VTEP has
         // counted the frames as sent, so they are not sent again.
         match self.tap.write(&buf[header..frame.end]) {
-            Ok(_) => self.superframes += 1,
+            Ok(_) => {
+                self.superframes += 1;
+                self.next_hops[at].used = true;
+            }
             Err(_) => self.write_errors += 1,
         }
         true
@@ -211,23 +254,28 @@ impl TunnelGso {
         if forward.datagram.start < HEADROOM {
             return false;
         }
-        let Some(mac) = self.next_hop(remote) else { return false };
+        let Some((at, mac)) = self.next_hop(remote) else { return false };
         let Some(packet) = vtep.write_outer(buf, forward.datagram.clone(), remote, forward.src_port) else {
             return false;
         };
         let header = self.ethernet(buf, packet.start, mac);
         buf[header..header + virtio_net::HEADER_LEN_TUNNEL].fill(0);
         match self.tap.write(&buf[header..packet.end]) {
-            Ok(_) => self.frames += 1,
+            Ok(_) => {
+                self.frames += 1;
+                self.next_hops[at].used = true;
+            }
             Err(_) => self.write_errors += 1,
         }
         true
     }
 
-    /// The MAC of `remote`'s next hop, if resolved (IPv4 remotes only).
-    fn next_hop(&self, remote: IpAddr) -> Option<EthernetAddress> {
+    /// Where `remote`'s next hop is in the list, and its MAC, if resolved
+    /// (IPv4 remotes only).
+    fn next_hop(&self, remote: IpAddr) -> Option<(usize, EthernetAddress)> {
         let IpAddr::V4(remote) = remote.to_canonical() else { return None };
-        self.next_hops.iter().find(|(r, _)| *r == remote).and_then(|(_, mac)| *mac)
+        let at = self.next_hops.iter().position(|hop| hop.remote == remote)?;
+        Some((at, self.next_hops[at].mac?))
     }
 
     /// Writes the outer Ethernet header before the IP packet at `ip`, to

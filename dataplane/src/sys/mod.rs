@@ -14,6 +14,8 @@
 //! - [`splice`]: pipes and `splice(2)`, for the proxy's zero-copy TCP relay.
 //! - [`process`]: descriptors inherited from a parent, the open-file limit.
 //! - [`netns`]: per-thread network namespaces, for tests and tools.
+//! - [`neigh`]: marking the kernel's neighbour entry for a next hop in use
+//!   (rtnetlink `NTF_USE`), for frames that reach the wire around it.
 //! - [`prefetch`](mod@prefetch): a software prefetch, for the NAT core's bursts.
 //! - [`iface`]: interface index, MAC, MTU, up, IPv4 address — by name, in the
 //!   calling thread's namespace (re-exported here: [`ifindex`], [`mac`], ...).
@@ -38,6 +40,7 @@ use std::io;
 pub mod epoll;
 pub mod hugepage;
 pub mod iface;
+pub mod neigh;
 pub mod netns;
 pub mod packet;
 pub mod poll;
