@@ -228,6 +228,13 @@ def main():
     add("proc_tables", "arp", bytes([192, 0, 2, 2]) + b"IP address       HW type     Flags       HW address            Mask     Device\n"
         b"192.0.2.2        0x1         0x2         0a:1b:2c:3d:4e:5f     *        u0\n")
 
+    # Netlink answers to `NTF_USE` (native byte order, as the kernel sends
+    # them): an ENOENT error and an acknowledgement, back to back.
+    def nlmsgerr(error):
+        import struct
+        return struct.pack("=IHHII", 36, 2, 0, 1, 0) + struct.pack("=i", error) + struct.pack("=IHHII", 36, 28, 1, 1, 0)
+    add("netlink_answers", "enoent-and-ack", nlmsgerr(-2) + nlmsgerr(0))
+
     # wharf-proxy's command line: SPECs, a config file, NUL-separated argv.
     add("proxy_args", "spec-range", b"tcp:0.0.0.0:8000-8999:172.17.0.2:8000-8999")
     add("proxy_args", "spec-v6", b"udp:[::1]:5353:[fd00::2]:53")

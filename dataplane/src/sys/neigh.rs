@@ -109,8 +109,11 @@ fn request(seq: u32, ifindex: u32, addr: Ipv4Addr) -> [u8; REQUEST_LEN] {
     msg
 }
 
-/// The `NLMSG_ERROR` messages with a nonzero error in one read.
-fn count_errors(mut buf: &[u8]) -> usize {
+/// The `NLMSG_ERROR` messages with a nonzero error in what one read of a
+/// netlink socket returned (messages back to back, each padded to 4 bytes).
+/// A message whose length is too short to move on, or runs past the
+/// buffer, ends the count.
+pub fn count_errors(mut buf: &[u8]) -> usize {
     let mut errors = 0;
     while let (Some(len), Some(kind)) = (buf.first_chunk::<4>(), buf.get(4..6)) {
         let len = u32::from_ne_bytes(*len) as usize;
