@@ -343,6 +343,18 @@ fn tunnel_gso_superframes_are_cut_into_valid_datagrams() {
     assert!(udp["UdpInDatagrams"] > 20_000, "cut into datagrams before the veth: {udp:?}");
 }
 
+/// `wharf vtep --tunnel-gso` on both hosts of an underlay pair: A
+/// 198.51.100.1 over 192.0.2.1, B 198.51.100.2 over 192.0.2.2.
+fn two_tunnel_gso_wharfs(a: &Netns, b: &Netns) -> (WharfRunner, WharfRunner) {
+    let start = |ns: &Netns, local: &str, remote: &str, addr: &str| {
+        let args = ["--vni", "42", "--local", local, "--remote", remote, "--tap", "wt0", "--tunnel-gso"];
+        let vtep = WharfRunner::start(WHARF, ns, "wt0", &args).unwrap();
+        ns.ip(&["addr", "add", addr, "dev", "wt0"]).unwrap();
+        vtep
+    };
+    (start(a, "192.0.2.1", "192.0.2.2", "198.51.100.1/24"), start(b, "192.0.2.2", "192.0.2.1", "198.51.100.2/24"))
+}
+
 /// Two wharfs with `--tunnel-gso`: a superframe crosses the veth whole and
 /// reaches the other wharf's socket as one datagram, which hands it to its
 /// TAP as GSO.
@@ -350,14 +362,7 @@ fn tunnel_gso_superframes_are_cut_into_valid_datagrams() {
 fn tunnel_gso_between_two_wharfs() {
     require_root();
     let (a, b) = underlay_pair("ta", "tb").unwrap();
-    let start = |ns: &Netns, local: &str, remote: &str, addr: &str| {
-        let args = ["--vni", "42", "--local", local, "--remote", remote, "--tap", "wt0", "--tunnel-gso"];
-        let vtep = WharfRunner::start(WHARF, ns, "wt0", &args).unwrap();
-        ns.ip(&["addr", "add", addr, "dev", "wt0"]).unwrap();
-        vtep
-    };
-    let va = start(&a, "192.0.2.1", "192.0.2.2", "198.51.100.1/24");
-    let vb = start(&b, "192.0.2.2", "192.0.2.1", "198.51.100.2/24");
+    let (va, vb) = two_tunnel_gso_wharfs(&a, &b);
     assert!(wait_for(Duration::from_secs(5), || a.exec("ping", &["-c", "1", "-W", "1", "198.51.100.2"]).is_ok()));
     std::thread::sleep(Duration::from_millis(1500));
     transfer(&a, &b, "198.51.100.2", 50 * 1024 * 1024);
@@ -393,14 +398,7 @@ fn tunnel_gso_finds_a_next_hop_that_changed_its_mac() {
     for ns in [&a, &b] {
         ns.exec("sysctl", &["-qw", "net.ipv6.conf.default.disable_ipv6=1"]).unwrap();
     }
-    let start = |ns: &Netns, local: &str, remote: &str, addr: &str| {
-        let args = ["--vni", "42", "--local", local, "--remote", remote, "--tap", "wt0", "--tunnel-gso"];
-        let vtep = WharfRunner::start(WHARF, ns, "wt0", &args).unwrap();
-        ns.ip(&["addr", "add", addr, "dev", "wt0"]).unwrap();
-        vtep
-    };
-    let va = start(&a, "192.0.2.1", "192.0.2.2", "198.51.100.1/24");
-    let _vb = start(&b, "192.0.2.2", "192.0.2.1", "198.51.100.2/24");
+    let (va, _vb) = two_tunnel_gso_wharfs(&a, &b);
     let a_mac = a.mac("u0").unwrap();
     b.ip(&["neigh", "replace", "192.0.2.1", "lladdr", &a_mac, "dev", "u0", "nud", "permanent"]).unwrap();
     let ping = || a.exec("ping", &["-c", "1", "-W", "1", "198.51.100.2"]).is_ok();
