@@ -31,8 +31,7 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use mio::net::TcpStream;
-use socket2::SockRef;
-use socket2::{Domain, Socket, Type};
+use socket2::{Domain, SockRef, Socket, Type};
 
 use super::args::Relay;
 use super::proxy_protocol::Header;
