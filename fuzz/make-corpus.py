@@ -231,7 +231,6 @@ def main():
     # Netlink answers to `NTF_USE` (native byte order, as the kernel sends
     # them): an ENOENT error and an acknowledgement, back to back.
     def nlmsgerr(error):
-        import struct
         return struct.pack("=IHHII", 36, 2, 0, 1, 0) + struct.pack("=i", error) + struct.pack("=IHHII", 36, 28, 1, 1, 0)
     add("netlink_answers", "enoent-and-ack", nlmsgerr(-2) + nlmsgerr(0))
 

@@ -315,7 +315,7 @@ pub fn run(spec: &Spec, stats_socket: &Path) -> Result<(), RunError> {
         if now >= next_expiry {
             state.engine.vtep.expire(now);
             if let Some(tunnel) = &mut state.engine.tunnel {
-                tunnel.tick(now);
+                tunnel.refresh();
             }
             next_expiry = now + Duration::from_secs(1);
         }
@@ -532,11 +532,15 @@ impl State {
             text.push_str(&format!("{name} {value}\n"));
         }
         if let Some(tunnel) = &self.engine.tunnel {
-            text.push_str(&format!("tunnel_gso_superframes {}\n", tunnel.superframes));
-            text.push_str(&format!("tunnel_gso_frames {}\n", tunnel.frames));
-            text.push_str(&format!("tunnel_gso_unresolved {}\n", tunnel.unresolved));
-            text.push_str(&format!("tunnel_gso_write_errors {}\n", tunnel.write_errors));
-            text.push_str(&format!("tunnel_gso_neighbour_errors {}\n", tunnel.neighbour_errors));
+            for (name, value) in [
+                ("superframes", tunnel.superframes),
+                ("frames", tunnel.frames),
+                ("unresolved", tunnel.unresolved),
+                ("write_errors", tunnel.write_errors),
+                ("neighbour_errors", tunnel.neighbour_errors),
+            ] {
+                text.push_str(&format!("tunnel_gso_{name} {value}\n"));
+            }
         }
         text.push_str(&format!("ports {}\n", io.names.join(",")));
         text

@@ -77,7 +77,7 @@ pub struct Spec {
     /// needed (IPv4 with DF) or ICMPv6 packet too big.
     pub frag_needed: bool,
     /// TCP superframes go to the kernel whole, as UDP-tunnel GSO (see
-    /// `run::tunnel`).
+    /// [`super::tunnel`]).
     pub tunnel_gso: bool,
     pub vnis: Vec<VniSpec>,
 }

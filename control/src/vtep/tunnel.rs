@@ -37,22 +37,18 @@ use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use dataplane::gso::{self, TCP_CSUM_OFFSET};
 use dataplane::sys::neigh::NeighbourUse;
 use dataplane::sys::tap::{Offloads, Tap, TapOptions};
 use dataplane::vxlan::{Destinations, Forward, Vtep};
 use dataplane::wire::virtio_net::{self, Checksum, Gso, TunnelRepr};
-use dataplane::wire::{ethernet, ipv4, udp, vxlan, EthernetAddress};
+use dataplane::wire::{ethernet, ipv4, udp, vxlan, EtherType, EthernetAddress};
 
 /// The bytes needed before an inner frame: the tunnel virtio-net header,
 /// outer Ethernet, IPv4, UDP and VXLAN.
 pub const HEADROOM: usize =
     virtio_net::HEADER_LEN_TUNNEL + ethernet::HEADER_LEN + ipv4::HEADER_LEN + udp::HEADER_LEN + vxlan::HEADER_LEN;
-
-/// How often the next hops are looked up again.
-const REFRESH: Duration = Duration::from_secs(1);
 
 /// The TAP the superframes go out through, and where they go from there.
 pub struct TunnelGso {
@@ -64,7 +60,6 @@ pub struct TunnelGso {
     next_hops: Vec<NextHop>,
     /// Marks the next hops' neighbour entries in use.
     neighbours: NeighbourUse,
-    looked: Instant,
     /// Superframes sent whole.
     pub superframes: u64,
     /// Ordinary frames sent the same way.
@@ -92,8 +87,8 @@ struct NextHop {
 
 impl TunnelGso {
     /// Opens the TAP, redirects it to the underlay device that `local` is
-    /// on, and looks up the next hops of `remotes` (IPv6 ones are never
-    /// sent this way). `outer_csum`: the outer UDP checksum is computed per
+    /// on, and looks up the next hops of `remotes` (each once; IPv6 ones are
+    /// never sent this way). `outer_csum`: the outer UDP checksum is computed per
     /// segment.
     pub fn open(local: Ipv4Addr, remotes: &[IpAddr], outer_csum: bool) -> Result<TunnelGso, String> {
         let routes = fs::read_to_string("/proc/net/route").map_err(|e| format!("read /proc/net/route: {e}"))?;
@@ -113,13 +108,16 @@ impl TunnelGso {
             .map_err(|e| format!("{e} (UDP-tunnel GSO through a TAP needs Linux 6.17 or later)"))?;
         tap.set_up().map_err(|e| format!("bring {} up: {e}", tap.name()))?;
         redirect(tap.name(), &underlay)?;
-        let next_hops = remotes
+        let mut v4: Vec<Ipv4Addr> = remotes
             .iter()
             .filter_map(|remote| match remote.to_canonical() {
-                IpAddr::V4(remote) => Some(NextHop { remote, via: None, mac: None, used: false }),
+                IpAddr::V4(remote) => Some(remote),
                 IpAddr::V6(_) => None,
             })
             .collect();
+        v4.sort_unstable();
+        v4.dedup();
+        let next_hops = v4.into_iter().map(|remote| NextHop { remote, via: None, mac: None, used: false }).collect();
         let mut tunnel = TunnelGso {
             tap,
             underlay,
@@ -127,14 +125,13 @@ impl TunnelGso {
             underlay_index,
             next_hops,
             neighbours,
-            looked: Instant::now(),
             superframes: 0,
             frames: 0,
             unresolved: 0,
             write_errors: 0,
             neighbour_errors: 0,
         };
-        tunnel.look_up();
+        tunnel.refresh();
         Ok(tunnel)
     }
 
@@ -143,17 +140,10 @@ impl TunnelGso {
         format!("TCP superframes whole through {} to {}", self.tap.name(), self.underlay)
     }
 
-    /// Looks the next hops up again if a second has passed.
-    pub fn tick(&mut self, now: Instant) {
-        if now.duration_since(self.looked) >= REFRESH {
-            self.look_up();
-            self.looked = now;
-        }
-    }
-
     /// Marks the neighbour entries that carried packets since the last
-    /// look-up in use, then reads the routes and the ARP table again.
-    fn look_up(&mut self) {
+    /// refresh in use, then reads the routes and the ARP table again. The
+    /// runner calls it once a second.
+    pub fn refresh(&mut self) {
         self.neighbour_errors += self.neighbours.drain() as u64;
         for hop in &mut self.next_hops {
             if let (true, Some(via)) = (std::mem::take(&mut hop.used), hop.via) {
@@ -227,23 +217,15 @@ impl TunnelGso {
             outer_th: (ethernet::HEADER_LEN + ipv4::HEADER_LEN) as u16,
             inner_nh: (outer + layout.l3) as u16,
         };
-        let mut bytes = [0u8; virtio_net::HEADER_LEN_TUNNEL];
-        tunnel.emit(&mut bytes);
-        buf[header..header + virtio_net::HEADER_LEN_TUNNEL].copy_from_slice(&bytes);
-        // A failed write is a drop, as on a NIC's full queue: the VTEP has
-        // counted the frames as sent, so they are not sent again.
-        match self.tap.write(&buf[header..frame.end]) {
-            Ok(_) => {
-                self.superframes += 1;
-                self.next_hops[at].used = true;
-            }
-            Err(_) => self.write_errors += 1,
+        if let Some(out) = buf[header..].first_chunk_mut::<{ virtio_net::HEADER_LEN_TUNNEL }>() {
+            tunnel.emit(out);
+        }
+        if self.write(&buf[header..frame.end], at) {
+            self.superframes += 1;
         }
         true
     }
-}
 
-impl TunnelGso {
     /// Sends an ordinary frame that [`Vtep::encap`] made the VXLAN datagram
     /// `buf[forward.datagram]` (at least [`HEADROOM`] bytes before it; its
     /// checksums complete) the same way as the superframes, if it goes to
@@ -260,14 +242,24 @@ impl TunnelGso {
         };
         let header = self.ethernet(buf, packet.start, mac);
         buf[header..header + virtio_net::HEADER_LEN_TUNNEL].fill(0);
-        match self.tap.write(&buf[header..packet.end]) {
-            Ok(_) => {
-                self.frames += 1;
-                self.next_hops[at].used = true;
-            }
-            Err(_) => self.write_errors += 1,
+        if self.write(&buf[header..packet.end], at) {
+            self.frames += 1;
         }
         true
+    }
+
+    /// Writes `bytes` (a virtio-net header, then the frame) to the TAP for
+    /// next hop `at`, which then counts as used; true if it went. A failed
+    /// write is a drop, as on a NIC's full queue, counted here: the VTEP has
+    /// counted the frames as sent, so they are not sent again.
+    fn write(&mut self, bytes: &[u8], at: usize) -> bool {
+        let sent = self.tap.write(bytes).is_ok();
+        if sent {
+            self.next_hops[at].used = true;
+        } else {
+            self.write_errors += 1;
+        }
+        sent
     }
 
     /// Where `remote`'s next hop is in the list, and its MAC, if resolved
@@ -283,9 +275,14 @@ impl TunnelGso {
     /// goes, before it.
     fn ethernet(&self, buf: &mut [u8], ip: usize, mac: EthernetAddress) -> usize {
         let eth = ip - ethernet::HEADER_LEN;
-        buf[eth..eth + 6].copy_from_slice(mac.as_bytes());
-        buf[eth + 6..eth + 12].copy_from_slice(self.underlay_mac.as_bytes());
-        buf[eth + 12..eth + 14].copy_from_slice(&[0x08, 0x00]);
+        let repr = ethernet::Repr {
+            src_addr: self.underlay_mac,
+            dst_addr: mac,
+            vlan_tags: ethernet::VlanTags::None,
+            ethertype: EtherType::Ipv4,
+        };
+        // The callers leave HEADROOM before the IP packet: it fits.
+        let _ = repr.emit(&mut ethernet::Frame::new_unchecked(&mut buf[eth..ip]));
         eth - virtio_net::HEADER_LEN_TUNNEL
     }
 }

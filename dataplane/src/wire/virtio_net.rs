@@ -42,6 +42,9 @@ mod field {
     pub(super) const CSUM_OFFSET: Range<usize> = 8..10;
     /// Only in `virtio_net_hdr_v1`.
     pub(super) const NUM_BUFFERS: Range<usize> = 10..12;
+    /// Only in `virtio_net_hdr_v1_hash_tunnel`, after the hash report.
+    pub(super) const OUTER_TH: Range<usize> = 20..22;
+    pub(super) const INNER_NH: Range<usize> = 22..24;
 }
 
 /// The length of the legacy `struct virtio_net_hdr`: the tun driver's default.
@@ -56,7 +59,7 @@ pub const HEADER_LEN_V1: usize = field::NUM_BUFFERS.end;
 /// unused here), then `outer_th_offset` and `inner_nh_offset`. A TAP takes it
 /// with `TUNSETVNETHDRSZ` 24 and the UDP-tunnel offloads (see
 /// [`TunnelRepr`]).
-pub const HEADER_LEN_TUNNEL: usize = 24;
+pub const HEADER_LEN_TUNNEL: usize = field::INNER_NH.end;
 
 /// `VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV4`: with a TCP or UDP GSO type, the
 /// superframe is encapsulated in UDP over IPv4 (VXLAN, GENEVE, ...).
@@ -108,8 +111,8 @@ impl TunnelRepr {
         out[field::GSO_SIZE].copy_from_slice(&self.gso_size.to_le_bytes());
         out[field::CSUM_START].copy_from_slice(&self.csum_start.to_le_bytes());
         out[field::CSUM_OFFSET].copy_from_slice(&self.csum_offset.to_le_bytes());
-        out[20..22].copy_from_slice(&self.outer_th.to_le_bytes());
-        out[22..24].copy_from_slice(&self.inner_nh.to_le_bytes());
+        out[field::OUTER_TH].copy_from_slice(&self.outer_th.to_le_bytes());
+        out[field::INNER_NH].copy_from_slice(&self.inner_nh.to_le_bytes());
     }
 }
 
