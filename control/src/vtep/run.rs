@@ -520,7 +520,16 @@ impl State {
             text.push_str(&format!("{prefix}{name} {value}\n"));
         }
         let runner = self.engine.stats;
-        for (name, value) in [
+        let tunnel = self.engine.tunnel.as_ref().map(|t| {
+            [
+                ("tunnel_gso_superframes", t.superframes),
+                ("tunnel_gso_frames", t.frames),
+                ("tunnel_gso_unresolved", t.unresolved),
+                ("tunnel_gso_write_errors", t.write_errors),
+                ("tunnel_gso_neighbour_errors", t.neighbour_errors),
+            ]
+        });
+        let runner_counters = [
             ("drop_fragmented", runner.drop_fragmented),
             ("drop_truncated", runner.drop_truncated),
             ("drop_bad_superframe", runner.drop_bad_superframe),
@@ -528,19 +537,9 @@ impl State {
             ("drop_bad_offload", runner.drop_bad_offload),
             ("port_write_errors", runner.port_write_errors),
             ("underlay_send_errors", runner.underlay_send_errors),
-        ] {
+        ];
+        for (name, value) in runner_counters.into_iter().chain(tunnel.into_iter().flatten()) {
             text.push_str(&format!("{name} {value}\n"));
-        }
-        if let Some(tunnel) = &self.engine.tunnel {
-            for (name, value) in [
-                ("superframes", tunnel.superframes),
-                ("frames", tunnel.frames),
-                ("unresolved", tunnel.unresolved),
-                ("write_errors", tunnel.write_errors),
-                ("neighbour_errors", tunnel.neighbour_errors),
-            ] {
-                text.push_str(&format!("tunnel_gso_{name} {value}\n"));
-            }
         }
         text.push_str(&format!("ports {}\n", io.names.join(",")));
         text
