@@ -244,7 +244,7 @@ impl<const N: usize> Family<N> {
         let pool_of = |pools: &mut Vec<Pool<N>>, addr: [u8; N]| match pools.iter().position(|p| p.addr == addr) {
             Some(i) => i as u8,
             None => {
-                pools.push(Pool::new(addr));
+                pools.push(Pool::new(addr, hasher));
                 (pools.len() - 1) as u8
             }
         };
@@ -400,7 +400,7 @@ impl<const N: usize> Family<N> {
         let kept = Tuple { src: tuple.dst, dst: outside.addr, sport: tuple.dport, dport: tuple.sport };
         self.table.prefetch_key(self.table.hash(zone, proto, &kept));
         if proto == UDP {
-            outside.prefetch(&Endpoint::new(self.table.hasher(), zone, &tuple.src, tuple.sport));
+            outside.prefetch(&Endpoint::new(zone, &tuple.src, tuple.sport));
         }
     }
 
@@ -589,8 +589,7 @@ impl<const N: usize> Family<N> {
         };
         // For UDP the inside endpoint's mapping decides: the uniqueness
         // check needs no table.
-        let endpoint =
-            (p.proto == UDP && snat.is_some()).then(|| Endpoint::new(self.table.hasher(), zone, &t.src, t.sport));
+        let endpoint = (p.proto == UDP && snat.is_some()).then(|| Endpoint::new(zone, &t.src, t.sport));
         if let Some(outside) = snat.and_then(|pool| self.pools.get(usize::from(pool))) {
             if let Some(endpoint) = &endpoint {
                 outside.prefetch(endpoint);
@@ -747,7 +746,7 @@ impl<const N: usize> Family<N> {
 
     /// Gives back what a removed entry held.
     fn release(&mut self, entry: &Entry<N>) {
-        release(&mut self.pools, self.table.hasher(), entry);
+        release(&mut self.pools, entry);
     }
 
     fn remove(&mut self, at: u32) {
@@ -757,9 +756,8 @@ impl<const N: usize> Family<N> {
     }
 
     fn expire(&mut self, stats: &mut Stats, tick: u32) -> usize {
-        let hasher = *self.table.hasher();
         let pools = &mut self.pools;
-        let removed = self.table.expire(tick, |entry| release(pools, &hasher, entry));
+        let removed = self.table.expire(tick, |entry| release(pools, entry));
         stats.expired += removed as u64;
         removed
     }
@@ -1134,7 +1132,7 @@ impl Family<4> {
         let kept = LeanKey { addrs: kept_addrs, ports: ports.rotate_left(16), proto };
         let kept_hash = self.table.hasher().v4(zone, proto, kept.addrs, kept.ports);
         self.table.prefetch(kept_hash);
-        let endpoint = if UDP { Some(Endpoint::new(self.table.hasher(), zone, &src, sport)) } else { None };
+        let endpoint = if UDP { Some(Endpoint::new(zone, &src, sport)) } else { None };
         if let Some(endpoint) = &endpoint {
             outside.prefetch(endpoint);
         }
@@ -1155,15 +1153,15 @@ impl Family<4> {
         // The port kept: for UDP, the endpoint has no mapping and the port
         // is free (its owner decides; no table look-up); for TCP, the port
         // is not published and the reply tuple is unused.
-        let (reply_slot, mapping_slot) = match &endpoint {
+        let reply_slot = match &endpoint {
             Some(endpoint) => match outside.find_mapping(endpoint) {
-                Err(slot) if outside.udp_free(sport) => (self.table.first_empty(kept_hash), slot),
+                Err(_) if outside.udp_free(sport) => self.table.first_empty(kept_hash),
                 _ => return Err((hash, None)),
             },
             None if sport == 0 || outside.is_reserved(false, sport) => return Err((hash, None)),
             None => match self.table.probe(kept_hash, |entry, dir| kept.is_in_as::<UDP>(entry, dir, zone)) {
                 Ok(_) => return Err((hash, None)),
-                Err(slot) => (slot, 0),
+                Err(slot) => slot,
             },
         };
         let out = outside.addr;
@@ -1183,8 +1181,9 @@ impl Family<4> {
         }
         if let Some(endpoint) = &endpoint {
             if let Some(outside) = self.pools.get_mut(usize::from(pool)) {
-                // Free: checked above.
-                outside.claim_at(endpoint, sport, mapping_slot);
+                // Free, and the endpoint's own port (no index slot): checked
+                // above.
+                outside.claim_at(endpoint, sport, None);
             }
         }
         // Room was checked above: the insert cannot fail.
@@ -1292,10 +1291,10 @@ fn advance<const N: usize>(entry: &mut Entry<N>, kind: Kind, dir: usize, ticks: 
 }
 
 /// Gives back the UDP mapping reference a removed entry held.
-fn release<const N: usize>(pools: &mut [Pool<N>], hasher: &Hasher, entry: &Entry<N>) {
+fn release<const N: usize>(pools: &mut [Pool<N>], entry: &Entry<N>) {
     if entry.has(flag::MAPPING) {
         if let Some(pool) = pools.get_mut(usize::from(entry.pool)) {
-            pool.release(hasher, entry.tuples[REPLY].dport);
+            pool.release(entry.tuples[REPLY].dport);
         }
     }
 }

@@ -437,6 +437,26 @@ fn port_collisions_and_endpoint_independent_udp() {
 }
 
 #[test]
+fn a_udp_mapping_that_moved_outlives_the_holder_of_its_port() {
+    let mut nat = nat();
+    assert_eq!(forward(&mut nat, Side::Inside, &udp_packet(A, 5000, B, 53), 0).sport, 5000);
+    let other = forward(&mut nat, Side::Inside, &udp_packet(A2, 5000, B, 53), 20).sport;
+    assert_ne!(other, 5000);
+    // A's connection expires; 5000 is free, but A2 keeps its mapping
+    // towards a new destination (RFC 4787 REQ-1), and A gets 5000 again.
+    assert_eq!(nat.expire(at(31)), 1);
+    assert_eq!(nat.udp_mappings(X), 1);
+    assert_eq!(forward(&mut nat, Side::Inside, &udp_packet(A2, 5000, B2, 123), 32).sport, other);
+    assert_eq!(forward(&mut nat, Side::Inside, &udp_packet(A, 5000, B2, 123), 33).sport, 5000);
+    let back = forward(&mut nat, Side::Outside, &udp_packet(B2, 123, X, other), 34);
+    assert_eq!((back.dst, back.dport), (A2, 5000));
+    // All gone: the next endpoint with port 5000 keeps it.
+    nat.expire(at(200));
+    assert_eq!(nat.udp_mappings(X), 0);
+    assert_eq!(forward(&mut nat, Side::Inside, &udp_packet(A2, 5000, B, 53), 201).sport, 5000);
+}
+
+#[test]
 fn the_port_range_runs_out() {
     let mut config = config();
     config.port_range = (1024, 1025);
