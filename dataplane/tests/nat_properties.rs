@@ -8,14 +8,17 @@
 //!   Inside hosts, ports and peers are drawn from small sets so that ports
 //!   collide.
 //! - UDP mappings are endpoint-independent: an inside address and port keep
-//!   one outside port whatever the destination.
+//!   one outside port whatever the destination, for as long as any of their
+//!   connections lives — also while other endpoints' connections come and
+//!   expire around them, their ports colliding — and no other inside
+//!   endpoint is given that port meanwhile.
 //! - Mutations: a valid packet with one byte changed, or cut short, is
 //!   forwarded with every checksum right when its own were right, and is
 //!   left untouched when dropped or passed.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use dataplane::nat::{DnatRule, Nat, NatConfig, Side, Verdict};
 use dataplane::wire::IpProtocol;
@@ -283,6 +286,43 @@ proptest! {
         let stats = nat.stats();
         prop_assert_eq!(stats.translated, 2 * flows.len() as u64);
         prop_assert_eq!(stats.total_drops(), 0);
+    }
+
+    #[test]
+    fn udp_mappings_hold_while_their_connections_live(
+        steps in prop::collection::vec((flow().prop_map(|f| Flow { proto: Proto::Udp, ..f }), 0u64..20), 1..120),
+    ) {
+        // Unreplied UDP lives 30 s, give or take the 1 s tick: a mapping
+        // whose newest connection is younger than 30 s surely lives, one
+        // whose connections are all 32 s old or more surely does not.
+        const ALIVE: u64 = 30;
+        const GONE: u64 = 32;
+        let mut nat = nat();
+        let start = Instant::now();
+        let mut t = 0;
+        // (family, host, port) → (outside port, newest connection's time).
+        let mut model: HashMap<(bool, u8, u16), (u16, u64)> = HashMap::new();
+        for (f, wait) in &steps {
+            t += wait;
+            let now = start + Duration::from_secs(t);
+            nat.expire(now);
+            model.retain(|_, (_, newest)| t - *newest < GONE);
+            let mut p = build(f.proto, inside(f), f.sport, peer(f), f.dport, true);
+            prop_assert_eq!(nat.translate(0, Side::Inside, &mut p, now), Verdict::Forward, "{:?} at {}", f, t);
+            let (_, port) = source(&p);
+            let key = (f.v6, f.host, f.sport);
+            if let Some(&(held, newest)) = model.get(&key) {
+                if t - newest < ALIVE {
+                    prop_assert_eq!(port, held, "the mapping of {:?} changed at {} s", f, t);
+                }
+            }
+            for (other, &(held, newest)) in &model {
+                if *other != key && other.0 == f.v6 && t - newest < ALIVE {
+                    prop_assert_ne!(port, held, "{:?} at {} s got the port of {:?}", f, t, other);
+                }
+            }
+            model.insert(key, (port, t));
+        }
     }
 
     #[test]
