@@ -1111,9 +1111,9 @@ impl Family<4> {
         let src = (addrs as u32).to_le_bytes();
         let dst = ((addrs >> 32) as u32).to_le_bytes();
         let sport = (ports >> 16) as u16;
-        // Where the reply comes back if the port is kept, and (UDP) the
-        // inside endpoint whose mapping decides: start loading their index
-        // slots, the port's owner record and the free entry at once, so
+        // Where the reply comes back if the port is kept and (UDP) the
+        // record of that port, whose owner decides: start loading the
+        // reply's index slot, the record and the free entry at once, so
         // that those misses overlap with each other and (TCP) with the
         // look-up's.
         let pool = self.masquerade_pool(&src, &dst);

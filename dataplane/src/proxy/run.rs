@@ -474,7 +474,6 @@ impl Proxy {
             }
         };
         let mut conn = Conn::new(mapping, client, server, header);
-        conn.ack_held = true;
         let registry = self.poll.registry();
         let both = Interest::READABLE | Interest::WRITABLE;
         let registered = registry

@@ -192,10 +192,10 @@ pub struct Conn {
     pub server_ready: Ready,
     /// The connection to the container is established.
     pub connected: bool,
-    /// The container socket holds the handshake's last ACK back (made by
-    /// [`connect`]) until the first pump after the handshake sends bytes,
+    /// The container socket (made by [`connect`]) holds the handshake's
+    /// last ACK back until the first pump after the handshake sends bytes,
     /// or the ACK alone.
-    pub ack_held: bool,
+    ack_held: bool,
     /// A PROXY header still to send, and how much of it went.
     header: Option<(Header, usize)>,
     up: Half,
@@ -203,6 +203,8 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// A connection between `client` and `server`, a socket [`connect`]
+    /// made (so holding the handshake's last ACK).
     pub fn new(mapping: usize, client: TcpStream, server: TcpStream, header: Option<Header>) -> Conn {
         Conn {
             mapping,
@@ -211,7 +213,7 @@ impl Conn {
             client_ready: Ready::default(),
             server_ready: Ready::default(),
             connected: false,
-            ack_held: false,
+            ack_held: true,
             header: header.map(|h| (h, 0)),
             up: Half::default(),
             down: Half::default(),
@@ -589,7 +591,6 @@ mod tests {
         let server = connect(addr).unwrap();
         wait_connected(&server);
         let mut conn = Conn::new(0, TcpStream::from_std(client), server, None);
-        conn.ack_held = true;
         conn.connected = true;
         conn.client_ready.readable = true;
         conn.server_ready.writable = true;
