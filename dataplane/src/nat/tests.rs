@@ -457,6 +457,35 @@ fn a_udp_mapping_that_moved_outlives_the_holder_of_its_port() {
 }
 
 #[test]
+fn a_busy_udp_flow_is_not_guessed_new_and_a_stale_mark_changes_nothing() {
+    let mut nat = nat();
+    // Long enough for the lean path (40 bytes or more).
+    let datagram = |src, sport, dst, dport| packet(src, dst, UDP, &udp_datagram(sport, dport, &[7; 20]));
+    let out = datagram(A, 5000, B, 53);
+    let other = datagram(A, 5001, B, 53);
+    assert!(!nat.is_recent_v4(0, &out));
+    assert_eq!(forward(&mut nat, Side::Inside, &out, 0).sport, 5000);
+    forward(&mut nat, Side::Outside, &datagram(B, 53, X, 5000), 1);
+    // Unreplied until now: the general path took those.
+    assert!(!nat.is_recent_v4(0, &out));
+    let lean = nat.lean_count();
+    forward(&mut nat, Side::Inside, &out, 2);
+    forward(&mut nat, Side::Inside, &out, 2);
+    assert_eq!(nat.lean_count(), lean + 2);
+    assert!(nat.is_recent_v4(0, &out));
+    assert!(!nat.is_recent_v4(0, &other));
+    // The connection expires; its mark stays. The same tuple starts a new
+    // connection on the lean path all the same, port kept.
+    assert_eq!(nat.expire(at(300)), 1);
+    assert!(nat.is_recent_v4(0, &out));
+    let fresh = nat.lean_new_count();
+    assert_eq!(forward(&mut nat, Side::Inside, &out, 301).sport, 5000);
+    assert_eq!(nat.lean_new_count(), fresh + 1);
+    assert_eq!(only_connection(&nat).state, ConnState::UdpUnreplied);
+    assert_eq!(forward(&mut nat, Side::Outside, &datagram(B, 53, X, 5000), 302).dport, 5000);
+}
+
+#[test]
 fn the_port_range_runs_out() {
     let mut config = config();
     config.port_range = (1024, 1025);
