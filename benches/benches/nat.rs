@@ -9,6 +9,8 @@
 //! - `established_udp_hot`: a datagram of one assured UDP flow from inside,
 //!   the same flow each time (a datagram from inside may be a first one,
 //!   so it is the packet that pays for any guess made for new flows).
+//! - `established_v6_hot`: `established_hot` for IPv6 (NAT66 masquerade),
+//!   in a table of its own holding 1,000,000 IPv6 connections.
 //! - `established_spread`: 262,144 flows in turn, spread over the table
 //!   (the cost of memory: the index and the entries miss the caches).
 //! - `established_spread_burst`: the same packets in bursts of 32 as the
@@ -43,7 +45,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use benches::nat_fixture::{
-    config, fill, flow, new_flow, packet, translate_burst, ACK, BATCH, BURST, FLOWS, OUTSIDE, PSH, SPREAD, SYN,
+    config, config6, fill, fill6, flow, flow6, new_flow, packet, packet6, translate_burst, ACK, BATCH, BURST, FLOWS,
+    OUTSIDE, OUTSIDE6, PSH, SPREAD, SYN,
 };
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dataplane::nat::{Nat, NatConfig, Side, Verdict};
@@ -144,6 +147,23 @@ fn bench(c: &mut Criterion) {
             nat.translate(0, Side::Inside, black_box(&mut buf), clock)
         })
     });
+    // IPv6 in a table of its own, dropped before the rest.
+    {
+        let mut nat6 = Nat::new(config6(1 << 20)).expect("valid bench config");
+        fill6(&mut nat6, FLOWS, clock);
+        assert_eq!(nat6.len(), FLOWS as usize);
+        let (a, sport, b, dport) = flow6(FLOWS / 2);
+        let hot6 = packet6(a, sport, b, dport, PSH | ACK);
+        let mut buf6 = hot6.clone();
+        assert_eq!(nat6.translate(0, Side::Inside, &mut buf6, clock), Verdict::Forward);
+        assert_eq!(buf6[8..24], OUTSIDE6.octets(), "source rewritten");
+        group.bench_function("established_v6_hot", |bencher| {
+            bencher.iter(|| {
+                buf6.copy_from_slice(&hot6);
+                nat6.translate(0, Side::Inside, black_box(&mut buf6), clock)
+            })
+        });
+    }
     // Gone with the clock, so the table holds the million again.
     clock += Duration::from_secs(121);
     assert_eq!(nat.expire(clock), 1);

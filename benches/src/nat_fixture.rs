@@ -3,11 +3,11 @@
 //! from them, and their 64-byte packets with every checksum filled.
 
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 
 use dataplane::nat::{Nat, NatConfig, Side, Verdict};
-use dataplane::wire::{tcp, udp, IpProtocol};
+use dataplane::wire::{ipv6, tcp, udp, IpProtocol};
 
 pub const FLOWS: u32 = 1_000_000;
 pub const SPREAD: usize = 1 << 18;
@@ -16,6 +16,8 @@ pub const BATCH: usize = 40_000;
 /// one `recvmmsg`).
 pub const BURST: usize = 32;
 pub const OUTSIDE: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+/// The outside address of the IPv6 table (NAT66 masquerade of fd00::/8).
+pub const OUTSIDE6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
 
 pub const SYN: u8 = 0x02;
 pub const ACK: u8 = 0x10;
@@ -114,4 +116,66 @@ pub fn translate_burst(
         black_box(nat.translate(0, side, black_box(buf), now));
     }
     n
+}
+
+/// The IPv6 counterpart of [`config`]: NAT66 masquerade of fd00::/8 to
+/// [`OUTSIDE6`], room for `max_entries_v6` IPv6 connections.
+pub fn config6(max_entries_v6: usize) -> NatConfig {
+    NatConfig {
+        max_entries: 1024,
+        max_entries_v6,
+        hash_seed: Some(1),
+        ..NatConfig::new().masquerade("fd00::/8".parse().expect("prefix"), IpAddr::V6(OUTSIDE6))
+    }
+}
+
+/// IPv6 flow `i`: [`flow`]'s shape with fd00::/8 hosts and 2001:db8:1::/48
+/// peers.
+pub fn flow6(i: u32) -> (Ipv6Addr, u16, Ipv6Addr, u16) {
+    let inside = Ipv6Addr::from((0xfd00_u128 << 112) | (u128::from(i) + 1));
+    let peer = Ipv6Addr::from((0x2001_0db8_0001_u128 << 80) | u128::from(i % 131_072));
+    (inside, 1024 + (i / 131_072) as u16, peer, 443)
+}
+
+/// An 84-byte IPv6 TCP packet (20 bytes of payload) with `flags` and its
+/// checksum filled.
+pub fn packet6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16, flags: u8) -> Vec<u8> {
+    let mut p = vec![0x5a; 84];
+    let ip = ipv6::Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::Tcp,
+        payload_len: 44,
+        hop_limit: 64,
+        traffic_class: 0,
+        flow_label: 0,
+    };
+    ip.emit(&mut ipv6::Packet::new_unchecked(&mut p[..])).expect("ipv6 header fits");
+    let mut segment = tcp::Packet::new_unchecked(&mut p[40..]);
+    segment.set_src_port(sport);
+    segment.set_dst_port(dport);
+    segment.set_seq_number(1000);
+    segment.set_ack_number(2000);
+    segment.set_header_len(20);
+    segment.set_flags(tcp::Flags::from_bits_truncate(u16::from(flags)));
+    segment.set_window_len(502);
+    segment.set_urgent_at(0);
+    segment.fill_checksum(IpAddr::V6(src), IpAddr::V6(dst));
+    p
+}
+
+/// [`fill`] for IPv6 flows `0..count`.
+pub fn fill6(nat: &mut Nat, count: u32, now: Instant) {
+    let mut buf = vec![0u8; 84];
+    for i in 0..count {
+        let (a, sport, b, dport) = flow6(i);
+        for (side, p) in [
+            (Side::Inside, packet6(a, sport, b, dport, SYN)),
+            (Side::Outside, packet6(b, dport, OUTSIDE6, sport, SYN | ACK)),
+            (Side::Inside, packet6(a, sport, b, dport, ACK)),
+        ] {
+            buf.copy_from_slice(&p);
+            assert_eq!(nat.translate(0, side, &mut buf, now), Verdict::Forward, "flow {i}");
+        }
+    }
 }

@@ -921,6 +921,53 @@ impl LeanKey {
     }
 }
 
+/// Whether `entry` is a steady connection for a packet from `side` in
+/// direction `dir` at `tick`, one the lean paths rewrite with its stored
+/// deltas: ASSURED set, ORIG_OUTSIDE (or REPLY_OUTSIDE for the reply
+/// direction) as the side says, established TCP or (`udp`) assured UDP,
+/// within its deadline.
+#[inline(always)]
+fn is_steady<const N: usize>(entry: &Entry<N>, udp: bool, side: Side, dir: usize, tick: u32) -> bool {
+    // State and flags as one word: the state low, the flags high.
+    let outside = u16::from(flag::ORIG_OUTSIDE) << 8 << dir;
+    let mask = 0xff | u16::from(flag::ASSURED) << 8 | outside;
+    let state = if udp { state::UDP_ASSURED } else { state::ESTABLISHED };
+    let want = u16::from(state) | u16::from(flag::ASSURED) << 8 | if side == Side::Outside { outside } else { 0 };
+    let held = u16::from_le_bytes([entry.state, entry.flags]);
+    (held & mask == want) & (entry.deadline > tick)
+}
+
+impl Family<16> {
+    /// The lean path of [`Nat::translate`] for the common IPv6 packet
+    /// ([`packet::parse_lean6`]: no extension header, TCP without SYN, FIN
+    /// or RST, or UDP): a packet of a steady connection ([`is_steady`])
+    /// whose key is in its home slot of the index or the next
+    /// ([`Table::find_near`]) is rewritten here with the entry's stored
+    /// checksum deltas and its deadline set to the one precomputed for the
+    /// tick: true. Anything else is left as it was: false, and the general
+    /// path reads it from the start.
+    #[inline(always)]
+    fn steady(&mut self, sh: &mut Shared, zone: u16, side: Side, buf: &mut [u8], tick: u32) -> bool {
+        let Some((proto, tuple)) = packet::parse_lean6(buf) else { return false };
+        let hash = self.table.hash(zone, proto, &tuple);
+        let is_key = |entry: &Entry<16>, dir: usize| {
+            (entry.tuples[dir] == tuple) & (entry.zone == zone) & (entry.proto == proto)
+        };
+        let Some(Some((at, dir))) = self.table.find_near(hash, is_key) else { return false };
+        let udp = proto == packet::UDP;
+        let Some(entry) = self.table.get_mut(at).filter(|entry| is_steady(entry, udp, side, dir, tick)) else {
+            return false;
+        };
+        entry.deadline = sh.steady[usize::from(udp)];
+        packet::rewrite_lean6(buf, udp, &entry.tuples[1 - dir].inverse(), entry.deltas[dir]);
+        #[cfg(test)]
+        {
+            sh.lean += 1;
+        }
+        true
+    }
+}
+
 impl Family<4> {
     /// The lean path of [`Nat::translate`] for the common IPv4 packet
     /// ([`packet::parse_lean`]: IHL 5, whole, TCP or UDP): a packet of a
@@ -1029,19 +1076,7 @@ impl Family<4> {
     ) -> bool {
         if let (Some((at, dir)), Some(h)) = (found, buf.first_chunk_mut::<LEAN_LEN>()) {
             if let Some(entry) = self.table.get_mut(at) {
-                // A steady connection of this side within its deadline:
-                // ASSURED set, ORIG_OUTSIDE (or REPLY_OUTSIDE for the reply
-                // direction) as the side says, established TCP or assured
-                // UDP.
-                // State and flags as one word: the state low, the flags
-                // high.
-                let outside = u16::from(flag::ORIG_OUTSIDE) << 8 << dir;
-                let mask = 0xff | u16::from(flag::ASSURED) << 8 | outside;
-                let state = if UDP { state::UDP_ASSURED } else { state::ESTABLISHED };
-                let want =
-                    u16::from(state) | u16::from(flag::ASSURED) << 8 | if side == Side::Outside { outside } else { 0 };
-                let held = u16::from_le_bytes([entry.state, entry.flags]);
-                if (held & mask == want) & (entry.deadline > tick) {
+                if is_steady(entry, UDP, side, dir, tick) {
                     entry.deadline = sh.steady[usize::from(UDP)];
                     packet::rewrite_lean(h, UDP, &entry.tuples[1 - dir].inverse(), entry.deltas[dir]);
                     #[cfg(test)]
@@ -1463,6 +1498,7 @@ impl Nat {
     ///
     /// The common IPv4 packet of a steady connection within the current
     /// tick takes a lean path (`Family::steady`) that calls nothing; the
+    /// common IPv6 one, a lean path of its own one call further; the
     /// common new connection (a SYN or a first datagram from inside,
     /// masqueraded, its port kept) another (`Family::fresh`); everything
     /// else the general one, with the same result.
@@ -1510,6 +1546,13 @@ impl Nat {
     /// path for new ones, then the rest.
     #[inline(always)]
     fn translate_handed(&mut self, zone: u16, from: Side, packet: &mut [u8], handover: Handover, tick: u32) -> Verdict {
+        // Not the IPv4 lean read's: the IPv6 one's, perhaps.
+        if let Handover::Unread = handover {
+            if self.v6.steady(&mut self.shared, zone, from, packet, tick) {
+                self.shared.stats.translated += 1;
+                return Verdict::Forward;
+            }
+        }
         match self.v4.new_lean(&mut self.shared, zone, from, packet, handover) {
             Ok(verdict) => {
                 self.count(verdict);

@@ -15,6 +15,7 @@
 //! transport checksums (an incremental update keeps a bad one bad), or
 //! decrement the TTL (the router's job).
 
+use super::state;
 use super::stats::DropReason;
 use super::table::Tuple;
 use crate::wire::{checksum, ipv4, ipv6, IpProtocol};
@@ -293,6 +294,55 @@ pub(crate) fn rewrite_lean_source(h: &mut [u8; LEAN_LEN], udp: bool, src: &[u8; 
     update(&mut ip, Delta(u64::from(deltas.addrs)), false);
     h[10..12].copy_from_slice(&ip);
     update_lean_transport(h, udp, deltas);
+}
+
+/// How many bytes of a packet [`parse_lean6`] needs at least: the IPv6
+/// header and a UDP header (TCP: the 20 bytes of its fixed header too).
+pub(crate) const LEAN6_LEN: usize = 48;
+
+/// Reads the common IPv6 packet at fixed offsets: no extension header, TCP
+/// without SYN, FIN or RST (any data offset that fits) or UDP, its payload
+/// length within the buffer. For such a packet it returns the protocol and
+/// tuple [`parse`] reads; for anything else `None`, and [`parse`] decides.
+#[inline(always)]
+pub(crate) fn parse_lean6(buf: &[u8]) -> Option<(u8, Tuple<16>)> {
+    let h = buf.first_chunk::<LEAN6_LEN>()?;
+    let end = ipv6::HEADER_LEN + usize::from(u16::from_be_bytes([h[4], h[5]]));
+    if h[0] >> 4 != 6 || end > buf.len() {
+        return None;
+    }
+    match h[6] {
+        TCP => {
+            let (&offset, &flags) = (buf.get(52)?, buf.get(53)?);
+            let header_len = usize::from(offset >> 4) * 4;
+            if header_len < 20 || ipv6::HEADER_LEN + header_len > end || flags & state::TH_CONTROL != 0 {
+                return None;
+            }
+        }
+        UDP if end >= LEAN6_LEN => {}
+        _ => return None,
+    }
+    let tuple = Tuple {
+        src: get_addr(buf, 8),
+        dst: get_addr(buf, 24),
+        sport: u16::from_be_bytes([h[40], h[41]]),
+        dport: u16::from_be_bytes([h[42], h[43]]),
+    };
+    Some((h[6], tuple))
+}
+
+/// [`rewrite_tracked`] for a packet [`parse_lean6`] read (`udp`: its
+/// protocol is UDP), at fixed offsets.
+#[inline(always)]
+pub(crate) fn rewrite_lean6(buf: &mut [u8], udp: bool, new: &Tuple<16>, deltas: Deltas) {
+    let Some(h) = buf.first_chunk_mut::<LEAN6_LEN>() else { return };
+    h[8..24].copy_from_slice(&new.src);
+    h[24..40].copy_from_slice(&new.dst);
+    h[40..44].copy_from_slice(&(u32::from(new.sport) << 16 | u32::from(new.dport)).to_be_bytes());
+    let at = if udp { 46 } else { 56 };
+    if let Some(checksum) = buf.get_mut(at..at + 2).and_then(|c| c.first_chunk_mut::<2>()) {
+        update(checksum, Delta(u64::from(deltas.transport)), udp);
+    }
 }
 
 /// What a burst's first pass needs of a TCP or UDP packet, read without

@@ -1061,16 +1061,7 @@ fn flow_packet(rng: &mut Rng) -> (Side, Vec<u8>) {
     let dport = rng.pick(&[53u16, 80, 443]);
     let client_port = rng.pick(&[30000u16, 30001]);
     let tcp = rng.below(3) != 0;
-    // Now and then a handshake, a close or a reset (or no flag at all).
-    let flags = match rng.below(1000) {
-        0..=29 => SYN,
-        30..=59 => SYN | ACK,
-        60..=62 => FIN | ACK,
-        63..=65 => RST,
-        66..=69 => 0,
-        70..=500 => ACK,
-        _ => PSH | ACK,
-    };
+    let flags = tcp_flags(rng);
     let (side, src, sp, dst, dp) = match rng.below(5) {
         // Masqueraded, and its reply (to the kept port).
         0 => (Side::Inside, inside, sport, remote, dport),
@@ -1082,6 +1073,96 @@ fn flow_packet(rng: &mut Rng) -> (Side, Vec<u8>) {
         _ => (Side::Inside, I, if tcp { 80 } else { 53 }, remote, client_port),
     };
     let p = if tcp { tcp_packet(src, sp, dst, dp, flags) } else { udp_packet(src, sp, dst, dp) };
+    (side, p)
+}
+
+/// TCP flags as most packets have them: mostly plain ACKs, now and then a
+/// handshake, a close or a reset (or no flag at all).
+fn tcp_flags(rng: &mut Rng) -> u8 {
+    match rng.below(1000) {
+        0..=29 => SYN,
+        30..=59 => SYN | ACK,
+        60..=62 => FIN | ACK,
+        63..=65 => RST,
+        66..=69 => 0,
+        70..=500 => ACK,
+        _ => PSH | ACK,
+    }
+}
+
+/// [`flow_packet`] for IPv6 (the NAT66 rules of [`config`]): masqueraded
+/// TCP and UDP from inside and their replies, the published TCP port from
+/// outside and the server's replies, hairpins; datagrams with 20 bytes of
+/// payload, long enough for the lean read.
+fn flow_packet6(rng: &mut Rng) -> (Side, Vec<u8>) {
+    let inside = rng.pick(&[A6, A26]);
+    let remote = rng.pick(&[B6, C6]);
+    let sport = rng.pick(&[4000u16, 4001, 5353]);
+    let dport = rng.pick(&[53u16, 80, 443]);
+    let client_port = rng.pick(&[30000u16, 30001]);
+    let tcp = rng.below(3) != 0;
+    let flags = tcp_flags(rng);
+    let (side, src, sp, dst, dp) = match rng.below(5) {
+        0 => (Side::Inside, inside, sport, remote, dport),
+        1 => (Side::Outside, remote, dport, X6, sport),
+        2 => (Side::Outside, remote, client_port, X6, 8080),
+        3 => (Side::Inside, inside, sport, X6, 8080),
+        _ => (Side::Inside, I6, 80, remote, client_port),
+    };
+    let p =
+        if tcp { tcp_packet(src, sp, dst, dp, flags) } else { packet(src, dst, UDP, &udp_datagram(sp, dp, &[7; 20])) };
+    (side, p)
+}
+
+/// `p` (IPv6, no extension header) changed in one of the ways the lean
+/// path must hand over, or must handle the same as the general path: a
+/// hop-by-hop header, a fragment header (first, later or whole), TCP
+/// options, a bad data offset, a payload length beyond the buffer, below
+/// the transport header or short of the buffer (link padding), cut short,
+/// a zero UDP checksum, a byte changed at random; or the other side, an
+/// IPv4 packet.
+fn variant6(rng: &mut Rng, side: Side, mut p: Vec<u8>) -> (Side, Vec<u8>) {
+    let proto = p[6];
+    let set_len = |p: &mut Vec<u8>, len: usize| p[4..6].copy_from_slice(&(len as u16).to_be_bytes());
+    match rng.below(11) {
+        // Hop-by-hop options (PadN): the transport checksum still right.
+        0 => {
+            p.splice(40..40, [proto, 0, 1, 4, 0, 0, 0, 0]);
+            p[6] = 0;
+            let len = p.len() - 40;
+            set_len(&mut p, len);
+        }
+        1 => {
+            let offset: u16 = rng.pick(&[0x0001, 0x0008, 0x0009, 0x0000]);
+            let [hi, lo] = offset.to_be_bytes();
+            p.splice(40..40, [proto, 0, hi, lo, 0, 0, 0x12, 0x34]);
+            p[6] = 44;
+            let len = p.len() - 40;
+            set_len(&mut p, len);
+        }
+        2 if proto == TCP => {
+            let (src, dst) = (header(&p).0, header(&p).1);
+            let mut segment = p[40..].to_vec();
+            segment.splice(20..20, [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+            segment[12] = 8 << 4;
+            p = packet(src, dst, TCP, &segment);
+        }
+        3 if proto == TCP => p[52] = rng.pick(&[0x00u8, 0x40, 0xf0, 0x80]),
+        4 => {
+            let len = rng.pick(&[p.len() - 39, 0, 7, 19, 8]);
+            set_len(&mut p, len);
+        }
+        5 => p.extend_from_slice(&[0xa5; 18]),
+        6 => p.truncate(rng.below(p.len())),
+        7 if proto == UDP => p[46..48].copy_from_slice(&[0, 0]),
+        8 => {
+            let at = rng.below(p.len());
+            p[at] = rng.next() as u8;
+        }
+        9 => return (if side == Side::Inside { Side::Outside } else { Side::Inside }, p),
+        10 => return (side, udp_packet(A, 4000, B, 53)),
+        _ => {}
+    }
     (side, p)
 }
 
@@ -1175,6 +1256,29 @@ fn the_lean_path_agrees_with_the_general_path_in_a_crowded_table() {
     assert!(s.evicted > 10 && s.table_full > 10, "{s:?}");
 }
 
+#[test]
+fn the_ipv6_lean_path_agrees_with_the_general_path() {
+    let (lean, general) = differential_with(config(), 0x5851_f42d_4c95_7f2d, flow_packet6, variant6);
+    let s = lean.stats();
+    assert!(lean.lean_count() > 5_000, "{} {s:?}", lean.lean_count());
+    assert!(s.translated > lean.lean_count() + 1000, "{s:?}");
+    assert!(s.bad_packet > 100 && s.bad_transport > 10, "{s:?}");
+    assert!(s.snat_created > 10 && s.dnat_created > 10 && s.expired > 0 && s.wrong_side > 10, "{s:?}");
+    assert!(s.fragments > 0 && s.fragment_unknown > 0, "{s:?}");
+    assert_eq!(general.lean_count(), 0);
+}
+
+/// The same in a table of 24 IPv6 entries: keys away from their home slot
+/// (left to the general path), and evictions.
+#[test]
+fn the_ipv6_lean_path_agrees_with_the_general_path_in_a_crowded_table() {
+    let config = NatConfig { max_entries_v6: 24, ..config() };
+    let (lean, _) = differential_with(config, 0x2127_599b_f432_5c37, flow_packet6, variant6);
+    let s = lean.stats();
+    assert!(lean.lean_count() > 1_000, "{} {s:?}", lean.lean_count());
+    assert!(s.evicted > 10 && s.table_full > 10, "{s:?}");
+}
+
 /// A second outside address, and inside hosts that its masquerade rule
 /// covers.
 const X2: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 20));
@@ -1243,7 +1347,7 @@ fn new_flow_packet(rng: &mut Rng) -> (Side, Vec<u8>) {
 
 #[test]
 fn the_lean_path_agrees_with_the_general_path_on_new_connections() {
-    let (lean, _) = differential_with(config_many_rules(), 0x1234_5678_9abc_def1, new_flow_packet);
+    let (lean, _) = differential_with(config_many_rules(), 0x1234_5678_9abc_def1, new_flow_packet, variant);
     let s = lean.stats();
     // Most new connections took the lean path; the general path made the
     // others (ports moved, hairpins, published ports from outside).
@@ -1264,11 +1368,11 @@ fn the_lean_path_agrees_with_the_general_path_on_new_connections() {
 #[test]
 fn the_lean_path_agrees_with_the_general_path_on_new_connections_in_a_full_table() {
     let (lean, _) =
-        differential_with(NatConfig { max_entries: 24, ..config() }, 0x0fed_cba9_8765_4321, new_flow_packet);
+        differential_with(NatConfig { max_entries: 24, ..config() }, 0x0fed_cba9_8765_4321, new_flow_packet, variant);
     let s = lean.stats();
     assert!(s.evicted > 1_000 && s.table_full > 10 && lean.lean_far_count() > 100, "{s:?}");
     let (lean, _) =
-        differential_with(NatConfig { max_entries: 200, ..config() }, 0x0fed_cba9_8765_4321, new_flow_packet);
+        differential_with(NatConfig { max_entries: 200, ..config() }, 0x0fed_cba9_8765_4321, new_flow_packet, variant);
     let s = lean.stats();
     assert!(lean.lean_new_count() > 200 && s.evicted > 1_000, "{} {s:?}", lean.lean_new_count());
 }
@@ -1278,11 +1382,17 @@ fn the_lean_path_agrees_with_the_general_path_on_new_connections_in_a_full_table
 /// the general path alone, both made from `config`, and checks that
 /// verdicts, bytes, counters and connections agree at every step.
 fn differential(config: NatConfig, seed: u64) -> (Nat, Nat) {
-    differential_with(config, seed, flow_packet)
+    differential_with(config, seed, flow_packet, variant)
 }
 
-/// [`differential`] with the packets of `next` (zones 0 to 2 for them).
-fn differential_with(config: NatConfig, seed: u64, next: fn(&mut Rng) -> (Side, Vec<u8>)) -> (Nat, Nat) {
+/// Where [`differential_with`] takes its packets from.
+type Packets = fn(&mut Rng) -> (Side, Vec<u8>);
+/// How [`differential_with`] changes a quarter of them.
+type Variant = fn(&mut Rng, Side, Vec<u8>) -> (Side, Vec<u8>);
+
+/// [`differential`] with the packets of `next`, a quarter of them changed
+/// by `vary` (zones 0 to 2 for them).
+fn differential_with(config: NatConfig, seed: u64, next: Packets, vary: Variant) -> (Nat, Nat) {
     let mut lean = Nat::new(config.clone()).unwrap();
     let mut general = Nat::new(config).unwrap();
     let mut rng = Rng(seed);
@@ -1290,7 +1400,7 @@ fn differential_with(config: NatConfig, seed: u64, next: fn(&mut Rng) -> (Side, 
     for n in 0..40_000 {
         let (side, p) = next(&mut rng);
         let plain = rng.below(4) != 0;
-        let (side, p) = if plain { (side, p) } else { variant(&mut rng, side, p) };
+        let (side, p) = if plain { (side, p) } else { vary(&mut rng, side, p) };
         let zone = u16::from(rng.below(16) == 0) + u16::from(rng.below(16) == 0);
         if rng.below(1000) == 0 {
             // Mostly a second, now and then past the unreplied UDP and
