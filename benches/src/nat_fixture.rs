@@ -47,18 +47,7 @@ pub fn packet(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, flags: Optio
     crate::emit_ipv4(&mut p, src, dst, next_header, 44);
     let (s, d) = (IpAddr::V4(src), IpAddr::V4(dst));
     match flags {
-        Some(flags) => {
-            let mut segment = tcp::Packet::new_unchecked(&mut p[20..]);
-            segment.set_src_port(sport);
-            segment.set_dst_port(dport);
-            segment.set_seq_number(1000);
-            segment.set_ack_number(2000);
-            segment.set_header_len(20);
-            segment.set_flags(tcp::Flags::from_bits_truncate(u16::from(flags)));
-            segment.set_window_len(502);
-            segment.set_urgent_at(0);
-            segment.fill_checksum(s, d);
-        }
+        Some(flags) => fill_tcp(&mut p[20..], (s, sport), (d, dport), flags),
         None => {
             udp::Repr { src_port: sport, dst_port: dport, payload_len: 36 }
                 .emit(&mut udp::Packet::new_unchecked(&mut p[20..]))
@@ -151,7 +140,14 @@ pub fn packet6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16, flags: u8) 
         flow_label: 0,
     };
     ip.emit(&mut ipv6::Packet::new_unchecked(&mut p[..])).expect("ipv6 header fits");
-    let mut segment = tcp::Packet::new_unchecked(&mut p[40..]);
+    fill_tcp(&mut p[40..], (IpAddr::V6(src), sport), (IpAddr::V6(dst), dport), flags);
+    p
+}
+
+/// Writes a 20-byte TCP header with `flags` at the start of `segment` (the
+/// rest is its payload) and its checksum for the addresses given.
+fn fill_tcp(segment: &mut [u8], (src, sport): (IpAddr, u16), (dst, dport): (IpAddr, u16), flags: u8) {
+    let mut segment = tcp::Packet::new_unchecked(segment);
     segment.set_src_port(sport);
     segment.set_dst_port(dport);
     segment.set_seq_number(1000);
@@ -160,8 +156,7 @@ pub fn packet6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16, flags: u8) 
     segment.set_flags(tcp::Flags::from_bits_truncate(u16::from(flags)));
     segment.set_window_len(502);
     segment.set_urgent_at(0);
-    segment.fill_checksum(IpAddr::V6(src), IpAddr::V6(dst));
-    p
+    segment.fill_checksum(src, dst);
 }
 
 /// [`fill`] for IPv6 flows `0..count`.

@@ -1055,24 +1055,48 @@ impl Rng {
 /// masqueraded TCP and UDP from inside and their replies, published ports
 /// from outside and their replies, TCP flags mostly plain ACKs.
 fn flow_packet(rng: &mut Rng) -> (Side, Vec<u8>) {
-    let inside = rng.pick(&[A, A2]);
-    let remote = rng.pick(&[B, B2, C]);
+    let hosts = Hosts { inside: [A, A2], remote: &[B, B2, C], outside: X, server: I, payload: b"query" };
+    flow_packet_of(rng, &hosts)
+}
+
+/// Where [`flow_packet_of`] sends from and to.
+struct Hosts {
+    inside: [IpAddr; 2],
+    remote: &'static [IpAddr],
+    /// The outside address, where TCP port 8080 (and for IPv4 UDP port
+    /// 5353) is published.
+    outside: IpAddr,
+    /// The server behind the published ports.
+    server: IpAddr,
+    /// The payload of a datagram.
+    payload: &'static [u8],
+}
+
+/// [`flow_packet`] between `hosts`.
+fn flow_packet_of(rng: &mut Rng, hosts: &Hosts) -> (Side, Vec<u8>) {
+    let inside = rng.pick(&hosts.inside);
+    let remote = rng.pick(hosts.remote);
     let sport = rng.pick(&[4000u16, 4001, 5353]);
     let dport = rng.pick(&[53u16, 80, 443]);
     let client_port = rng.pick(&[30000u16, 30001]);
     let tcp = rng.below(3) != 0;
     let flags = tcp_flags(rng);
+    let (x, published) = (hosts.outside, if tcp { 8080 } else { 5353 });
     let (side, src, sp, dst, dp) = match rng.below(5) {
         // Masqueraded, and its reply (to the kept port).
         0 => (Side::Inside, inside, sport, remote, dport),
-        1 => (Side::Outside, remote, dport, X, sport),
+        1 => (Side::Outside, remote, dport, x, sport),
         // Published ports, and the server's replies.
-        2 => (Side::Outside, remote, client_port, X, if tcp { 8080 } else { 5353 }),
+        2 => (Side::Outside, remote, client_port, x, published),
         // Hairpinned.
-        3 => (Side::Inside, inside, sport, X, if tcp { 8080 } else { 5353 }),
-        _ => (Side::Inside, I, if tcp { 80 } else { 53 }, remote, client_port),
+        3 => (Side::Inside, inside, sport, x, published),
+        _ => (Side::Inside, hosts.server, if tcp { 80 } else { 53 }, remote, client_port),
     };
-    let p = if tcp { tcp_packet(src, sp, dst, dp, flags) } else { udp_packet(src, sp, dst, dp) };
+    let p = if tcp {
+        tcp_packet(src, sp, dst, dp, flags)
+    } else {
+        packet(src, dst, UDP, &udp_datagram(sp, dp, hosts.payload))
+    };
     (side, p)
 }
 
@@ -1090,28 +1114,22 @@ fn tcp_flags(rng: &mut Rng) -> u8 {
     }
 }
 
-/// [`flow_packet`] for IPv6 (the NAT66 rules of [`config`]): masqueraded
-/// TCP and UDP from inside and their replies, the published TCP port from
-/// outside and the server's replies, hairpins; datagrams with 20 bytes of
-/// payload, long enough for the lean read.
+/// [`flow_packet`] for IPv6 (the NAT66 rules of [`config`]: only TCP is
+/// published); datagrams with 20 bytes of payload, long enough for the
+/// lean read.
 fn flow_packet6(rng: &mut Rng) -> (Side, Vec<u8>) {
-    let inside = rng.pick(&[A6, A26]);
-    let remote = rng.pick(&[B6, C6]);
-    let sport = rng.pick(&[4000u16, 4001, 5353]);
-    let dport = rng.pick(&[53u16, 80, 443]);
-    let client_port = rng.pick(&[30000u16, 30001]);
-    let tcp = rng.below(3) != 0;
-    let flags = tcp_flags(rng);
-    let (side, src, sp, dst, dp) = match rng.below(5) {
-        0 => (Side::Inside, inside, sport, remote, dport),
-        1 => (Side::Outside, remote, dport, X6, sport),
-        2 => (Side::Outside, remote, client_port, X6, 8080),
-        3 => (Side::Inside, inside, sport, X6, 8080),
-        _ => (Side::Inside, I6, 80, remote, client_port),
-    };
-    let p =
-        if tcp { tcp_packet(src, sp, dst, dp, flags) } else { packet(src, dst, UDP, &udp_datagram(sp, dp, &[7; 20])) };
-    (side, p)
+    let hosts = Hosts { inside: [A6, A26], remote: &[B6, C6], outside: X6, server: I6, payload: &[7; 20] };
+    flow_packet_of(rng, &hosts)
+}
+
+/// The TCP packet `p` (IPv4 without options, or IPv6 without extension
+/// headers) with a timestamp option added, every checksum right.
+fn with_tcp_timestamp(p: &[u8]) -> Vec<u8> {
+    let (src, dst, _, l4, _) = header(p);
+    let mut segment = p[l4..].to_vec();
+    segment.splice(20..20, [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+    segment[12] = 8 << 4;
+    packet(src, dst, TCP, &segment)
 }
 
 /// `p` (IPv6, no extension header) changed in one of the ways the lean
@@ -1140,13 +1158,7 @@ fn variant6(rng: &mut Rng, side: Side, mut p: Vec<u8>) -> (Side, Vec<u8>) {
             let len = p.len() - 40;
             set_len(&mut p, len);
         }
-        2 if proto == TCP => {
-            let (src, dst) = (header(&p).0, header(&p).1);
-            let mut segment = p[40..].to_vec();
-            segment.splice(20..20, [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
-            segment[12] = 8 << 4;
-            p = packet(src, dst, TCP, &segment);
-        }
+        2 if proto == TCP => p = with_tcp_timestamp(&p),
         3 if proto == TCP => p[52] = rng.pick(&[0x00u8, 0x40, 0xf0, 0x80]),
         4 => {
             let len = rng.pick(&[p.len() - 39, 0, 7, 19, 8]);
@@ -1193,13 +1205,7 @@ fn variant(rng: &mut Rng, side: Side, mut p: Vec<u8>) -> (Side, Vec<u8>) {
         // A bad header checksum.
         2 => p[10 + rng.below(2)] ^= 1 << rng.below(8),
         // TCP options (the timestamp), or a UDP datagram with padding.
-        3 if proto == TCP => {
-            let (src, dst) = (header(&p).0, header(&p).1);
-            let mut segment = p[20..].to_vec();
-            segment.splice(20..20, [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
-            segment[12] = 8 << 4;
-            p = packet(src, dst, TCP, &segment);
-        }
+        3 if proto == TCP => p = with_tcp_timestamp(&p),
         // A data offset below 5, or beyond the segment.
         4 if proto == TCP => {
             p[32] = rng.pick(&[0x00u8, 0x40, 0xf0, 0x80]);
