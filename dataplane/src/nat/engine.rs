@@ -204,15 +204,7 @@ struct Family<const N: usize> {
     frags: Fragments<N>,
     masquerade: Vec<MasqueradeRule<N>>,
     published: Vec<Published<N>>,
-    /// The tags (high hash bits) of flows whose datagrams from inside the
-    /// lean path rewrote lately, each at its hash modulo [`RECENT`]: such a
-    /// datagram is not guessed to be a first one. A stale or colliding tag
-    /// only costs a new flow its early loads.
-    recent: [u32; RECENT],
 }
-
-/// Slots of [`Family::recent`].
-const RECENT: usize = 256;
 
 fn to_ip<const N: usize>(addr: &[u8; N]) -> IpAddr {
     let mut v6 = [0u8; 16];
@@ -273,14 +265,7 @@ impl<const N: usize> Family<N> {
                 published.push(Published { rule: *rule, external, internal, pool });
             }
         }
-        Family {
-            table: Table::new(max, hasher),
-            pools,
-            frags: Fragments::new(),
-            masquerade,
-            published,
-            recent: [0; RECENT],
-        }
+        Family { table: Table::new(max, hasher), pools, frags: Fragments::new(), masquerade, published }
     }
 
     fn memory_bytes(&self) -> usize {
@@ -388,10 +373,9 @@ impl<const N: usize> Family<N> {
 
     /// Starts loading what translating the TCP or UDP packet in `buf` will
     /// look at first (see [`Nat::prefetch`]): the index slot of its tuple;
-    /// for a SYN or a datagram from inside that a masquerade rule covers
-    /// (but not one of a flow the lean path rewrote lately), also that of
-    /// the reply tuple that keeps its port, and for UDP its endpoint's
-    /// mapping.
+    /// for a SYN or a datagram from inside that a masquerade rule covers,
+    /// also that of the reply tuple that keeps its port, and for UDP its
+    /// endpoint's mapping.
     /// Returns the hash of the packet's tuple, for [`Table::prefetch_entry`]
     /// once the slot has had time to arrive.
     #[inline]
@@ -400,17 +384,10 @@ impl<const N: usize> Family<N> {
         let hash = self.table.hash(zone, proto, &tuple);
         self.table.prefetch_key(hash);
         let first = proto == UDP || flags & state::TH_HANDSHAKE == state::TH_SYN_ONLY;
-        if side == Side::Inside && first && !(proto == UDP && self.is_recent(hash)) {
+        if side == Side::Inside && first {
             self.prefetch_kept_first(zone, proto, &tuple);
         }
         Some(hash)
-    }
-
-    /// Whether the lean path rewrote a datagram from inside with tuple hash
-    /// `hash` lately ([`Family::recent`]).
-    #[inline(always)]
-    fn is_recent(&self, hash: u64) -> bool {
-        self.recent.get((hash as usize) % RECENT) == Some(&((hash >> 32) as u32))
     }
 
     /// The part of [`Family::prefetch`] for a packet that may start a
@@ -985,38 +962,16 @@ impl Family<4> {
     #[inline(always)]
     fn steady(&mut self, sh: &mut Shared, zone: u16, side: Side, buf: &mut [u8], tick: u32) -> bool {
         match Family::lean_read(sh, buf) {
-            // One copy per protocol (and for UDP, per side): its constants
-            // folded in.
-            Some(key) if key.is_udp() && side == Side::Inside => {
-                self.steady_key::<true, true>(sh, zone, side, buf, key, tick)
-            }
-            Some(key) if key.is_udp() => self.steady_key::<true, false>(sh, zone, side, buf, key, tick),
-            Some(key) => self.steady_key::<false, false>(sh, zone, side, buf, key, tick),
+            // One copy per protocol: its constants folded in.
+            Some(key) if key.is_udp() => self.steady_key::<true>(sh, zone, side, buf, key, tick),
+            Some(key) => self.steady_key::<false>(sh, zone, side, buf, key, tick),
             None => false,
         }
     }
 
-    /// Any datagram from inside may be a first one, and that is known only
-    /// once its look-up has missed: with one masquerade rule, start loading
-    /// what [`Family::fresh`] would read for it — the index slot of the
-    /// reply tuple that keeps its port, the record of that port and the
-    /// free entry — alongside the look-up, so that a new flow waits for
-    /// memory once rather than twice. [`Family::steady_key`] skips it for
-    /// a datagram whose flow the lean path rewrote lately (`recent`), so
-    /// that a busy flow does not pay for the guess on every packet.
+    /// [`Family::steady`] for a packet of protocol UDP (`UDP`) or TCP.
     #[inline(always)]
-    fn prefetch_first_datagram(&self, zone: u16, key: LeanKey) {
-        let [rule] = self.masquerade.as_slice() else { return };
-        let Some(outside) = self.pools.get(usize::from(rule.pool)) else { return };
-        let kept_addrs = key.addrs >> 32 | u64::from(u32::from_le_bytes(outside.addr)) << 32;
-        self.table.prefetch(self.table.hasher().v4(zone, packet::UDP, kept_addrs, key.ports.rotate_left(16)));
-        outside.prefetch_port((key.ports >> 16) as u16);
-    }
-
-    /// [`Family::steady`] for a packet of protocol UDP (`UDP`) or TCP;
-    /// `FIRST` for a datagram from inside, which may be a first one.
-    #[inline(always)]
-    fn steady_key<const UDP: bool, const FIRST: bool>(
+    fn steady_key<const UDP: bool>(
         &mut self,
         sh: &mut Shared,
         zone: u16,
@@ -1028,18 +983,11 @@ impl Family<4> {
         let proto = if UDP { packet::UDP } else { TCP };
         let hash = self.table.hasher().v4(zone, proto, key.addrs, key.ports);
         sh.hash = hash;
-        if FIRST && !self.is_recent(hash) {
-            self.prefetch_first_datagram(zone, key);
-        }
         let Some(found) = self.table.find_near(hash, |entry, dir| key.is_in_as::<UDP>(entry, dir, zone)) else {
             sh.handover = Handover::Further;
             return false;
         };
-        let steady = self.steady_at::<UDP>(sh, side, buf, found, tick);
-        if let Some(seen) = self.recent.get_mut((hash as usize) % RECENT).filter(|_| FIRST && steady) {
-            *seen = (hash >> 32) as u32;
-        }
-        steady
+        self.steady_at::<UDP>(sh, side, buf, found, tick)
     }
 
     /// The lean read of the packet in `buf`, or `None` with `sh.handover`
@@ -1202,8 +1150,7 @@ impl Family<4> {
         // record of that port, whose owner decides: start loading the
         // reply's index slot, the record and the free entry at once, so
         // that those misses overlap with each other and (TCP) with the
-        // look-up's. (A datagram's: started already with its look-up by
-        // `Family::prefetch_first_datagram`, unless its tag was recent.)
+        // look-up's.
         let pool = self.masquerade_pool(&src, &dst);
         let outside = match pool {
             Some(pool) => self.pools.get(usize::from(pool)),
@@ -1573,14 +1520,6 @@ impl Nat {
         };
         self.count(verdict);
         verdict
-    }
-
-    /// Whether the IPv4 packet `packet` (from inside, in `zone`) belongs to
-    /// a flow the lean path marked as recent ([`Family::recent`]).
-    #[cfg(test)]
-    pub(crate) fn is_recent_v4(&self, zone: u16, packet: &[u8]) -> bool {
-        packet::peek::<4>(packet)
-            .is_some_and(|(proto, tuple, _)| self.v4.is_recent(self.v4.table.hash(zone, proto, &tuple)))
     }
 
     /// [`Nat::translate`] by the general path alone, the lean one's

@@ -339,8 +339,7 @@ pub(crate) fn rewrite_lean6(buf: &mut [u8], udp: bool, new: &Tuple<16>, deltas: 
     h[8..24].copy_from_slice(&new.src);
     h[24..40].copy_from_slice(&new.dst);
     h[40..44].copy_from_slice(&(u32::from(new.sport) << 16 | u32::from(new.dport)).to_be_bytes());
-    let at = if udp { 46 } else { 56 };
-    if let Some(checksum) = buf.get_mut(at..at + 2).and_then(|c| c.first_chunk_mut::<2>()) {
+    if let Some(checksum) = field(buf, if udp { 46 } else { 56 }) {
         update(checksum, Delta(u64::from(deltas.transport)), udp);
     }
 }

@@ -171,13 +171,7 @@ impl<const N: usize> Pool<N> {
     /// the record of its port.
     #[inline(always)]
     pub(crate) fn prefetch(&self, e: &Endpoint<N>) {
-        self.prefetch_port(e.port);
-    }
-
-    /// Starts loading the record of outside port `port`.
-    #[inline(always)]
-    pub(crate) fn prefetch_port(&self, port: u16) {
-        if let Some(refs) = self.owners.get(usize::from(port) * stride::<N>()) {
+        if let Some(refs) = self.owners.get(usize::from(e.port) * stride::<N>()) {
             crate::sys::prefetch(refs);
         }
     }
