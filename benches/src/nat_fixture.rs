@@ -126,15 +126,15 @@ pub fn flow6(i: u32) -> (Ipv6Addr, u16, Ipv6Addr, u16) {
     (inside, 1024 + (i / 131_072) as u16, peer, 443)
 }
 
-/// An 84-byte IPv6 TCP packet (20 bytes of payload) with `flags` and its
-/// checksum filled.
+/// A 64-byte IPv6 TCP packet (4 bytes of payload), the size of
+/// [`packet`]'s, with `flags` and its checksum filled.
 pub fn packet6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16, flags: u8) -> Vec<u8> {
-    let mut p = vec![0x5a; 84];
+    let mut p = vec![0x5a; 64];
     let ip = ipv6::Repr {
         src_addr: src,
         dst_addr: dst,
         next_header: IpProtocol::Tcp,
-        payload_len: 44,
+        payload_len: 24,
         hop_limit: 64,
         traffic_class: 0,
         flow_label: 0,
@@ -161,7 +161,7 @@ fn fill_tcp(segment: &mut [u8], (src, sport): (IpAddr, u16), (dst, dport): (IpAd
 
 /// [`fill`] for IPv6 flows `0..count`.
 pub fn fill6(nat: &mut Nat, count: u32, now: Instant) {
-    let mut buf = vec![0u8; 84];
+    let mut buf = vec![0u8; 64];
     for i in 0..count {
         let (a, sport, b, dport) = flow6(i);
         for (side, p) in [

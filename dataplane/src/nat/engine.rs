@@ -898,6 +898,30 @@ impl LeanKey {
     }
 }
 
+/// What the IPv6 lean path reads of a packet [`packet::parse_lean6`]
+/// accepted: its addresses as [`Tuple::addr_words`] gives them, its ports
+/// read big-endian, and its protocol (TCP or UDP).
+#[derive(Debug, Clone, Copy)]
+struct LeanKey6 {
+    addrs: [u64; 4],
+    ports: u32,
+    proto: u8,
+}
+
+impl LeanKey6 {
+    /// Whether `entry` has this key (in `zone`) in direction `dir`.
+    #[inline(always)]
+    fn is_in(&self, entry: &Entry<16>, dir: usize, zone: u16) -> bool {
+        let t = &entry.tuples[dir];
+        let [s0, s1, d0, d1] = t.addr_words();
+        let a = &self.addrs;
+        ((s0 ^ a[0]) | (s1 ^ a[1]) | (d0 ^ a[2]) | (d1 ^ a[3]) == 0)
+            & (t.port_word_low() == self.ports.rotate_left(16))
+            & (entry.zone == zone)
+            & (entry.proto == self.proto)
+    }
+}
+
 /// Whether `entry` is a steady connection for a packet from `side` in
 /// direction `dir` at `tick`, one the lean paths rewrite with its stored
 /// deltas: ASSURED set, ORIG_OUTSIDE (or REPLY_OUTSIDE for the reply
@@ -925,18 +949,18 @@ impl Family<16> {
     /// path reads it from the start.
     #[inline(always)]
     fn steady(&mut self, sh: &mut Shared, zone: u16, side: Side, buf: &mut [u8], tick: u32) -> bool {
-        let Some((proto, tuple)) = packet::parse_lean6(buf) else { return false };
-        let hash = self.table.hash(zone, proto, &tuple);
-        let is_key = |entry: &Entry<16>, dir: usize| {
-            (entry.tuples[dir] == tuple) & (entry.zone == zone) & (entry.proto == proto)
-        };
-        let Some(Some((at, dir))) = self.table.find_near(hash, is_key) else { return false };
+        let Some((proto, addrs, ports)) = packet::parse_lean6(buf) else { return false };
+        let key = LeanKey6 { addrs, ports, proto };
+        let hash = self.table.hasher().v6(zone, proto, addrs, ports);
+        // The tag alone here, the key below with the state: one branch.
+        let Some(Some((at, dir))) = self.table.find_near(hash, |_, _| true) else { return false };
         let udp = proto == packet::UDP;
-        let Some(entry) = self.table.get_mut(at).filter(|entry| is_steady(entry, udp, side, dir, tick)) else {
+        let Some(entry) = self.table.get_mut(at) else { return false };
+        if !(key.is_in(entry, dir, zone) & is_steady(entry, udp, side, dir, tick)) {
             return false;
-        };
+        }
         entry.deadline = sh.steady[usize::from(udp)];
-        packet::rewrite_lean6(buf, udp, &entry.tuples[1 - dir].inverse(), entry.deltas[dir]);
+        packet::rewrite_lean6(buf, udp, &entry.tuples[1 - dir], entry.deltas[dir]);
         #[cfg(test)]
         {
             sh.lean += 1;
@@ -1451,13 +1475,32 @@ impl Nat {
     /// else the general one, with the same result.
     #[inline]
     pub fn translate(&mut self, zone: u16, from: Side, packet: &mut [u8], now: Instant) -> Verdict {
-        if self.next_tick_at.is_some_and(|next| now < next)
-            && self.v4.steady(&mut self.shared, zone, from, packet, self.last_tick)
-        {
+        if self.next_tick_at.is_some_and(|next| now < next) {
+            if self.v4.steady(&mut self.shared, zone, from, packet, self.last_tick) {
+                self.shared.stats.translated += 1;
+                return Verdict::Forward;
+            }
+            if let Handover::Unread = self.shared.handover {
+                return self.translate_unread(zone, from, packet);
+            }
+        }
+        self.translate_slow(zone, from, packet, now)
+    }
+
+    /// [`Nat::translate`] for a packet of the current tick that the IPv4
+    /// lean read did not accept: IPv6's lean path for steady connections,
+    /// then the rest as [`Nat::translate_handed`] goes on. Out of line, so
+    /// that `translate` stays small, and reached straight from it, so that
+    /// the common IPv6 packet skips [`Nat::translate_slow`]'s hand-over.
+    #[inline(never)]
+    fn translate_unread(&mut self, zone: u16, from: Side, packet: &mut [u8]) -> Verdict {
+        self.shared.handover = Handover::Fresh;
+        let tick = self.last_tick;
+        if self.v6.steady(&mut self.shared, zone, from, packet, tick) {
             self.shared.stats.translated += 1;
             return Verdict::Forward;
         }
-        self.translate_slow(zone, from, packet, now)
+        self.translate_new(zone, from, packet, Handover::Unread, tick)
     }
 
     /// [`Nat::translate`] for a packet the lean path did not rewrite (as
@@ -1500,6 +1543,12 @@ impl Nat {
                 return Verdict::Forward;
             }
         }
+        self.translate_new(zone, from, packet, handover, tick)
+    }
+
+    /// The lean path for new connections, then the rest.
+    #[inline(always)]
+    fn translate_new(&mut self, zone: u16, from: Side, packet: &mut [u8], handover: Handover, tick: u32) -> Verdict {
         match self.v4.new_lean(&mut self.shared, zone, from, packet, handover) {
             Ok(verdict) => {
                 self.count(verdict);

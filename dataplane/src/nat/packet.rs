@@ -303,9 +303,12 @@ pub(crate) const LEAN6_LEN: usize = 48;
 /// Reads the common IPv6 packet at fixed offsets: no extension header, TCP
 /// without SYN, FIN or RST (any data offset that fits) or UDP, its payload
 /// length within the buffer. For such a packet it returns the protocol and
-/// tuple [`parse`] reads; for anything else `None`, and [`parse`] decides.
+/// the key as words straight from the packet: the addresses as
+/// [`Tuple::addr_words`] gives them and the ports read big-endian (the
+/// source port high), what [`Hasher::v6`](super::table::Hasher::v6) takes.
+/// For anything else `None`, and [`parse`] decides.
 #[inline(always)]
-pub(crate) fn parse_lean6(buf: &[u8]) -> Option<(u8, Tuple<16>)> {
+pub(crate) fn parse_lean6(buf: &[u8]) -> Option<(u8, [u64; 4], u32)> {
     let h = buf.first_chunk::<LEAN6_LEN>()?;
     let end = ipv6::HEADER_LEN + usize::from(u16::from_be_bytes([h[4], h[5]]));
     if h[0] >> 4 != 6 || end > buf.len() {
@@ -322,23 +325,22 @@ pub(crate) fn parse_lean6(buf: &[u8]) -> Option<(u8, Tuple<16>)> {
         UDP if end >= LEAN6_LEN => {}
         _ => return None,
     }
-    let tuple = Tuple {
-        src: get_addr(buf, 8),
-        dst: get_addr(buf, 24),
-        sport: u16::from_be_bytes([h[40], h[41]]),
-        dport: u16::from_be_bytes([h[42], h[43]]),
+    let word = |at: usize| {
+        u64::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3], h[at + 4], h[at + 5], h[at + 6], h[at + 7]])
     };
-    Some((h[6], tuple))
+    let ports = u32::from_be_bytes([h[40], h[41], h[42], h[43]]);
+    Some((h[6], [word(8), word(16), word(24), word(32)], ports))
 }
 
 /// [`rewrite_tracked`] for a packet [`parse_lean6`] read (`udp`: its
-/// protocol is UDP), at fixed offsets.
+/// protocol is UDP), at fixed offsets: its tuple becomes the inverse of
+/// `other`, the tuple of the other direction.
 #[inline(always)]
-pub(crate) fn rewrite_lean6(buf: &mut [u8], udp: bool, new: &Tuple<16>, deltas: Deltas) {
+pub(crate) fn rewrite_lean6(buf: &mut [u8], udp: bool, other: &Tuple<16>, deltas: Deltas) {
     let Some(h) = buf.first_chunk_mut::<LEAN6_LEN>() else { return };
-    h[8..24].copy_from_slice(&new.src);
-    h[24..40].copy_from_slice(&new.dst);
-    h[40..44].copy_from_slice(&(u32::from(new.sport) << 16 | u32::from(new.dport)).to_be_bytes());
+    h[8..24].copy_from_slice(&other.dst);
+    h[24..40].copy_from_slice(&other.src);
+    h[40..44].copy_from_slice(&(u32::from(other.dport) << 16 | u32::from(other.sport)).to_be_bytes());
     if let Some(checksum) = field(buf, if udp { 46 } else { 56 }) {
         update(checksum, Delta(u64::from(deltas.transport)), udp);
     }

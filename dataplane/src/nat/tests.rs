@@ -479,6 +479,73 @@ fn a_udp_flow_on_the_lean_paths_and_again_after_it_expired() {
     assert_eq!(forward(&mut nat, Side::Outside, &datagram(B, 53, X, 5000), 302).dport, 5000);
 }
 
+/// A UDP key: source address and port, destination address and port.
+type UdpKey = (IpAddr, u16, IpAddr, u16);
+
+/// The first two of `keys` whose hashes (under config()'s seed) share
+/// their high 32 bits, the tag by which the index finds a key.
+fn tag_colliding(what: &str, keys: impl Iterator<Item = UdpKey>) -> [UdpKey; 2] {
+    fn tag<const N: usize>(src: [u8; N], sport: u16, dst: [u8; N], dport: u16) -> u32 {
+        let tuple = table::Tuple { src, dst, sport, dport };
+        (table::Hasher::new(config().hash_seed).tuple(0, UDP, &tuple) >> 32) as u32
+    }
+    let mut seen = std::collections::HashMap::new();
+    for key in keys {
+        let t = match key {
+            (IpAddr::V4(s), sp, IpAddr::V4(d), dp) => tag(s.octets(), sp, d.octets(), dp),
+            (IpAddr::V6(s), sp, IpAddr::V6(d), dp) => tag(s.octets(), sp, d.octets(), dp),
+            _ => unreachable!("one family"),
+        };
+        if let Some(&first) = seen.get(&t) {
+            return [first, key];
+        }
+        seen.insert(t, key);
+    }
+    panic!("{what}: no two keys share a tag");
+}
+
+/// A key found by its tag (the high 32 bits of its hash) in the index is
+/// compared whole before a lean path uses its entry: a datagram whose key
+/// shares its tag with an assured flow's starts a connection of its own.
+/// For each part of the key, both families: two keys that differ in it
+/// alone (the tag makes such a pair too rare for any random test to meet).
+#[test]
+fn a_key_that_shares_its_tag_with_a_connection_is_not_taken_for_it() {
+    const N: u32 = 1 << 18;
+    let v4 = |i: u32| IpAddr::V4(Ipv4Addr::from(0x6440_0000 + i));
+    let v6 = |high: u32, low: u32| {
+        IpAddr::V6(Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(high) << 64 | u128::from(low) << 32 | 1))
+    };
+    let inside6 = |i: u32| IpAddr::V6(Ipv6Addr::from(0xfd00_u128 << 112 | u128::from(i) << 16 | 2));
+    let ports = |i: u32| (4000 + (i / 65535) as u16, 1 + (i % 65535) as u16);
+    let cases: [(&str, IpAddr, Vec<UdpKey>); 6] = [
+        ("IPv4 destination", X, (0..N).map(|i| (A, 4000, v4(i), 53)).collect()),
+        ("IPv4 ports", X, (0..N).map(|i| (A, ports(i).0, B, ports(i).1)).collect()),
+        ("IPv6 destination, high half", X6, (0..N).map(|i| (A6, 4000, v6(i, 0), 53)).collect()),
+        ("IPv6 destination, low half", X6, (0..N).map(|i| (A6, 4000, v6(0, i), 53)).collect()),
+        ("IPv6 source", X6, (0..N).map(|i| (inside6(i), 4000, B6, 53)).collect()),
+        ("IPv6 ports", X6, (0..N).map(|i| (A6, ports(i).0, B6, ports(i).1)).collect()),
+    ];
+    for (what, outside, keys) in cases {
+        let mut nat = nat();
+        let datagram = |(src, sport, dst, dport): UdpKey| packet(src, dst, UDP, &udp_datagram(sport, dport, &[7; 20]));
+        let reply = |(_, _, dst, dport): UdpKey, port| datagram((dst, dport, outside, port));
+        let [first, second] = tag_colliding(what, keys.into_iter());
+        assert_eq!(forward(&mut nat, Side::Inside, &datagram(first), 0).sport, first.1, "{what}");
+        forward(&mut nat, Side::Outside, &reply(first, first.1), 1);
+        let lean = nat.lean_count();
+        forward(&mut nat, Side::Inside, &datagram(first), 2);
+        assert_eq!(nat.lean_count(), lean + 1, "{what}: the assured flow takes the lean path");
+        // The other key: a connection of its own, its destination kept.
+        let out = forward(&mut nat, Side::Inside, &datagram(second), 2);
+        assert_eq!((out.src, out.dst, out.dport), (outside, second.2, second.3), "{what}");
+        assert_eq!(nat.lean_count(), lean + 1, "{what}");
+        assert_eq!(nat.connections().count(), 2, "{what}");
+        let back = forward(&mut nat, Side::Outside, &reply(second, out.sport), 3);
+        assert_eq!((back.src, back.dst, back.dport), (second.2, second.0, second.1), "{what}");
+    }
+}
+
 #[test]
 fn the_port_range_runs_out() {
     let mut config = config();
