@@ -210,6 +210,24 @@ fn detached_container_lifecycle() {
     assert!(w.ps_line("web", true).is_none(), "--rm left the container");
 }
 
+/// A `--rm` container whose command ends at once may be gone, record and
+/// all, before `run` first reads its state: `run` then still exits with the
+/// container's code and says nothing. Forty runs each way, so that the
+/// monitor wins that race in some of them.
+#[test]
+fn a_short_rm_container_exits_with_its_code() {
+    let w = world();
+    for round in 0..40 {
+        let ran = w.run(&["run", "--rm", "bb", "sh", "-c", "exit 3"]);
+        assert_eq!((ran.code, ran.stderr.as_str()), (3, ""), "round {round}: {ran}");
+        let ran = w.run(&["run", "--rm", "bb", "true"]);
+        assert_eq!((ran.code, ran.stderr.as_str()), (0, ""), "round {round}: {ran}");
+    }
+    assert_eq!(w.container_dirs(), Vec::<String>::new());
+    assert_eq!(w.runc_list(), Vec::<String>::new());
+    assert_eq!(w.mounts(), Vec::<std::path::PathBuf>::new());
+}
+
 #[test]
 fn stop_sends_term_then_kill() {
     let w = world();

@@ -72,14 +72,18 @@ pub fn launch(store: &ContainerStore, id: &str, attach: Attach) -> Result<Child,
     }
     let mut child = command.spawn().map_err(|e| format!("start the container monitor: {e}"))?;
     loop {
-        let container = store.load(id).map_err(|e| e.to_string())?;
+        // The record goes only after the container ran: a `--rm` one whose
+        // command ended at once, removed by the monitor before this first
+        // looked (or by a `wharf rm -f` meanwhile). The monitor's exit
+        // code is the container's.
+        let Some(container) = load_if_there(store, id)? else { return Ok(child) };
         match container.state.status {
             Status::Running | Status::Exited if container.state.error.is_none() => return Ok(child),
             Status::Starting => {}
             _ => return Err(container.state.error.unwrap_or_else(|| "the container did not start".into())),
         }
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            let container = store.load(id).map_err(|e| e.to_string())?;
+            let Some(container) = load_if_there(store, id)? else { return Ok(child) };
             if container.state.status != Status::Starting {
                 continue;
             }
@@ -90,6 +94,15 @@ pub fn launch(store: &ContainerStore, id: &str, attach: Attach) -> Result<Child,
             ));
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The record of container `id`, or `None` if it is gone.
+fn load_if_there(store: &ContainerStore, id: &str) -> Result<Option<Container>, String> {
+    match store.load(id) {
+        Ok(container) => Ok(Some(container)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -85,7 +85,9 @@ fn link_names(text: &str) -> Vec<String> {
 }
 
 fn missing(error: &str) -> bool {
-    error.contains("Cannot find device") || error.contains("does not exist")
+    // The last: the link was there when looked up and gone when deleted, as
+    // a veth is when the kernel takes it down with its namespace.
+    error.contains("Cannot find device") || error.contains("does not exist") || error.contains("No such device")
 }
 
 impl Links for Iproute2 {
@@ -210,5 +212,20 @@ impl Links for Recording {
 
     fn routes_json(&self) -> Result<String, String> {
         Ok("[]".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_already_gone_is_not_an_error_to_delete() {
+        // What `ip link del` says for a name it cannot find, and for a link
+        // the kernel removed between the lookup and the deletion.
+        assert!(missing("Cannot find device \"veth0\""));
+        assert!(missing("RTNETLINK answers: No such device"));
+        assert!(!missing("RTNETLINK answers: Operation not permitted"));
+        assert!(!missing("RTNETLINK answers: Device or resource busy"));
     }
 }
