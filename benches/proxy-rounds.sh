@@ -8,7 +8,10 @@
 # namespace behind a veth pair (198.51.100.0/24). Two measures:
 #   conns  short TCP connections per second: `proxy-load tcp-serve` as the
 #          server, 32 client threads, a connection per 64-byte request;
-#   bulk   TCP throughput: iperf3, `--streams` parallel streams.
+#   bulk   TCP throughput: iperf3, `--streams` parallel streams; also, per
+#          column, how busy the machine's CPUs were during the transfer (all
+#          processes and the kernel, % of one CPU) and the proxy's own CPU
+#          seconds per GB received (utime + stime from /proc/PID/stat).
 #
 # Usage (as root): benches/proxy-rounds.sh [--measure conns|bulk] [--streams N]
 #                      [--rounds N] [--seconds S] [--wharf-args "FLAGS"]
@@ -87,20 +90,27 @@ measure_at() {
         ip netns exec "$hns" timeout $((seconds + 30)) iperf3 -c "${1%:*}" -p "${1#*:}" -t "$seconds" -P "$streams" -J \
             2>>"$root/rate.log" | python3 -c 'import json, sys
 try:
-    print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))
+    received = json.load(sys.stdin)["end"]["sum_received"]
+    print("%.2f %d" % (received["bits_per_second"] / 1e9, received["bytes"]))
 except (ValueError, KeyError):
     pass' || true
     fi
 }
 
+# CPU time in clock ticks: the whole machine's busy time (user, nice,
+# system, irq, softirq: /proc/stat), and a process's own (utime + stime).
+machine_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+process_cpu() { [ -n "$1" ] && awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
 # Columns: direct, docker, then each build; each with its address.
 columns=(direct docker)
-declare -A at=([direct]=$server:$port)
+declare -A at=([direct]=$server:$port) pid=()
 start_proxy() { # name host-port binary extra-flags
     # shellcheck disable=SC2086 # $4 is a list of flags
     ip netns exec "$hns" "$3" -proto tcp -host-ip 127.0.0.1 -host-port "$2" -container-ip $server \
         -container-port $port $4 3>"$root/$1.ready" >"$root/$1.log" 2>&1 &
-    wait_for "$root/$1.ready" '^0' $! || { echo "proxy-rounds: $1 ($3) did not start" >&2; cat "$root/$1".* >&2; exit 1; }
+    pid[$1]=$!
+    wait_for "$root/$1.ready" '^0' "${pid[$1]}" || { echo "proxy-rounds: $1 ($3) did not start" >&2; cat "$root/$1".* >&2; exit 1; }
     at[$1]=127.0.0.1:$2
 }
 start_proxy docker 10002 "$docker_proxy" ""
@@ -116,14 +126,25 @@ for build in "${builds[@]}"; do
 done
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-declare -A got
+ticks=$(getconf CLK_TCK)
+# Bulk also keeps, per column, the machine's CPU use during the transfer
+# (percent of one CPU) and the proxy's own CPU seconds per GB received.
+declare -A got busy own
 echo "round ${columns[*]}" | tr ' ' '\t'
 for round in $(seq "$rounds"); do
     line=$round
     for column in "${columns[@]}"; do
-        rate=$(measure_at "${at[$column]}")
+        machine0=$(machine_busy) own0=$(process_cpu "${pid[$column]:-}") start=$(date +%s.%N)
+        read -r rate bytes <<<"$(measure_at "${at[$column]}")"
+        machine1=$(machine_busy) own1=$(process_cpu "${pid[$column]:-}") end=$(date +%s.%N)
         got[$column]="${got[$column]:-} ${rate:-0}"
         line+=$'\t'${rate:-failed}
+        if [ "$measure" = bulk ] && [ "${bytes:-0}" -gt 0 ]; then
+            busy[$column]+=" $(awk -v a="$machine0" -v b="$machine1" -v t="$ticks" -v s="$start" -v e="$end" \
+                'BEGIN { printf "%.0f", 100 * (b - a) / t / (e - s) }')"
+            own[$column]+=" $(awk -v a="$own0" -v b="$own1" -v t="$ticks" -v n="$bytes" \
+                'BEGIN { printf "%.3f", (b - a) / t / (n / 1e9) }')"
+        fi
         sleep 0.5
     done
     echo "$line"
@@ -138,9 +159,20 @@ what="Short connections/s" unit="conns/s"
 echo "$what, $rounds interleaved rounds of ${seconds}s, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
     "load average before $load_before, after $load_after"
 echo
-echo "| column | median $unit | ÷ docker-proxy | ÷ direct |"
-echo "|---|---:|---:|---:|"
+if [ "$measure" = bulk ]; then
+    echo "| column | median $unit | ÷ docker-proxy | ÷ direct | machine CPU busy, % of one CPU | proxy CPU s per GB |"
+    echo "|---|---:|---:|---:|---:|---:|"
+else
+    echo "| column | median $unit | ÷ docker-proxy | ÷ direct |"
+    echo "|---|---:|---:|---:|"
+fi
 for column in "${columns[@]}"; do
-    awk -v c="$column" -v m="${med[$column]}" -v d="${med[docker]}" -v r="${med[direct]}" \
-        'BEGIN { printf "| %s | %s | %.2f | %.2f |\n", c, m, (d > 0 ? m / d : 0), (r > 0 ? m / r : 0) }'
+    extra=""
+    if [ "$measure" = bulk ]; then
+        proxy_cpu="—"
+        [ -z "${pid[$column]:-}" ] || proxy_cpu=$(median <<<"${own[$column]:-0}")
+        extra=" $(median <<<"${busy[$column]:-0}") | $proxy_cpu |"
+    fi
+    awk -v c="$column" -v m="${med[$column]}" -v d="${med[docker]}" -v r="${med[direct]}" -v x="$extra" \
+        'BEGIN { printf "| %s | %s | %.2f | %.2f |%s\n", c, m, (d > 0 ? m / d : 0), (r > 0 ? m / r : 0), x }'
 done
