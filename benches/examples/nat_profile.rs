@@ -48,7 +48,8 @@ fn op_new_udp(nat: &mut Nat, buf: &mut [u8], template: &[u8], now: Instant) -> V
 }
 
 /// A datagram from inside of one of 4,096 assured UDP flows taken in
-/// turn: more flows than `Family::recent` holds, so most are not marked.
+/// turn: what an established datagram costs a busy NAT, whose flows are
+/// not all the same one.
 #[inline(never)]
 fn op_many_udp(nat: &mut Nat, buf: &mut [u8], template: &[u8], now: Instant) -> Verdict {
     buf.copy_from_slice(template);

@@ -1469,7 +1469,8 @@ impl Nat {
     ///
     /// The common IPv4 packet of a steady connection within the current
     /// tick takes a lean path (`Family::steady`) that calls nothing; the
-    /// common IPv6 one, a lean path of its own one call further; the
+    /// common IPv6 one, a lean path of its own one call further
+    /// (`Nat::translate_unread`); the
     /// common new connection (a SYN or a first datagram from inside,
     /// masqueraded, its port kept) another (`Family::fresh`); everything
     /// else the general one, with the same result.
@@ -1489,7 +1490,7 @@ impl Nat {
 
     /// [`Nat::translate`] for a packet of the current tick that the IPv4
     /// lean read did not accept: IPv6's lean path for steady connections,
-    /// then the rest as [`Nat::translate_handed`] goes on. Out of line, so
+    /// then the rest ([`Nat::translate_handed`]). Out of line, so
     /// that `translate` stays small, and reached straight from it, so that
     /// the common IPv6 packet skips [`Nat::translate_slow`]'s hand-over.
     #[inline(never)]
@@ -1500,7 +1501,7 @@ impl Nat {
             self.shared.stats.translated += 1;
             return Verdict::Forward;
         }
-        self.translate_new(zone, from, packet, Handover::Unread, tick)
+        self.translate_handed(zone, from, packet, Handover::Unread, tick)
     }
 
     /// [`Nat::translate`] for a packet the lean path did not rewrite (as
@@ -1515,7 +1516,8 @@ impl Nat {
         if let Handover::Fresh = handover {
             return self.translate_tick(zone, from, packet, now);
         }
-        // Past the lean path, the tick was current.
+        // Past the lean path, the tick was current (and a packet the IPv4
+        // lean read refused went to `translate_unread` instead).
         self.translate_handed(zone, from, packet, handover, self.last_tick)
     }
 
@@ -1528,27 +1530,19 @@ impl Nat {
             self.shared.stats.translated += 1;
             return Verdict::Forward;
         }
+        // Not the IPv4 lean read's: the IPv6 one's, perhaps (at the tick
+        // just set, the last one, which that reads).
+        if let Handover::Unread = self.shared.handover {
+            return self.translate_unread(zone, from, packet);
+        }
         let handover = core::mem::take(&mut self.shared.handover);
         self.translate_handed(zone, from, packet, handover, tick)
     }
 
-    /// A packet the lean path for steady connections handed over: the lean
-    /// path for new ones, then the rest.
+    /// A packet the lean paths for steady connections handed over: the
+    /// lean path for new ones, then the rest.
     #[inline(always)]
     fn translate_handed(&mut self, zone: u16, from: Side, packet: &mut [u8], handover: Handover, tick: u32) -> Verdict {
-        // Not the IPv4 lean read's: the IPv6 one's, perhaps.
-        if let Handover::Unread = handover {
-            if self.v6.steady(&mut self.shared, zone, from, packet, tick) {
-                self.shared.stats.translated += 1;
-                return Verdict::Forward;
-            }
-        }
-        self.translate_new(zone, from, packet, handover, tick)
-    }
-
-    /// The lean path for new connections, then the rest.
-    #[inline(always)]
-    fn translate_new(&mut self, zone: u16, from: Side, packet: &mut [u8], handover: Handover, tick: u32) -> Verdict {
         match self.v4.new_lean(&mut self.shared, zone, from, packet, handover) {
             Ok(verdict) => {
                 self.count(verdict);

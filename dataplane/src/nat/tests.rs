@@ -485,15 +485,15 @@ type UdpKey = (IpAddr, u16, IpAddr, u16);
 /// The first two of `keys` whose hashes (under config()'s seed) share
 /// their high 32 bits, the tag by which the index finds a key.
 fn tag_colliding(what: &str, keys: impl Iterator<Item = UdpKey>) -> [UdpKey; 2] {
-    fn tag<const N: usize>(src: [u8; N], sport: u16, dst: [u8; N], dport: u16) -> u32 {
-        let tuple = table::Tuple { src, dst, sport, dport };
-        (table::Hasher::new(config().hash_seed).tuple(0, UDP, &tuple) >> 32) as u32
+    fn tag<const N: usize>(h: &table::Hasher, src: [u8; N], sport: u16, dst: [u8; N], dport: u16) -> u32 {
+        (h.tuple(0, UDP, &table::Tuple { src, dst, sport, dport }) >> 32) as u32
     }
+    let h = table::Hasher::new(config().hash_seed);
     let mut seen = std::collections::HashMap::new();
     for key in keys {
         let t = match key {
-            (IpAddr::V4(s), sp, IpAddr::V4(d), dp) => tag(s.octets(), sp, d.octets(), dp),
-            (IpAddr::V6(s), sp, IpAddr::V6(d), dp) => tag(s.octets(), sp, d.octets(), dp),
+            (IpAddr::V4(s), sp, IpAddr::V4(d), dp) => tag(&h, s.octets(), sp, d.octets(), dp),
+            (IpAddr::V6(s), sp, IpAddr::V6(d), dp) => tag(&h, s.octets(), sp, d.octets(), dp),
             _ => unreachable!("one family"),
         };
         if let Some(&first) = seen.get(&t) {
