@@ -11,13 +11,17 @@
 #   bulk   TCP throughput: iperf3, `--streams` parallel streams; also, per
 #          column, how busy the machine's CPUs were during the transfer (all
 #          processes and the kernel, % of one CPU) and the proxy's own CPU
-#          seconds per GB received (utime + stime from /proc/PID/stat).
+#          seconds per GB received (utime + stime from /proc/PID/stat);
+#          `--reverse`: the server sends (iperf3 -R), as a container
+#          answering a download does.
 #
-# Usage (as root): benches/proxy-rounds.sh [--measure conns|bulk] [--streams N]
-#                      [--rounds N] [--seconds S] [--wharf-args "FLAGS"]
+# Usage (as root): benches/proxy-rounds.sh [--measure conns|bulk] [--streams N] [--reverse]
+#                      [--client-congestion NAME] [--rounds N] [--seconds S] [--wharf-args "FLAGS"]
 #                      ["NAME=WHARF-PROXY-BINARY [FLAGS]" ...]
 #   --measure M           conns (default) or bulk
 #   --streams N           iperf3 streams for bulk (default 1)
+#   --reverse             bulk from the server to the client (default: client to server)
+#   --client-congestion NAME  iperf3's congestion control (-C; default: the system's)
 #   --rounds N            rounds of every column (default 7)
 #   --seconds S           seconds per measurement (default 5)
 #   --wharf-args "FLAGS"  extra flags for every wharf-proxy
@@ -30,7 +34,7 @@ caller_dir=$PWD
 cd "$(dirname "$0")/.."
 
 usage() { sed -n '/^# Usage/,/^# Environment/p' "$0" | sed 's/^# \{0,1\}//' | sed '$d'; }
-rounds=7 seconds=5 wharf_args="" measure=conns streams=1
+rounds=7 seconds=5 wharf_args="" measure=conns streams=1 reverse=() client_cc=()
 builds=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -38,6 +42,8 @@ while [ $# -gt 0 ]; do
         --seconds) [ $# -ge 2 ] || { usage >&2; exit 2; }; seconds=$2; shift ;;
         --measure) [ $# -ge 2 ] || { usage >&2; exit 2; }; measure=$2; shift ;;
         --streams) [ $# -ge 2 ] || { usage >&2; exit 2; }; streams=$2; shift ;;
+        --reverse) reverse=(-R) ;;
+        --client-congestion) [ $# -ge 2 ] || { usage >&2; exit 2; }; client_cc=(-C "$2"); shift ;;
         --wharf-args) [ $# -ge 2 ] || { usage >&2; exit 2; }; wharf_args=$2; shift ;;
         -h | --help) usage; exit 0 ;;
         *=*) builds+=("$1") ;;
@@ -87,7 +93,7 @@ measure_at() {
         [ "${errors:-1}" = 0 ] || echo "proxy-rounds: $1: $out" >&2
         sed -n 's/.*conns_per_s=\([0-9]*\).*/\1/p' <<<"$out"
     else
-        ip netns exec "$hns" timeout $((seconds + 30)) iperf3 -c "${1%:*}" -p "${1#*:}" -t "$seconds" -P "$streams" -J \
+        ip netns exec "$hns" timeout $((seconds + 30)) iperf3 -c "${1%:*}" -p "${1#*:}" -t "$seconds" -P "$streams" "${reverse[@]}" "${client_cc[@]}" -J \
             2>>"$root/rate.log" | python3 -c 'import json, sys
 try:
     received = json.load(sys.stdin)["end"]["sum_received"]
@@ -155,7 +161,7 @@ declare -A med
 for column in "${columns[@]}"; do med[$column]=$(median <<<"${got[$column]}"); done
 echo
 what="Short connections/s" unit="conns/s"
-[ $measure = conns ] || what="TCP bulk, iperf3 with $streams stream(s)" unit="Gbit/s"
+[ $measure = conns ] || what="TCP bulk, iperf3 with $streams stream(s)${reverse[0]:+, server to client}${client_cc[1]:+, iperf3 with ${client_cc[1]}}" unit="Gbit/s"
 echo "$what, $rounds interleaved rounds of ${seconds}s, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
     "load average before $load_before, after $load_after"
 echo

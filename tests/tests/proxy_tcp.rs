@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tests::proxy::{
     connect, expect_closed, in_netns, sock, Pattern, Proxy, StatsPath, TcpServer, Topology, CONTAINER_IP, HOST_IP,
-    PATIENCE,
+    OUTSIDE_IP, PATIENCE,
 };
 use tests::wait_for;
 
@@ -327,4 +327,138 @@ fn drain_gives_up_after_the_drain_timeout() {
         idle.wait(Duration::from_secs(2)).unwrap_or_else(|| panic!("idle proxy ignored SIGINT\n{}", idle.output()));
     assert_eq!(status.code(), Some(0), "{}", idle.output());
     assert!(signalled.elapsed() < Duration::from_secs(2));
+}
+
+/// Each established TCP socket in `ns` as (local, peer, congestion control
+/// algorithm), from `ss -tin`: the algorithm leads the info line that
+/// follows each socket's line.
+fn congestion_of_sockets(ns: &tests::Netns) -> Vec<(String, String, String)> {
+    let out = ns.command("ss", &["-tinH", "state", "established"]).output().expect("run ss");
+    assert!(out.status.success(), "ss: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut sockets = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let info = lines.next().unwrap_or_default();
+        // Without a state column (it was filtered): Recv-Q Send-Q Local Peer.
+        if let [_, _, local, peer, ..] = fields[..] {
+            let algorithm = info.split_whitespace().next().unwrap_or_default();
+            sockets.push((local.to_owned(), peer.to_owned(), algorithm.to_owned()));
+        }
+    }
+    sockets
+}
+
+/// The algorithm of the one socket in `ns` whose local and peer addresses
+/// satisfy `which`; fails the test unless exactly one does.
+fn congestion_where(ns: &tests::Netns, what: &str, which: impl Fn(&str, &str) -> bool) -> String {
+    let sockets = congestion_of_sockets(ns);
+    let found: Vec<_> = sockets.iter().filter(|(local, peer, _)| which(local, peer)).collect();
+    assert_eq!(found.len(), 1, "{what}: want one socket, found {found:?} among {sockets:?}");
+    found[0].2.clone()
+}
+
+/// The proxy's connections within the host — to the container, and from a
+/// client on a loopback address, whether the listener is on a loopback
+/// address (the accepted socket inherits it) or the wildcard (set after
+/// accept) — use `-local-congestion` (default cubic), and a client from
+/// outside keeps the system's; `system` keeps it everywhere; a name the
+/// kernel does not have fails start-up and says what it has. The host
+/// namespace's default is set to reno first, so that neither cubic nor the
+/// machine's own default can pass for it.
+#[test]
+fn connections_within_the_host_use_the_local_congestion_control() {
+    let topo = Topology::new();
+    let available = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_congestion_control").unwrap();
+    assert!(available.split_whitespace().any(|name| name == "cubic"), "this kernel has no cubic: {available}");
+    let sysctl = topo.host.command("sysctl", &["-qw", "net.ipv4.tcp_congestion_control=reno"]).status().unwrap();
+    assert!(sysctl.success(), "set the host namespace's default congestion control to reno");
+    let _server = TcpServer::echo(&topo.container, sock(CONTAINER_IP, 80));
+    let container_side = |_: &str, peer: &str| peer == format!("{CONTAINER_IP}:80");
+    let echo_once = |stream: &mut TcpStream| {
+        stream.write_all(b"ping").unwrap();
+        let mut back = [0u8; 4];
+        stream.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"ping");
+    };
+
+    // The default, on the wildcard: an outside client and a loopback one.
+    {
+        let _proxy = Proxy::start(PROXY, &topo.host, &["-map", "tcp:0.0.0.0:8080:198.51.100.2:80"]);
+        let mut outside = connect(&topo.outside, sock(HOST_IP, 8080)).unwrap();
+        echo_once(&mut outside);
+        let outside_port = outside.local_addr().unwrap().port();
+        assert_eq!(
+            congestion_where(&topo.host, "outside client's accepted socket", |_, peer| {
+                peer == format!("{OUTSIDE_IP}:{outside_port}")
+            }),
+            "reno"
+        );
+        let mut local = connect(&topo.host, sock("127.0.0.1", 8080)).unwrap();
+        echo_once(&mut local);
+        let local_port = local.local_addr().unwrap().port();
+        assert_eq!(
+            congestion_where(&topo.host, "loopback client's accepted socket", |local, peer| {
+                local == "127.0.0.1:8080" && peer == format!("127.0.0.1:{local_port}")
+            }),
+            "cubic"
+        );
+        // The client's own socket is the client's business.
+        assert_eq!(
+            congestion_where(&topo.host, "loopback client's socket", |local, _| local
+                == format!("127.0.0.1:{local_port}")),
+            "reno"
+        );
+        let sockets = congestion_of_sockets(&topo.host);
+        let to_container: Vec<_> = sockets.iter().filter(|(local, peer, _)| container_side(local, peer)).collect();
+        assert_eq!(to_container.len(), 2, "{sockets:?}");
+        assert!(to_container.iter().all(|(_, _, algorithm)| algorithm == "cubic"), "{to_container:?}");
+    }
+
+    // A listener on a loopback address; a name given explicitly.
+    {
+        let _proxy = Proxy::start(
+            PROXY,
+            &topo.host,
+            &["-map", "tcp:127.0.0.1:8081:198.51.100.2:80", "-local-congestion", "cubic"],
+        );
+        let mut local = connect(&topo.host, sock("127.0.0.1", 8081)).unwrap();
+        echo_once(&mut local);
+        let local_port = local.local_addr().unwrap().port();
+        assert_eq!(
+            congestion_where(&topo.host, "accepted socket", |local, peer| local == "127.0.0.1:8081"
+                && peer == format!("127.0.0.1:{local_port}")),
+            "cubic"
+        );
+        assert_eq!(congestion_where(&topo.host, "container side", container_side), "cubic");
+    }
+
+    // `system`: the namespace's default everywhere.
+    {
+        let _proxy = Proxy::start(
+            PROXY,
+            &topo.host,
+            &["-map", "tcp:0.0.0.0:8082:198.51.100.2:80", "-local-congestion", "system"],
+        );
+        let mut local = connect(&topo.host, sock("127.0.0.1", 8082)).unwrap();
+        echo_once(&mut local);
+        let local_port = local.local_addr().unwrap().port();
+        assert_eq!(
+            congestion_where(&topo.host, "accepted socket", |local, peer| local == "127.0.0.1:8082"
+                && peer == format!("127.0.0.1:{local_port}")),
+            "reno"
+        );
+        assert_eq!(congestion_where(&topo.host, "container side", container_side), "reno");
+    }
+
+    let refused = tests::proxy::run_proxy(
+        PROXY,
+        &topo.host,
+        &["-map", "tcp:0.0.0.0:8083:198.51.100.2:80", "-local-congestion", "nosuchcc"],
+        PATIENCE,
+    );
+    assert_eq!(refused.code, Some(1), "{refused}");
+    assert!(refused.stderr.contains("-local-congestion nosuchcc: the kernel refuses it"), "{refused}");
+    assert!(refused.stderr.contains("cubic"), "names what the kernel has: {refused}");
 }

@@ -24,6 +24,25 @@ pub enum Relay {
     Copy,
 }
 
+/// The TCP congestion control of the proxy's connections within the host:
+/// to the container, and from clients on a loopback address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Congestion {
+    /// [`DEFAULT_LOCAL_CONGESTION`] where the kernel lets the proxy set
+    /// it, else the kernel's default.
+    Default,
+    /// The kernel's default (`net.ipv4.tcp_congestion_control`).
+    System,
+    /// This algorithm; start-up fails when the kernel refuses it.
+    Named(String),
+}
+
+/// The congestion control of connections within the host, chosen by
+/// measurement (README, "wharf-proxy"): one that does not pace. A pacing
+/// one (BBR, a common system default) on the proxy's side adds a second
+/// paced sender behind the client's, and the two leave the CPUs idle.
+pub const DEFAULT_LOCAL_CONGESTION: &str = "cubic";
+
 /// What a run of `wharf-proxy` is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -37,6 +56,7 @@ pub struct Options {
     pub proxy_protocol: Option<Version>,
     pub stats_socket: Option<PathBuf>,
     pub tcp_relay: Relay,
+    pub local_congestion: Congestion,
     /// Worker threads for TCP (UDP runs on the first).
     pub threads: usize,
 }
@@ -58,6 +78,7 @@ impl Default for Options {
             proxy_protocol: None,
             stats_socket: None,
             tcp_relay: DEFAULT_RELAY,
+            local_congestion: Congestion::Default,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS),
         }
     }
@@ -101,6 +122,9 @@ Usage of wharf-proxy:
   -udp-max-flows N        most UDP flows at once; the idlest is evicted (default 4096)
   -stats-socket PATH      serve the counters on this unix socket (also on SIGUSR1, to stderr)
   -tcp-relay splice|copy  how TCP bytes move (default splice)
+  -local-congestion NAME  TCP congestion control to the container and for clients on a
+                          loopback address (default cubic when the kernel allows it;
+                          system keeps the kernel's default)
   -threads N              worker threads for TCP connections (default: one per core)
   -v, -version            print the version and exit
 Readiness is written to fd 3 when it is open: \"0\\n\", or \"1\\n\" and the error.
@@ -129,6 +153,7 @@ const FLAGS: &[(&str, Kind)] = &[
     ("udp-max-flows", Kind::Value),
     ("stats-socket", Kind::Value),
     ("tcp-relay", Kind::Value),
+    ("local-congestion", Kind::Value),
     ("threads", Kind::Value),
 ];
 
@@ -218,6 +243,7 @@ where
                     _ => return Err(invalid("use splice or copy".into())),
                 }
             }
+            "local-congestion" => options.local_congestion = parse_congestion(&value).map_err(invalid)?,
             "threads" => {
                 options.threads = match value.parse::<usize>() {
                     Ok(n) if (1..=MAX_THREADS).contains(&n) => n,
@@ -265,6 +291,19 @@ where
         return Err(ArgsError("-proxy-protocol v1 is for TCP only; UDP mappings need v2".into()));
     }
     Ok(Command::Run(options))
+}
+
+/// `system`, or a name the kernel could know: up to 15 letters, digits,
+/// `_` or `-` (its `TCP_CA_NAME_MAX` is 16 with the NUL).
+fn parse_congestion(s: &str) -> Result<Congestion, String> {
+    if s == "system" {
+        return Ok(Congestion::System);
+    }
+    let plausible = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if s.is_empty() || s.len() > 15 || !s.chars().all(plausible) {
+        return Err("give a congestion control algorithm (cubic, reno, bbr...) or system".into());
+    }
+    Ok(Congestion::Named(s.to_owned()))
 }
 
 /// Go's `strconv.ParseBool`.
@@ -395,6 +434,7 @@ mod tests {
         assert_eq!(options.udp_timeout, Duration::from_secs(90));
         assert_eq!(options.udp_max_flows, 4096);
         assert_eq!(options.tcp_relay, DEFAULT_RELAY);
+        assert_eq!(options.local_congestion, Congestion::Default);
         let options = run(&[
             "-map",
             "tcp:127.0.0.1:80:10.0.0.2:80",
@@ -412,6 +452,8 @@ mod tests {
             "copy",
             "-threads",
             "3",
+            "-local-congestion",
+            "reno",
         ]);
         assert_eq!(options.mappings.len(), 2);
         assert_eq!(options.proxy_protocol, Some(Version::V2));
@@ -421,6 +463,9 @@ mod tests {
         assert_eq!(options.stats_socket, Some(PathBuf::from("/run/p.sock")));
         assert_eq!(options.tcp_relay, Relay::Copy);
         assert_eq!(options.threads, 3);
+        assert_eq!(options.local_congestion, Congestion::Named("reno".into()));
+        let system = run(&["-map", "tcp:127.0.0.1:80:10.0.0.2:80", "--local-congestion=system"]);
+        assert_eq!(system.local_congestion, Congestion::System);
         assert_eq!(parse_strs(&["-v"]), Ok(Command::Version));
         assert_eq!(parse_strs(&["--version"]), Ok(Command::Version));
         assert_eq!(parse_strs(&["-h"]), Ok(Command::Help));
@@ -443,6 +488,9 @@ mod tests {
             (&["---x"], "bad flag syntax"),
             (&["-udp-max-flows", "0"], "at least 1"),
             (&["-threads", "0"], "give 1 to 64 threads"),
+            (&["-local-congestion", ""], "invalid value \"\" for flag -local-congestion: give a congestion"),
+            (&["-local-congestion", "cu bic"], "invalid value \"cu bic\" for flag -local-congestion"),
+            (&["-local-congestion", "a_name_far_too_long"], "for flag -local-congestion"),
             (&["-map", "tcp:127.0.0.1:80:10.0.0.2:80", "-use-listen-fd"], "-use-listen-fd goes with"),
             (&["-map", "udp:127.0.0.1:53:10.0.0.2:53", "-proxy-protocol", "v1"], "UDP mappings need v2"),
             (&["-config", "/nonexistent/wharf.conf"], "cannot read /nonexistent/wharf.conf"),

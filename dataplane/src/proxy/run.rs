@@ -24,7 +24,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
-use super::args::Options;
+use super::args::{Congestion, Options, DEFAULT_LOCAL_CONGESTION};
 use super::flows::FlowTable;
 use super::mapping::Protocol;
 use super::proxy_protocol::{Header, Transport};
@@ -57,6 +57,10 @@ pub(crate) enum Listener {
         mapping: usize,
         container: SocketAddr,
         socket: TcpListener,
+        /// Bound to a loopback address, the listener carries the local
+        /// congestion control, and accepted sockets inherit it; otherwise
+        /// a client from a loopback address gets it after `accept`.
+        local_listener: bool,
     },
     Udp(UdpListener),
     /// A UDP port served by worker 0, seen from another worker.
@@ -73,6 +77,9 @@ pub struct Proxy {
     pool: Pool,
     udp: Udp,
     counters: Arc<[Counters]>,
+    /// The congestion control for connections within the host, as
+    /// `-local-congestion` resolved at start-up; `None`: the kernel's.
+    congestion: Option<Box<[u8]>>,
     /// Worker 0 (the main thread) takes the signals; the others have none.
     signals: Option<Signals>,
     stats: Option<(UnixListener, PathBuf)>,
@@ -144,6 +151,7 @@ impl Proxy {
         let registry = poll.registry();
         let signals = Signals::register(registry).map_err(|err| StartError(format!("signal handlers: {err}")))?;
         let waker = Arc::new(Waker::new(registry, WAKE).map_err(|err| StartError(format!("epoll waker: {err}")))?);
+        let congestion = local_congestion(&options.local_congestion)?;
         let mut listeners = Vec::new();
         let mut inherited = if options.use_listen_fd {
             Some(inherited.ok_or_else(|| StartError("-use-listen-fd: no socket was inherited as fd 4".into()))?)
@@ -162,7 +170,11 @@ impl Proxy {
                         let mut socket = socket;
                         register_listener(&poll, &mut socket, token)
                             .map_err(|err| StartError(format!("epoll add {host}: {err}")))?;
-                        listeners.push(Listener::Tcp { mapping: index, container, socket });
+                        let local_listener = congestion.as_deref().is_some_and(|name| {
+                            let bound = socket.local_addr().unwrap_or(host);
+                            is_loopback(bound) && SockRef::from(&socket).set_tcp_congestion(name).is_ok()
+                        });
+                        listeners.push(Listener::Tcp { mapping: index, container, socket, local_listener });
                     }
                     Protocol::Udp => {
                         let socket = match inherited.take() {
@@ -193,6 +205,7 @@ impl Proxy {
         Ok(Proxy {
             counters: (0..options.mappings.len()).map(|_| Counters::default()).collect::<Vec<_>>().into(),
             pool: Pool::new(options.tcp_relay),
+            congestion,
             options,
             poll,
             listeners,
@@ -256,11 +269,11 @@ impl Proxy {
         let mut listeners = Vec::with_capacity(self.listeners.len());
         for (index, listener) in self.listeners.iter().enumerate() {
             listeners.push(match listener {
-                Listener::Tcp { mapping, container, socket } => {
+                Listener::Tcp { mapping, container, socket, local_listener } => {
                     let copy = SockRef::from(socket).try_clone()?;
                     let mut socket = TcpListener::from_std(copy.into());
                     register_listener(&poll, &mut socket, Token(LISTENER_BASE + index))?;
-                    Listener::Tcp { mapping: *mapping, container: *container, socket }
+                    Listener::Tcp { mapping: *mapping, container: *container, socket, local_listener: *local_listener }
                 }
                 Listener::Udp(_) | Listener::Elsewhere => Listener::Elsewhere,
             });
@@ -273,6 +286,7 @@ impl Proxy {
             conns: Vec::new(),
             free_slots: Vec::new(),
             pool: Pool::new(self.options.tcp_relay),
+            congestion: self.congestion.clone(),
             udp: Udp::new(FlowTable::new(1, self.options.udp_timeout), None, FLOW_BASE),
             counters: self.counters.clone(),
             signals: None,
@@ -396,8 +410,10 @@ impl Proxy {
                 }
                 return;
             }
-            let Some(Listener::Tcp { mapping, container, socket }) = self.listeners.get(index) else { return };
-            let (mapping, container) = (*mapping, *container);
+            let Some(Listener::Tcp { mapping, container, socket, local_listener }) = self.listeners.get(index) else {
+                return;
+            };
+            let (mapping, container, local_listener) = (*mapping, *container, *local_listener);
             let (client, peer) = match socket.accept() {
                 Ok(accepted) => accepted,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
@@ -418,6 +434,11 @@ impl Proxy {
                 Err(_) => continue,
             };
             self.counters[mapping].connections.add(1);
+            if let (false, Some(name)) = (local_listener, self.congestion.as_deref()) {
+                if is_loopback(peer) {
+                    let _ = SockRef::from(&client).set_tcp_congestion(name);
+                }
+            }
             let header = self.options.proxy_protocol.map(|version| {
                 let local = client.local_addr().unwrap_or(peer);
                 Header::new(version, Transport::Stream, peer, local)
@@ -444,11 +465,11 @@ impl Proxy {
     /// descriptor is left for it.
     fn connect(&mut self, waiting: Waiting) -> Option<Waiting> {
         let Waiting { listener, mapping, container, client, header } = waiting;
-        let mut server = tcp::connect(container);
+        let mut server = tcp::connect(container, self.congestion.as_deref());
         if server.as_ref().is_err_and(tcp::is_out_of_descriptors) && self.pool.idle() > 0 {
             // Idle pooled pipes hold descriptors a connection needs more.
             self.pool.trim();
-            server = tcp::connect(container);
+            server = tcp::connect(container, self.congestion.as_deref());
         }
         let server = match server {
             Ok(server) => server,
@@ -645,6 +666,47 @@ fn adopt_tcp(fd: OwnedFd) -> Result<TcpListener, StartError> {
     Ok(TcpListener::from_std(socket.into()))
 }
 
+/// The congestion control name to set on connections within the host, from
+/// `-local-congestion`: `None` for `system`, where a new socket already
+/// gets it (the kernel's default), and for the default when the kernel
+/// refuses it (it is not built, or not in
+/// `net.ipv4.tcp_allowed_congestion_control` and the proxy lacks
+/// `CAP_NET_ADMIN`). A name given on the command line that the kernel
+/// refuses fails start-up, saying what it has.
+fn local_congestion(choice: &Congestion) -> Result<Option<Box<[u8]>>, StartError> {
+    let name = match choice {
+        Congestion::System => return Ok(None),
+        Congestion::Default => DEFAULT_LOCAL_CONGESTION,
+        Congestion::Named(name) => name.as_str(),
+    };
+    let probe = Socket::new(Domain::IPV4, Type::STREAM.cloexec(), None)
+        .or_else(|_| Socket::new(Domain::IPV6, Type::STREAM.cloexec(), None))
+        .and_then(|socket| {
+            // The kernel fills the 16 bytes it has for a name with NULs.
+            let current = socket.tcp_congestion()?;
+            if current.split(|&byte| byte == 0).next() == Some(name.as_bytes()) {
+                return Ok(false);
+            }
+            socket.set_tcp_congestion(name.as_bytes()).map(|()| true)
+        });
+    match (probe, choice) {
+        (Ok(true), _) => Ok(Some(name.as_bytes().into())),
+        (Ok(false), _) | (Err(_), Congestion::Default) => Ok(None),
+        (Err(err), _) => {
+            let available = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_congestion_control");
+            Err(StartError(format!(
+                "-local-congestion {name}: the kernel refuses it ({err}); it has: {}",
+                available.as_deref().unwrap_or("?").trim()
+            )))
+        }
+    }
+}
+
+/// A loopback address, IPv4-mapped ones included.
+fn is_loopback(addr: SocketAddr) -> bool {
+    addr.ip().to_canonical().is_loopback()
+}
+
 /// TCP_NODELAY and keepalive. Set on a listener, accepted sockets inherit
 /// them.
 fn set_stream_options(socket: SockRef<'_>) {
@@ -725,6 +787,20 @@ mod tests {
         let err = listen_tcp(addr).unwrap_err();
         assert!(err.0.starts_with(&format!("listen tcp {addr}: bind: ")), "{}", err.0);
         assert!(err.0.contains("in use"), "{}", err.0);
+    }
+
+    #[test]
+    fn local_congestion_resolves_to_what_a_connection_must_set() {
+        let default = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap().tcp_congestion().unwrap();
+        let default = String::from_utf8(default.split(|&byte| byte == 0).next().unwrap().to_vec()).unwrap();
+        assert_eq!(local_congestion(&Congestion::System).unwrap(), None);
+        // What new sockets get anyway needs no system call per connection.
+        assert_eq!(local_congestion(&Congestion::Named(default.clone())).unwrap(), None);
+        let other = if default == "reno" { "cubic" } else { "reno" };
+        assert_eq!(local_congestion(&Congestion::Named(other.into())).unwrap().as_deref(), Some(other.as_bytes()));
+        let err = local_congestion(&Congestion::Named("nosuchcc".into())).unwrap_err();
+        assert!(err.0.starts_with("-local-congestion nosuchcc: the kernel refuses it ("), "{}", err.0);
+        assert!(err.0.contains("reno"), "names what the kernel has: {}", err.0);
     }
 
     #[test]

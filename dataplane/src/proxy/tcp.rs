@@ -132,10 +132,17 @@ pub fn is_out_of_descriptors(err: &io::Error) -> bool {
 
 /// Starts a nonblocking connection to `container` that holds the
 /// handshake's last ACK back for the first bytes sent (see the module
-/// documentation); [`Conn::pump`] sends it alone if there are none.
-pub fn connect(container: SocketAddr) -> io::Result<TcpStream> {
+/// documentation); [`Conn::pump`] sends it alone if there are none. With
+/// `congestion`, the connection uses that congestion control (the
+/// `-local-congestion` the proxy resolved at start-up).
+pub fn connect(container: SocketAddr, congestion: Option<&[u8]>) -> io::Result<TcpStream> {
     let socket = Socket::new(Domain::for_address(container), Type::STREAM.nonblocking().cloexec(), None)?;
     crate::sys::hold_handshake_ack(socket.as_fd())?;
+    if let Some(name) = congestion {
+        // Checked at start-up; should the kernel refuse it now, the
+        // connection keeps the default and carries on.
+        let _ = socket.set_tcp_congestion(name);
+    }
     match socket.connect(&container.into()) {
         Ok(()) => {}
         Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {}
@@ -566,7 +573,7 @@ mod tests {
     fn connect_holds_the_handshake_ack_for_the_first_bytes() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
-        let mut stream = connect(listener.local_addr().unwrap()).unwrap();
+        let mut stream = connect(listener.local_addr().unwrap(), None).unwrap();
         wait_connected(&stream);
         assert!(accept_within(&listener, Duration::from_millis(30)).is_none(), "the ACK went before any byte");
         stream.write_all(b"first bytes").unwrap();
@@ -588,7 +595,7 @@ mod tests {
         let client_peer = std::net::TcpStream::connect(addr).unwrap();
         let client = accept_within(&listener, Duration::from_secs(1)).unwrap();
         client.set_nonblocking(true).unwrap();
-        let server = connect(addr).unwrap();
+        let server = connect(addr, None).unwrap();
         wait_connected(&server);
         let mut conn = Conn::new(0, TcpStream::from_std(client), server, None);
         conn.connected = true;
