@@ -382,6 +382,17 @@ fn connections_within_the_host_use_the_local_congestion_control() {
         stream.read_exact(&mut back).unwrap();
         assert_eq!(&back, b"ping");
     };
+    // A client on 127.0.0.1 through the proxy on `port`, still open, and
+    // the algorithm of the proxy's accepted socket for it.
+    let from_loopback = |port: u16| {
+        let mut client = connect(&topo.host, sock("127.0.0.1", port)).unwrap();
+        echo_once(&mut client);
+        let client_port = client.local_addr().unwrap().port();
+        let accepted = congestion_where(&topo.host, "loopback client's accepted socket", |local, peer| {
+            local == format!("127.0.0.1:{port}") && peer == format!("127.0.0.1:{client_port}")
+        });
+        (client, accepted)
+    };
 
     // The default, on the wildcard: an outside client and a loopback one.
     {
@@ -395,15 +406,9 @@ fn connections_within_the_host_use_the_local_congestion_control() {
             }),
             "reno"
         );
-        let mut local = connect(&topo.host, sock("127.0.0.1", 8080)).unwrap();
-        echo_once(&mut local);
+        let (local, accepted) = from_loopback(8080);
+        assert_eq!(accepted, "cubic");
         let local_port = local.local_addr().unwrap().port();
-        assert_eq!(
-            congestion_where(&topo.host, "loopback client's accepted socket", |local, peer| {
-                local == "127.0.0.1:8080" && peer == format!("127.0.0.1:{local_port}")
-            }),
-            "cubic"
-        );
         // The client's own socket is the client's business.
         assert_eq!(
             congestion_where(&topo.host, "loopback client's socket", |local, _| local
@@ -416,40 +421,15 @@ fn connections_within_the_host_use_the_local_congestion_control() {
         assert!(to_container.iter().all(|(_, _, algorithm)| algorithm == "cubic"), "{to_container:?}");
     }
 
-    // A listener on a loopback address; a name given explicitly.
-    {
-        let _proxy = Proxy::start(
-            PROXY,
-            &topo.host,
-            &["-map", "tcp:127.0.0.1:8081:198.51.100.2:80", "-local-congestion", "cubic"],
-        );
-        let mut local = connect(&topo.host, sock("127.0.0.1", 8081)).unwrap();
-        echo_once(&mut local);
-        let local_port = local.local_addr().unwrap().port();
-        assert_eq!(
-            congestion_where(&topo.host, "accepted socket", |local, peer| local == "127.0.0.1:8081"
-                && peer == format!("127.0.0.1:{local_port}")),
-            "cubic"
-        );
-        assert_eq!(congestion_where(&topo.host, "container side", container_side), "cubic");
-    }
-
-    // `system`: the namespace's default everywhere.
-    {
-        let _proxy = Proxy::start(
-            PROXY,
-            &topo.host,
-            &["-map", "tcp:0.0.0.0:8082:198.51.100.2:80", "-local-congestion", "system"],
-        );
-        let mut local = connect(&topo.host, sock("127.0.0.1", 8082)).unwrap();
-        echo_once(&mut local);
-        let local_port = local.local_addr().unwrap().port();
-        assert_eq!(
-            congestion_where(&topo.host, "accepted socket", |local, peer| local == "127.0.0.1:8082"
-                && peer == format!("127.0.0.1:{local_port}")),
-            "reno"
-        );
-        assert_eq!(congestion_where(&topo.host, "container side", container_side), "reno");
+    // A listener on a loopback address with a name given explicitly, and
+    // `system` (the namespace's default everywhere) on the wildcard.
+    for (listen, choice, want) in [("127.0.0.1:8081", "cubic", "cubic"), ("0.0.0.0:8082", "system", "reno")] {
+        let map = format!("tcp:{listen}:198.51.100.2:80");
+        let _proxy = Proxy::start(PROXY, &topo.host, &["-map", &map, "-local-congestion", choice]);
+        let port = listen.rsplit(':').next().unwrap().parse().unwrap();
+        let (_local, accepted) = from_loopback(port);
+        assert_eq!(accepted, want, "-local-congestion {choice}, accepted socket");
+        assert_eq!(congestion_where(&topo.host, "container side", container_side), want, "-local-congestion {choice}");
     }
 
     let refused = tests::proxy::run_proxy(
