@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Where the CPU time goes during one iperf3 transfer, direct and through
+# wharf-proxy: the proxy-compare.sh topology (client and proxy in a "host"
+# namespace, the iperf3 server in a "container" namespace behind a veth pair),
+# one transfer per column, and for each the throughput, how busy and how idle
+# the machine's CPUs were (/proc/stat), and the CPU time of every task that
+# used more than 0.2 s of it (utime + stime of /proc/*/task/*/stat, which
+# includes the softirq work done in a task's context), and the iperf3
+# client's own, which it reports (it exits before its tasks can be read);
+# the iperf3 task listed is the server. Percentages are of one CPU over the
+# column's whole time, client start-up included.
+#
+# Usage (as root): benches/proxy-cpu-split.sh [--seconds S] [--reverse] [--host-ip IP]
+#                      [--client-congestion NAME] [--wharf-args "FLAGS"] [--binary PATH]
+#                      [COLUMN ...]
+#   --seconds S               length of each transfer (default 8)
+#   --reverse                 the server sends (iperf3 -R)
+#   --host-ip IP              the proxy's listening address (default 127.0.0.1; the client
+#                             connects to 127.0.0.1 either way)
+#   --client-congestion NAME  iperf3's congestion control (-C; default: the system's)
+#   --wharf-args "FLAGS"      extra flags for wharf-proxy, e.g. "-local-congestion system"
+#   --binary PATH             the wharf-proxy to run (default: the `proxy` profile build)
+#   COLUMN                    direct or proxy, in the order to run (default: direct proxy)
+set -euo pipefail
+caller_dir=$PWD
+cd "$(dirname "$0")/.."
+
+usage() { sed -n '/^# Usage/,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
+seconds=8 reverse=() host_ip=127.0.0.1 client_cc=() wharf_args="" binary="" columns=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        --seconds) [ $# -ge 2 ] || { usage >&2; exit 2; }; seconds=$2; shift ;;
+        --reverse) reverse=(-R) ;;
+        --host-ip) [ $# -ge 2 ] || { usage >&2; exit 2; }; host_ip=$2; shift ;;
+        --client-congestion) [ $# -ge 2 ] || { usage >&2; exit 2; }; client_cc=(-C "$2"); shift ;;
+        --wharf-args) [ $# -ge 2 ] || { usage >&2; exit 2; }; wharf_args=$2; shift ;;
+        --binary) [ $# -ge 2 ] || { usage >&2; exit 2; }; binary=$2; shift ;;
+        -h | --help) usage; exit 0 ;;
+        direct | proxy) columns+=("$1") ;;
+        *) echo "proxy-cpu-split: unknown argument $1" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+[ ${#columns[@]} -gt 0 ] || columns=(direct proxy)
+[[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "proxy-cpu-split: --seconds takes a positive number, not $seconds" >&2; exit 2; }
+[ "$(id -u)" = 0 ] || { echo "proxy-cpu-split: run as root (it creates network namespaces)" >&2; exit 1; }
+command -v iperf3 >/dev/null || { echo "proxy-cpu-split: needs iperf3 (apt-get install iperf3)" >&2; exit 1; }
+target=${CARGO_TARGET_DIR:-$PWD/target}
+if [ -z "$binary" ]; then
+    RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --profile proxy --target x86_64-unknown-linux-gnu \
+        -p dataplane --bin wharf-proxy
+    binary="$target/x86_64-unknown-linux-gnu/proxy/wharf-proxy"
+fi
+case $binary in /*) ;; *) binary="$caller_dir/$binary" ;; esac
+[ -x "$binary" ] || { echo "proxy-cpu-split: $binary is not an executable" >&2; exit 1; }
+
+# shellcheck source=benches/proxy-topology.sh
+. benches/proxy-topology.sh
+proxy_topology "cs$$"
+server=198.51.100.2 port=7000 proxy_port=11002
+ip netns exec "$cns" iperf3 -s --forceflush -B $server -p $port >"$root/serve.log" 2>&1 &
+wait_for "$root/serve.log" listening $! || { cat "$root/serve.log" >&2; exit 1; }
+# shellcheck disable=SC2086 # $wharf_args is a list of flags
+ip netns exec "$hns" "$binary" -proto tcp -host-ip "$host_ip" -host-port $proxy_port -container-ip $server \
+    -container-port $port $wharf_args 3>"$root/proxy.ready" >"$root/proxy.log" 2>&1 &
+wait_for "$root/proxy.ready" '^0' $! || { echo "proxy-cpu-split: wharf-proxy did not start" >&2; cat "$root"/proxy.* >&2; exit 1; }
+
+# Every task: "pid/tid ticks name". The name is field 2 in parentheses and
+# may hold spaces; the fields after it are counted from the closing one.
+tasks() {
+    local stat line rest name fields
+    for stat in /proc/[0-9]*/task/[0-9]*/stat; do
+        { read -r line <"$stat"; } 2>/dev/null || continue
+        name=${line#*(} name=${name%) *} rest=${line##*) }
+        read -r -a fields <<<"$rest"
+        # utime and stime are fields 14 and 15; `rest` starts at field 3.
+        stat=${stat%/stat}
+        echo "${stat##*/} $((fields[11] + fields[12])) $name"
+    done
+}
+# Busy (user, nice, system, irq, softirq), idle (idle, iowait) and stolen
+# (a virtual machine's CPU time its host gave to others) ticks.
+machine() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6, $9 }' /proc/stat; }
+ticks=$(getconf CLK_TCK)
+
+echo "iperf3, 1 stream${reverse[0]:+, server to client}${client_cc[1]:+, iperf3 with ${client_cc[1]}}," \
+    "${seconds}s per column; wharf-proxy on $host_ip${wharf_args:+ with $wharf_args};" \
+    "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores"
+for column in "${columns[@]}"; do
+    case $column in direct) to=$server:$port ;; proxy) to=127.0.0.1:$proxy_port ;; esac
+    tasks >"$root/before"
+    read -r busy0 idle0 stolen0 <<<"$(machine)"
+    start=$(date +%s.%N)
+    ip netns exec "$hns" timeout $((seconds + 30)) iperf3 -c "${to%:*}" -p "${to#*:}" -t "$seconds" \
+        "${reverse[@]}" "${client_cc[@]}" -J >"$root/client.json" 2>>"$root/client.log" || true
+    read -r busy1 idle1 stolen1 <<<"$(machine)"
+    end=$(date +%s.%N)
+    tasks >"$root/after"
+    read -r rate client <<<"$(python3 -c 'import json, sys
+try:
+    end = json.load(open(sys.argv[1]))["end"]
+    print("%.2f %.0f" % (end["sum_received"]["bits_per_second"] / 1e9, end["cpu_utilization_percent"]["host_total"]))
+except (ValueError, KeyError):
+    print("failed -")' "$root/client.json")"
+    echo
+    awk -v c="$column" -v r="$rate" -v b=$((busy1 - busy0)) -v i=$((idle1 - idle0)) -v st=$((stolen1 - stolen0)) \
+        -v t="$ticks" -v s="$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')" 'BEGIN { printf "%s: %s Gbit/s; CPUs busy %.0f%%, idle %.0f%%, stolen %.0f%% (of one CPU)\n",
+            c, r, 100 * b / t / s, 100 * i / t / s, 100 * st / t / s }'
+    echo "  ${client}%  iperf3 client (its own report)"
+    awk -v t="$ticks" -v s="$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')" '
+        NR == FNR { was[$1] = $2; next }
+        { used = $2 - ($1 in was ? was[$1] : 0); name = $3; for (f = 4; f <= NF; f++) name = name " " $f
+          if (used > 0.2 * t) printf "  %.0f%%  %s (task %s)\n", 100 * used / t / s, name, $1 }' \
+        "$root/before" "$root/after" | sort -rn
+done
