@@ -240,6 +240,7 @@ def main():
     add("proxy_args", "config", b"# ports\ntcp:0.0.0.0:80:10.0.0.2:80\nudp:0.0.0.0:53:10.0.0.2:53 # dns\n")
     add("proxy_args", "argv-docker", b"-proto\0tcp\0-host-ip\0000.0.0.0\0-host-port\0008080\0-container-ip\000172.17.0.2\0-container-port\00080")
     add("proxy_args", "argv-extensions", b"-map=tcp:127.0.0.1:80:10.0.0.2:80\0-drain-timeout\0001m30s\0-proxy-protocol\0v2")
+    add("proxy_args", "argv-congestion", b"-map=tcp:0.0.0.0:80:10.0.0.2:80\0-local-congestion\0cubic\0--local-congestion=system")
 
     # wharf run's values: -v SPEC (or --volumes-from, a size, --network)
     # first, then NUL-separated --memory-swap, --cpus, --cpu-shares, --pids-limit.
