@@ -25,6 +25,8 @@
 set -euo pipefail
 caller_dir=$PWD
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/proxy-topology.sh
+. benches/proxy-topology.sh
 
 usage() {
     cat <<'EOF'
@@ -65,7 +67,6 @@ plural() { if [ "$1" = 1 ]; then echo "$1 $2"; else echo "$1 ${2}s"; fi; }
 
 # --- tools
 # A path given in the environment is taken from where the script was started.
-absolute() { case $1 in /*) echo "$1" ;; */*) echo "$caller_dir/$1" ;; *) command -v "$1" || echo "$1" ;; esac; }
 docker_proxy=$(absolute "${DOCKER_PROXY:-$(command -v docker-proxy || echo /usr/sbin/docker-proxy)}")
 missing=()
 command -v ip >/dev/null || missing+=(iproute2)
@@ -86,10 +87,7 @@ load="$target/release/proxy-load"
 if [ -n "${WHARF_PROXY:-}" ]; then
     wharf=$(absolute "$WHARF_PROXY")
 else
-    # As shipped (README): static, LTO, panic=abort — the smallest RSS.
-    RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --profile proxy --target x86_64-unknown-linux-gnu \
-        -p dataplane --bin wharf-proxy
-    wharf="$target/x86_64-unknown-linux-gnu/proxy/wharf-proxy"
+    wharf=$(shipped_wharf_proxy)
 fi
 [ -z "$wharf" ] || [ -x "$wharf" ] || { log "proxy-compare: $wharf is not an executable"; exit 1; }
 kinds=(direct docker)
@@ -99,8 +97,6 @@ kinds=(direct docker)
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 # --- namespaces: host (client, proxies) and container (servers), one veth
-# shellcheck source=benches/proxy-topology.sh
-. benches/proxy-topology.sh
 proxy_topology "wp$$"
 
 server=198.51.100.2

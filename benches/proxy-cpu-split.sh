@@ -24,6 +24,8 @@
 set -euo pipefail
 caller_dir=$PWD
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/proxy-topology.sh
+. benches/proxy-topology.sh
 
 usage() { sed -n '/^# Usage/,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 seconds=8 reverse=() host_ip=127.0.0.1 client_cc=() wharf_args="" binary="" columns=()
@@ -45,17 +47,9 @@ done
 [[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "proxy-cpu-split: --seconds takes a positive number, not $seconds" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "proxy-cpu-split: run as root (it creates network namespaces)" >&2; exit 1; }
 command -v iperf3 >/dev/null || { echo "proxy-cpu-split: needs iperf3 (apt-get install iperf3)" >&2; exit 1; }
-target=${CARGO_TARGET_DIR:-$PWD/target}
-if [ -z "$binary" ]; then
-    RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --profile proxy --target x86_64-unknown-linux-gnu \
-        -p dataplane --bin wharf-proxy
-    binary="$target/x86_64-unknown-linux-gnu/proxy/wharf-proxy"
-fi
-case $binary in /*) ;; *) binary="$caller_dir/$binary" ;; esac
+if [ -z "$binary" ]; then binary=$(shipped_wharf_proxy); else binary=$(absolute "$binary"); fi
 [ -x "$binary" ] || { echo "proxy-cpu-split: $binary is not an executable" >&2; exit 1; }
 
-# shellcheck source=benches/proxy-topology.sh
-. benches/proxy-topology.sh
 proxy_topology "cs$$"
 server=198.51.100.2 port=7000 proxy_port=11002
 ip netns exec "$cns" iperf3 -s --forceflush -B $server -p $port >"$root/serve.log" 2>&1 &

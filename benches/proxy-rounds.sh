@@ -32,6 +32,8 @@
 set -euo pipefail
 caller_dir=$PWD
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/proxy-topology.sh
+. benches/proxy-topology.sh
 
 usage() { sed -n '/^# Usage/,/^# Environment/p' "$0" | sed 's/^# \{0,1\}//' | sed '$d'; }
 rounds=7 seconds=5 wharf_args="" measure=conns streams=1 reverse=() client_cc=()
@@ -55,20 +57,15 @@ case $measure in conns | bulk) ;; *) echo "proxy-rounds: --measure is conns or b
 [[ $streams =~ ^[1-9][0-9]*$ ]] || { echo "proxy-rounds: --streams takes a positive number, not $streams" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "proxy-rounds: run as root (it creates network namespaces)" >&2; exit 1; }
 
-absolute() { case $1 in /*) echo "$1" ;; */*) echo "$caller_dir/$1" ;; *) command -v "$1" || echo "$1" ;; esac; }
 docker_proxy=$(absolute "${DOCKER_PROXY:-$(command -v docker-proxy || echo /usr/sbin/docker-proxy)}")
 [ -x "$docker_proxy" ] || { echo "proxy-rounds: no docker-proxy at $docker_proxy (apt-get install docker.io)" >&2; exit 1; }
 target=${CARGO_TARGET_DIR:-$PWD/target}
 cargo build --release -q -p benches --bin proxy-load
 load="$target/release/proxy-load"
 if [ ${#builds[@]} = 0 ]; then
-    RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --profile proxy --target x86_64-unknown-linux-gnu \
-        -p dataplane --bin wharf-proxy
-    builds=("wharf=$target/x86_64-unknown-linux-gnu/proxy/wharf-proxy")
+    builds=("wharf=$(shipped_wharf_proxy)")
 fi
 
-# shellcheck source=benches/proxy-topology.sh
-. benches/proxy-topology.sh
 # shellcheck source=benches/median.sh
 . benches/median.sh
 proxy_topology "wc$$"

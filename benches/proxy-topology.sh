@@ -1,10 +1,25 @@
 # shellcheck shell=bash
-# Sourced by proxy-compare.sh and proxy-rounds.sh: a "host" namespace
+# Sourced by the proxy benches (proxy-compare.sh, proxy-rounds.sh,
+# proxy-cpu-split.sh) from the repository's root: a "host" namespace
 # (client, proxies) and a "container" namespace (servers) joined by one veth
 # (198.51.100.1 and .2), a scratch directory in $root, and a cleanup on exit
 # that stops every process left in the two namespaces (twice over, in case
-# one was being started) and removes them.
-# Usage: proxy_topology TAG   — sets hns, cns and root; wait_for FILE PATTERN PID.
+# one was being started) and removes them; and the wharf-proxy they measure.
+# Usage: proxy_topology TAG   — sets hns, cns and root; wait_for FILE PATTERN PID;
+#        shipped_wharf_proxy  — builds wharf-proxy as shipped, prints its path;
+#        absolute PATH        — PATH from the caller's directory ($caller_dir) or PATH.
+
+# wharf-proxy as shipped (README): static glibc, LTO, panic=abort, its
+# start-up code first — the smallest RSS.
+shipped_wharf_proxy() {
+    RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --profile proxy --target x86_64-unknown-linux-gnu \
+        -p dataplane --bin wharf-proxy
+    echo "${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-gnu/proxy/wharf-proxy"
+}
+
+# A path given relative to where the script was started, absolute; a bare
+# name is looked up on PATH.
+absolute() { case $1 in /*) echo "$1" ;; */*) echo "$caller_dir/$1" ;; *) command -v "$1" || echo "$1" ;; esac; }
 proxy_topology() {
     hns="${1}h"
     cns="${1}c"

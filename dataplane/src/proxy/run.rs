@@ -434,10 +434,9 @@ impl Proxy {
                 Err(_) => continue,
             };
             self.counters[mapping].connections.add(1);
-            if let (false, Some(name)) = (local_listener, self.congestion.as_deref()) {
-                if is_loopback(peer) {
-                    let _ = SockRef::from(&client).set_tcp_congestion(name);
-                }
+            // A listener on a loopback address passed it on already.
+            if let Some(name) = self.congestion.as_deref().filter(|_| !local_listener && is_loopback(peer)) {
+                let _ = SockRef::from(&client).set_tcp_congestion(name);
             }
             let header = self.options.proxy_protocol.map(|version| {
                 let local = client.local_addr().unwrap_or(peer);
