@@ -2,18 +2,20 @@
 # Where the CPU time goes during one iperf3 transfer, direct and through
 # wharf-proxy: the proxy-compare.sh topology (client and proxy in a "host"
 # namespace, the iperf3 server in a "container" namespace behind a veth pair),
-# one transfer per column, and for each the throughput, how busy and how idle
-# the machine's CPUs were (/proc/stat), and the CPU time of every task that
-# used more than 0.2 s of it (utime + stime of /proc/*/task/*/stat, which
-# includes the softirq work done in a task's context), and the iperf3
-# client's own, which it reports (it exits before its tasks can be read);
-# the iperf3 task listed is the server. Percentages are of one CPU over the
-# column's whole time, client start-up included.
+# one transfer per column. For each: the throughput; how busy and how idle
+# the machine's CPUs were (/proc/stat); and for every task that ran or
+# waited to run for more than 5% of the time, from /proc/*/task/*/schedstat
+# and status: its time on a CPU (softirq work done in its context included),
+# its time runnable but waiting in a run queue for a CPU, and its voluntary
+# (it slept) and involuntary (it was preempted) context switches per second.
+# Tasks are read from the second second of the transfer to the one before
+# its last, so that start-up and the end are left out and the client is
+# still there to read. Percentages are of one CPU over that window.
 #
 # Usage (as root): benches/proxy-cpu-split.sh [--seconds S] [--reverse] [--host-ip IP]
 #                      [--client-congestion NAME] [--wharf-args "FLAGS"] [--binary PATH]
 #                      [COLUMN ...]
-#   --seconds S               length of each transfer (default 8)
+#   --seconds S               length of each transfer, at least 3 (default 8)
 #   --reverse                 the server sends (iperf3 -R)
 #   --host-ip IP              the proxy's listening address (default 127.0.0.1; the client
 #                             connects to 127.0.0.1 either way)
@@ -44,7 +46,8 @@ while [ $# -gt 0 ]; do
     shift
 done
 [ ${#columns[@]} -gt 0 ] || columns=(direct proxy)
-[[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "proxy-cpu-split: --seconds takes a positive number, not $seconds" >&2; exit 2; }
+[[ $seconds =~ ^[0-9]+$ ]] && [ "$seconds" -ge 3 ] ||
+    { echo "proxy-cpu-split: --seconds takes a number of at least 3, not $seconds" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "proxy-cpu-split: run as root (it creates network namespaces)" >&2; exit 1; }
 command -v iperf3 >/dev/null || { echo "proxy-cpu-split: needs iperf3 (apt-get install iperf3)" >&2; exit 1; }
 if [ -z "$binary" ]; then binary=$(shipped_wharf_proxy); else binary=$(absolute "$binary"); fi
@@ -53,23 +56,26 @@ if [ -z "$binary" ]; then binary=$(shipped_wharf_proxy); else binary=$(absolute 
 proxy_topology "cs$$"
 server=198.51.100.2 port=7000 proxy_port=11002
 ip netns exec "$cns" iperf3 -s --forceflush -B $server -p $port >"$root/serve.log" 2>&1 &
-wait_for "$root/serve.log" listening $! || { cat "$root/serve.log" >&2; exit 1; }
+serving=$!
+wait_for "$root/serve.log" listening $serving || { cat "$root/serve.log" >&2; exit 1; }
 # shellcheck disable=SC2086 # $wharf_args is a list of flags
 ip netns exec "$hns" "$binary" -proto tcp -host-ip "$host_ip" -host-port $proxy_port -container-ip $server \
     -container-port $port $wharf_args 3>"$root/proxy.ready" >"$root/proxy.log" 2>&1 &
-wait_for "$root/proxy.ready" '^0' $! || { echo "proxy-cpu-split: wharf-proxy did not start" >&2; cat "$root"/proxy.* >&2; exit 1; }
+proxying=$!
+wait_for "$root/proxy.ready" '^0' $proxying || { echo "proxy-cpu-split: wharf-proxy did not start" >&2; cat "$root"/proxy.* >&2; exit 1; }
 
-# Every task: "pid/tid ticks name". The name is field 2 in parentheses and
-# may hold spaces; the fields after it are counted from the closing one.
+# Every task: "pid/tid on-CPU-ns run-queue-ns voluntary involuntary name".
+# The name is field 2 of stat, in parentheses, and may hold spaces.
 tasks() {
-    local stat line rest name fields
-    for stat in /proc/[0-9]*/task/[0-9]*/stat; do
-        { read -r line <"$stat"; } 2>/dev/null || continue
-        name=${line#*(} name=${name%) *} rest=${line##*) }
-        read -r -a fields <<<"$rest"
-        # utime and stime are fields 14 and 15; `rest` starts at field 3.
-        stat=${stat%/stat}
-        echo "${stat##*/} $((fields[11] + fields[12])) $name"
+    local task line name on waited _ voluntary involuntary key value
+    for task in /proc/[0-9]*/task/[0-9]*; do
+        { read -r on waited _ <"$task/schedstat" && read -r line <"$task/stat"; } 2>/dev/null || continue
+        name=${line#*(} name=${name%) *}
+        voluntary=0 involuntary=0
+        while read -r key value; do
+            case $key in voluntary_ctxt_switches:) voluntary=$value ;; nonvoluntary_ctxt_switches:) involuntary=$value ;; esac
+        done <"$task/status" 2>/dev/null || continue
+        echo "${task#/proc/} $on $waited $voluntary $involuntary $name"
     done
 }
 # Busy (user, nice, system, irq, softirq), idle (idle, iowait) and stolen
@@ -82,28 +88,39 @@ echo "iperf3, 1 stream${reverse[0]:+, server to client}${client_cc[1]:+, iperf3 
     "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores"
 for column in "${columns[@]}"; do
     case $column in direct) to=$server:$port ;; proxy) to=127.0.0.1:$proxy_port ;; esac
+    # `ip netns exec` runs iperf3 in its own process: $! is the client.
+    ip netns exec "$hns" iperf3 -c "${to%:*}" -p "${to#*:}" -t "$seconds" "${reverse[@]}" "${client_cc[@]}" -J \
+        >"$root/client.json" 2>>"$root/client.log" &
+    client=$!
+    sleep 1
     tasks >"$root/before"
     read -r busy0 idle0 stolen0 <<<"$(machine)"
     start=$(date +%s.%N)
-    ip netns exec "$hns" timeout $((seconds + 30)) iperf3 -c "${to%:*}" -p "${to#*:}" -t "$seconds" \
-        "${reverse[@]}" "${client_cc[@]}" -J >"$root/client.json" 2>>"$root/client.log" || true
+    sleep $((seconds - 2))
     read -r busy1 idle1 stolen1 <<<"$(machine)"
     end=$(date +%s.%N)
     tasks >"$root/after"
-    read -r rate client <<<"$(python3 -c 'import json, sys
+    wait "$client" || true
+    rate=$(python3 -c 'import json, sys
 try:
-    end = json.load(open(sys.argv[1]))["end"]
-    print("%.2f %.0f" % (end["sum_received"]["bits_per_second"] / 1e9, end["cpu_utilization_percent"]["host_total"]))
+    print("%.2f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"] / 1e9))
 except (ValueError, KeyError):
-    print("failed -")' "$root/client.json")"
+    print("failed")' "$root/client.json")
+    window=$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')
     echo
     awk -v c="$column" -v r="$rate" -v b=$((busy1 - busy0)) -v i=$((idle1 - idle0)) -v st=$((stolen1 - stolen0)) \
-        -v t="$ticks" -v s="$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')" 'BEGIN { printf "%s: %s Gbit/s; CPUs busy %.0f%%, idle %.0f%%, stolen %.0f%% (of one CPU)\n",
+        -v t="$ticks" -v s="$window" 'BEGIN { printf "%s: %s Gbit/s; CPUs busy %.0f%%, idle %.0f%%, stolen %.0f%% (of one CPU)\n",
             c, r, 100 * b / t / s, 100 * i / t / s, 100 * st / t / s }'
-    echo "  ${client}%  iperf3 client (its own report)"
-    awk -v t="$ticks" -v s="$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')" '
-        NR == FNR { was[$1] = $2; next }
-        { used = $2 - ($1 in was ? was[$1] : 0); name = $3; for (f = 4; f <= NF; f++) name = name " " $f
-          if (used > 0.2 * t) printf "  %.0f%%  %s (task %s)\n", 100 * used / t / s, name, $1 }' \
+    echo "  on CPU  waiting  sleeps/s  preempted/s  task"
+    awk -v s="$window" -v client="$client" -v server="$serving" '
+        NR == FNR { on[$1] = $2; waited[$1] = $3; slept[$1] = $4; preempted[$1] = $5; next }
+        $1 in on {
+            name = $6; for (f = 7; f <= NF; f++) name = name " " $f
+            pid = $1; sub("/.*", "", pid); tid = $1; sub(".*/", "", tid)
+            if (pid == client) name = name " client"; else if (pid == server) name = name " server"
+            run = ($2 - on[$1]) / 1e7 / s; queued = ($3 - waited[$1]) / 1e7 / s
+            if (run > 5 || queued > 5)
+                printf "  %5.0f%%  %6.0f%%  %8.0f  %11.0f  %s (task %s)\n", run, queued,
+                    ($4 - slept[$1]) / s, ($5 - preempted[$1]) / s, name, tid }' \
         "$root/before" "$root/after" | sort -rn
 done
