@@ -78,9 +78,6 @@ tasks() {
         echo "${task#/proc/} $on $waited $voluntary $involuntary $name"
     done
 }
-# Busy (user, nice, system, irq, softirq), idle (idle, iowait) and stolen
-# (a virtual machine's CPU time its host gave to others) ticks.
-machine() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6, $9 }' /proc/stat; }
 ticks=$(getconf CLK_TCK)
 
 echo "iperf3, 1 stream${reverse[0]:+, server to client}${client_cc[1]:+, iperf3 with ${client_cc[1]}}," \
@@ -92,13 +89,15 @@ for column in "${columns[@]}"; do
     ip netns exec "$hns" iperf3 -c "${to%:*}" -p "${to#*:}" -t "$seconds" "${reverse[@]}" "${client_cc[@]}" -J \
         >"$root/client.json" 2>>"$root/client.log" &
     client=$!
+    # Each task is read at the same point of both passes over /proc, so
+    # its window is the one from the start of one pass to the other's.
     sleep 1
-    tasks >"$root/before"
-    read -r busy0 idle0 stolen0 <<<"$(machine)"
     start=$(date +%s.%N)
+    read -r busy0 idle0 stolen0 <<<"$(cpu_ticks)"
+    tasks >"$root/before"
     sleep $((seconds - 2))
-    read -r busy1 idle1 stolen1 <<<"$(machine)"
     end=$(date +%s.%N)
+    read -r busy1 idle1 stolen1 <<<"$(cpu_ticks)"
     tasks >"$root/after"
     wait "$client" || true
     rate=$(python3 -c 'import json, sys

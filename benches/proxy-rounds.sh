@@ -100,9 +100,7 @@ except (ValueError, KeyError):
     fi
 }
 
-# CPU time in clock ticks: the whole machine's busy time (user, nice,
-# system, irq, softirq: /proc/stat), and a process's own (utime + stime).
-machine_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+# A process's own CPU time in clock ticks (utime + stime).
 process_cpu() { [ -n "$1" ] && awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 # Columns: direct, docker, then each build; each with its address.
@@ -137,9 +135,11 @@ echo "round ${columns[*]}" | tr ' ' '\t'
 for round in $(seq "$rounds"); do
     line=$round
     for column in "${columns[@]}"; do
-        machine0=$(machine_busy) own0=$(process_cpu "${pid[$column]:-}") start=$(date +%s.%N)
+        read -r machine0 _ <<<"$(cpu_ticks)"
+        own0=$(process_cpu "${pid[$column]:-}") start=$(date +%s.%N)
         read -r rate bytes <<<"$(measure_at "${at[$column]}")"
-        machine1=$(machine_busy) own1=$(process_cpu "${pid[$column]:-}") end=$(date +%s.%N)
+        read -r machine1 _ <<<"$(cpu_ticks)"
+        own1=$(process_cpu "${pid[$column]:-}") end=$(date +%s.%N)
         got[$column]="${got[$column]:-} ${rate:-0}"
         line+=$'\t'${rate:-failed}
         if [ "$measure" = bulk ] && [ "${bytes:-0}" -gt 0 ]; then

@@ -7,7 +7,8 @@
 # one was being started) and removes them; and the wharf-proxy they measure.
 # Usage: proxy_topology TAG   — sets hns, cns and root; wait_for FILE PATTERN PID;
 #        shipped_wharf_proxy  — builds wharf-proxy as shipped, prints its path;
-#        absolute PATH        — PATH from the caller's directory ($caller_dir) or PATH.
+#        absolute PATH        — PATH from the caller's directory ($caller_dir) or PATH;
+#        cpu_ticks            — the machine's busy, idle and stolen CPU time so far.
 
 # wharf-proxy as shipped (README): static glibc, LTO, panic=abort, its
 # start-up code first — the smallest RSS.
@@ -20,6 +21,12 @@ shipped_wharf_proxy() {
 # A path given relative to where the script was started, absolute; a bare
 # name is looked up on PATH.
 absolute() { case $1 in /*) echo "$1" ;; */*) echo "$caller_dir/$1" ;; *) command -v "$1" || echo "$1" ;; esac; }
+
+# The machine's CPU time in clock ticks (getconf CLK_TCK), all CPUs: busy
+# (user, nice, system, irq, softirq), idle (idle, iowait) and stolen (a
+# virtual machine's time its host gave to others), from /proc/stat.
+cpu_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6, $9 }' /proc/stat; }
+
 proxy_topology() {
     hns="${1}h"
     cns="${1}c"
