@@ -7,7 +7,9 @@
 # client and proxies in a "host" namespace, the server in a "container"
 # namespace behind a veth pair (198.51.100.0/24). Two measures:
 #   conns  short TCP connections per second: `proxy-load tcp-serve` as the
-#          server, 32 client threads, a connection per 64-byte request;
+#          server, 32 client threads, a connection per 64-byte request; also,
+#          per column, how busy the machine's CPUs were and the machine's and
+#          the proxy's own CPU microseconds per connection;
 #   bulk   TCP throughput: iperf3, `--streams` parallel streams; also, per
 #          column, how busy the machine's CPUs were during the transfer (all
 #          processes and the kernel, % of one CPU) and the proxy's own CPU
@@ -80,7 +82,8 @@ else
     wait_for "$root/serve.log" listening $! || { cat "$root/serve.log" >&2; exit 1; }
 fi
 
-# One measurement of the column at $1 (host:port): the figure, or nothing.
+# One measurement of the column at $1 (host:port): the figure and what it
+# counted (connections completed, or bytes received), or nothing.
 measure_at() {
     if [ $measure = conns ]; then
         local out errors
@@ -88,7 +91,7 @@ measure_at() {
             --seconds "$seconds" 2>>"$root/rate.log" || true)
         errors=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' <<<"$out")
         [ "${errors:-1}" = 0 ] || echo "proxy-rounds: $1: $out" >&2
-        sed -n 's/.*conns_per_s=\([0-9]*\).*/\1/p' <<<"$out"
+        sed -n 's/.*conns_per_s=\([0-9]*\) completed=\([0-9]*\).*/\1 \2/p' <<<"$out"
     else
         ip netns exec "$hns" timeout $((seconds + 30)) iperf3 -c "${1%:*}" -p "${1#*:}" -t "$seconds" -P "$streams" "${reverse[@]}" "${client_cc[@]}" -J \
             2>>"$root/rate.log" | python3 -c 'import json, sys
@@ -128,25 +131,34 @@ done
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 ticks=$(getconf CLK_TCK)
-# Bulk also keeps, per column, the machine's CPU use during the transfer
-# (percent of one CPU) and the proxy's own CPU seconds per GB received.
-declare -A got busy own
+# Per column, also the machine's CPU use during the measurement (percent of
+# one CPU), and CPU per unit of work: for bulk the proxy's own CPU seconds
+# per GB received; for conns the machine's and the proxy's CPU microseconds
+# per connection completed.
+declare -A got busy own per
 echo "round ${columns[*]}" | tr ' ' '\t'
 for round in $(seq "$rounds"); do
     line=$round
     for column in "${columns[@]}"; do
         read -r machine0 _ <<<"$(cpu_ticks)"
         own0=$(process_cpu "${pid[$column]:-}") start=$(date +%s.%N)
-        read -r rate bytes <<<"$(measure_at "${at[$column]}")"
+        read -r rate count <<<"$(measure_at "${at[$column]}")"
         read -r machine1 _ <<<"$(cpu_ticks)"
         own1=$(process_cpu "${pid[$column]:-}") end=$(date +%s.%N)
         got[$column]="${got[$column]:-} ${rate:-0}"
         line+=$'\t'${rate:-failed}
-        if [ "$measure" = bulk ] && [ "${bytes:-0}" -gt 0 ]; then
+        if [ "${count:-0}" -gt 0 ]; then
             busy[$column]+=" $(awk -v a="$machine0" -v b="$machine1" -v t="$ticks" -v s="$start" -v e="$end" \
                 'BEGIN { printf "%.0f", 100 * (b - a) / t / (e - s) }')"
-            own[$column]+=" $(awk -v a="$own0" -v b="$own1" -v t="$ticks" -v n="$bytes" \
-                'BEGIN { printf "%.3f", (b - a) / t / (n / 1e9) }')"
+            if [ "$measure" = bulk ]; then
+                own[$column]+=" $(awk -v a="$own0" -v b="$own1" -v t="$ticks" -v n="$count" \
+                    'BEGIN { printf "%.3f", (b - a) / t / (n / 1e9) }')"
+            else
+                per[$column]+=" $(awk -v a="$machine0" -v b="$machine1" -v t="$ticks" -v n="$count" \
+                    'BEGIN { printf "%.1f", (b - a) / t * 1e6 / n }')"
+                own[$column]+=" $(awk -v a="$own0" -v b="$own1" -v t="$ticks" -v n="$count" \
+                    'BEGIN { printf "%.1f", (b - a) / t * 1e6 / n }')"
+            fi
         fi
         sleep 0.5
     done
@@ -166,15 +178,17 @@ if [ "$measure" = bulk ]; then
     echo "| column | median $unit | ÷ docker-proxy | ÷ direct | machine CPU busy, % of one CPU | proxy CPU s per GB |"
     echo "|---|---:|---:|---:|---:|---:|"
 else
-    echo "| column | median $unit | ÷ docker-proxy | ÷ direct |"
-    echo "|---|---:|---:|---:|"
+    echo "| column | median $unit | ÷ docker-proxy | ÷ direct | machine CPU busy, % of one CPU | machine CPU µs per connection | proxy CPU µs per connection |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
 fi
 for column in "${columns[@]}"; do
-    extra=""
+    proxy_cpu="—"
+    [ -z "${pid[$column]:-}" ] || proxy_cpu=$(median <<<"${own[$column]:-0}")
+    extra=" $(median <<<"${busy[$column]:-0}") |"
     if [ "$measure" = bulk ]; then
-        proxy_cpu="—"
-        [ -z "${pid[$column]:-}" ] || proxy_cpu=$(median <<<"${own[$column]:-0}")
-        extra=" $(median <<<"${busy[$column]:-0}") | $proxy_cpu |"
+        extra+=" $proxy_cpu |"
+    else
+        extra+=" $(median <<<"${per[$column]:-0}") | $proxy_cpu |"
     fi
     awk -v c="$column" -v m="${med[$column]}" -v d="${med[docker]}" -v r="${med[direct]}" -v x="$extra" \
         'BEGIN { printf "| %s | %s | %.2f | %.2f |%s\n", c, m, (d > 0 ? m / d : 0), (r > 0 ? m / r : 0), x }'
