@@ -148,7 +148,9 @@ pub fn rfc3339(time: std::time::SystemTime) -> String {
     )
 }
 
-/// Parses what [`rfc3339`] writes back to a time.
+/// Parses what [`rfc3339`] writes back to a time; `None` for anything
+/// else, a field out of its range included (a record edited by hand or cut
+/// short must not stop `wharf ps`).
 pub fn parse_rfc3339(text: &str) -> Option<std::time::SystemTime> {
     let (date, time) = text.strip_suffix('Z')?.split_once('T')?;
     let mut date = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
@@ -156,10 +158,19 @@ pub fn parse_rfc3339(text: &str) -> Option<std::time::SystemTime> {
     let (clock, fraction) = time.split_once('.').unwrap_or((time, "0"));
     let mut clock = clock.splitn(3, ':').map(|p| p.parse::<u64>().ok());
     let (h, m, s) = (clock.next()??, clock.next()??, clock.next()??);
+    let in_range = (0..=9999).contains(&year)
+        && (1..=12).contains(&month)
+        && (1..=31).contains(&day)
+        && h < 24
+        && m < 60
+        && s <= 60;
+    if !in_range {
+        return None;
+    }
     let nanos: u32 = format!("{fraction:0<9}").get(..9)?.parse().ok()?;
     let days = days_from_civil(year, month, day);
     let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + m * 60 + s;
-    Some(std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos))
+    std::time::UNIX_EPOCH.checked_add(std::time::Duration::new(secs, nanos))
 }
 
 // Howard Hinnant's civil-calendar algorithms (proleptic Gregorian).
@@ -248,6 +259,28 @@ mod tests {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000000Z");
         assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z"), Some(UNIX_EPOCH + Duration::from_secs(1_709_164_800)));
         assert_eq!(parse_rfc3339("garbage"), None);
+    }
+
+    #[test]
+    fn out_of_range_timestamps_are_refused_not_overflowed() {
+        assert_eq!(
+            parse_rfc3339("9999-12-31T23:59:60.999999999Z"),
+            Some(UNIX_EPOCH + Duration::new(253_402_300_800, 999_999_999))
+        );
+        for bad in [
+            "1970-01-01T00:00:10000000000000000000Z",
+            "1970-01-01T18446744073709551615:00:00Z",
+            "9223372036854775807-01-01T00:00:00Z",
+            "10000-01-01T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-00-10T00:00:00Z",
+            "2026-01-32T00:00:00Z",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01T00:60:00Z",
+            "2026-01-01T00:00:61Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -428,9 +428,16 @@ impl Proxy {
         self.wait(Duration::ZERO).is_none()
     }
 
-    /// How many descriptors the proxy has open (`/proc/PID/fd`).
+    /// How many descriptors the proxy has open (`/proc/PID/fd`). Fails the
+    /// test if the proxy has exited: its directory is gone, or empty for a
+    /// zombie, and a count of 0 would pass any "at most" check.
     pub fn fd_count(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map(|dir| dir.count()).unwrap_or(0)
+        let pid = self.pid();
+        let dir = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap_or_else(|e| panic!("read /proc/{pid}/fd: {e}: the proxy has exited\n{}", self.output()));
+        let count = dir.count();
+        assert!(count > 0, "proxy {pid} holds no descriptors: it has exited\n{}", self.output());
+        count
     }
 
     /// The descriptors the proxy has open, with what they point to.

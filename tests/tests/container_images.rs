@@ -1,8 +1,8 @@
 //! `wharf image import|ls|rm` and `wharf run --rootfs DIR`: an import prints
 //! the sha256 of the tar, is listed, cannot be removed while a container
 //! (even a stopped one) uses it, and is gone after `image rm`; a tar entry
-//! that would land outside the rootfs is refused; an unpacked directory runs
-//! in place.
+//! that would land outside the rootfs is refused, and one through a symlink
+//! to the host lands inside it; an unpacked directory runs in place.
 
 use std::process::Command;
 
@@ -95,8 +95,18 @@ fn import_refuses_entries_outside_the_rootfs() {
          && tar -C a -cf link.tar ./srv && tar -C b -cf file.tar ./srv/esc/pwned && tar -A -f link.tar file.tar",
         outside.display()
     ));
+    let listing = run_timed(Command::new("tar").arg("-tvf").arg(scratch.join("link.tar")), COMMAND_TIMEOUT).stdout;
+    let at = |end: &str| listing.lines().position(|line| line.ends_with(end));
+    let (link, file) = (at(&format!(" ./srv/esc -> {}", outside.display())), at(" ./srv/esc/pwned"));
+    assert!(link.is_some() && link < file, "the tar lacks the symlink, then the file through it:\n{listing}");
     let ran = w.run(&["image", "import", scratch.join("link.tar").to_str().unwrap(), "linked"]);
     assert!(!outside.join("pwned").exists(), "import wrote through a symlink to the host: {ran}");
+    // The symlink is resolved as the container would: the file lands at
+    // that path inside the image's rootfs.
+    assert_eq!(ran.code, 0, "{ran}");
+    let inside = w.root().join("images/linked/rootfs").join(outside.strip_prefix("/").unwrap()).join("pwned");
+    let written = std::fs::read_to_string(&inside).unwrap_or_else(|e| panic!("{}: {e}\n{ran}", inside.display()));
+    assert_eq!(written, "pwned\n");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! `wharf run --network none|host|container:NAME`: `none` (the default) is a
+//! `wharf run --network none|host|container:NAME`: `none` is a
 //! namespace with only `lo`; `host` is wharf's own namespace (here a
 //! namespace the test made, so its interfaces are known); `container:a`
 //! is a's namespace, reachable over 127.0.0.1.
@@ -24,17 +24,27 @@ fn link_names(out: &str) -> Vec<String> {
 
 #[test]
 fn network_none_has_only_lo() {
-    let w = Wharf::new(WHARF);
+    let ns = Netns::new("cnn").unwrap();
+    // A link in wharf's namespace, which a none container must not see.
+    let link = unique_name("dum");
+    let peer = unique_name("dup");
+    ns.ip(&["link", "add", &link, "type", "veth", "peer", "name", &peer]).unwrap();
+    let w = Wharf::new(WHARF).in_netns(&ns);
     busybox_image(&w, "bb");
     let out = w.ok(&["run", "--network", "none", "bb", "ip", "-o", "link"]);
     assert_eq!(link_names(&out), ["lo"], "{out}");
+    // A host container does see it.
+    let out = w.ok(&["run", "--network", "host", "bb", "ip", "-o", "link"]);
+    assert!(link_names(&out).contains(&link), "{link} not seen from the host network:\n{out}");
     // The default is the bridge network: lo and eth0.
     let out = w.ok(&["run", "bb", "ip", "-o", "link"]);
     assert_eq!(link_names(&out), ["eth0", "lo"], "{out}");
-    // Its own namespace, not the caller's.
-    let own = std::fs::read_link("/proc/self/ns/net").unwrap();
+    // Its own namespace, not wharf's.
+    let wharfs = format!("net:[{}]", std::fs::metadata(format!("/run/netns/{}", ns.name())).unwrap().ino());
     let inside = w.ok(&["run", "--network", "none", "bb", "readlink", "/proc/self/ns/net"]);
-    assert_ne!(inside.trim(), own.to_str().unwrap());
+    let inside = inside.trim();
+    assert!(inside.starts_with("net:["), "readlink printed {inside:?}");
+    assert_ne!(inside, wharfs, "a none container is in wharf's namespace");
 }
 
 #[test]

@@ -311,6 +311,7 @@ asyncio.run(main())
     args.extend(["-stats-socket".to_owned(), stats.as_str().to_owned()]);
     let mut proxy = Proxy::start(PROXY, &topo.host, &strs(&args));
     let idle = proxy.fd_count();
+    assert!(idle > 0);
     let mut clients: Vec<Option<TcpStream>> = in_netns(&topo.host, || {
         (0..CLIENTS as u32)
             .map(|id| {

@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use tests::proxy::{
-    sock, tcp_exchange, udp_exchange, udp_socket, Counters, Proxy, StatsPath, TcpServer, Topology, UdpServer,
+    sock, tcp_exchange, udp_exchange, udp_socket, Counters, Proxy, StatsPath, TcpServer, TempPath, Topology, UdpServer,
     CONTAINER_IP, HOST_IP, PATIENCE,
 };
 use tests::wait_for;
@@ -153,4 +153,46 @@ fn sigusr1_prints_the_counters_and_the_proxy_keeps_serving() {
     });
     assert!(printed, "the second SIGUSR1 printed no updated counters:\n{}", proxy.output());
     assert!(proxy.running());
+}
+
+/// `-stats-socket` replaces only a socket nothing answers on: a live one
+/// (another proxy's) and a file that is not a socket are refused on fd 3,
+/// and the file keeps its bytes.
+#[test]
+fn the_stats_socket_replaces_a_stale_socket_and_nothing_else() {
+    let topo = Topology::new();
+    let args = |port: &'static str, stats: &str| {
+        [
+            "-map".to_owned(),
+            format!("tcp:{HOST_IP}:{port}:{CONTAINER_IP}:80"),
+            "-stats-socket".to_owned(),
+            stats.to_owned(),
+        ]
+    };
+    fn strs(args: &[String; 4]) -> Vec<&str> {
+        args.iter().map(String::as_str).collect()
+    }
+
+    let file = TempPath::new("txt");
+    std::fs::write(file.as_str(), "someone's notes\n").unwrap();
+    let (mut refused, said) = Proxy::spawn(PROXY, &topo.host, &strs(&args("6101", file.as_str())), None);
+    assert!(said.starts_with("1\n") && said.contains("is not a socket"), "fd 3 said {said:?}");
+    assert_eq!(refused.wait(PATIENCE).and_then(|s| s.code()), Some(1), "{}", refused.output());
+    assert_eq!(std::fs::read_to_string(file.as_str()).unwrap(), "someone's notes\n");
+
+    let stats = StatsPath::new();
+    let mut first = Proxy::start(PROXY, &topo.host, &strs(&args("6102", stats.as_str())));
+    let (mut second, said) = Proxy::spawn(PROXY, &topo.host, &strs(&args("6103", stats.as_str())), None);
+    assert!(said.starts_with("1\n") && said.contains("served by a running process"), "fd 3 said {said:?}");
+    assert_eq!(second.wait(PATIENCE).and_then(|s| s.code()), Some(1), "{}", second.output());
+    let counters = stats.read().unwrap_or_else(|e| panic!("the first proxy's socket: {e}"));
+    assert_eq!(counters.get(&format!("tcp:{HOST_IP}:6102:{CONTAINER_IP}:80"), "connections"), 0);
+
+    // Killed, the first proxy leaves its socket file behind: stale now.
+    first.signal("KILL");
+    assert!(first.wait(PATIENCE).is_some(), "SIGKILL did not stop the proxy");
+    assert!(std::path::Path::new(stats.as_str()).exists(), "SIGKILL leaves the socket file");
+    let _third = Proxy::start(PROXY, &topo.host, &strs(&args("6104", stats.as_str())));
+    let counters = stats.read().unwrap_or_else(|e| panic!("the third proxy's socket: {e}"));
+    assert_eq!(counters.get(&format!("tcp:{HOST_IP}:6104:{CONTAINER_IP}:80"), "connections"), 0);
 }

@@ -47,7 +47,7 @@ pub struct Request {
 /// Creates the container (status Created, uncommitted) and returns it. The
 /// caller holds the state lock.
 pub fn create(store: &ContainerStore, request: Request) -> Result<Container, String> {
-    let (existing, _) = store.scan().map_err(|e| e.to_string())?;
+    let existing = store.scan().map_err(|e| e.to_string())?.containers;
     let images = ImageStore::new(store.root());
     let volumes = VolumeStore::new(store.root());
 

@@ -143,9 +143,13 @@ pub fn prune(store: &ContainerStore, runtime: &dyn Runtime) -> Result<Vec<String
 /// Takes the state lock.
 pub fn reconcile(store: &ContainerStore, runtime: &dyn Runtime) -> Result<Vec<String>, String> {
     let _lock = store.root().lock().map_err(|e| e.to_string())?;
-    let (containers, broken) = store.scan().map_err(|e| e.to_string())?;
+    let scan = store.scan().map_err(|e| e.to_string())?;
+    let containers = &scan.containers;
     let mut report = Vec::new();
-    for container in &containers {
+    for (id, why) in &scan.unreadable {
+        report.push(format!("left container directory {id} alone: {why}"));
+    }
+    for container in containers {
         let state = &container.state;
         let owner_alive = state.owner.is_some_and(|p| p.alive());
         let monitor_alive = state.monitor.is_some_and(|p| p.alive());
@@ -156,7 +160,7 @@ pub fn reconcile(store: &ContainerStore, runtime: &dyn Runtime) -> Result<Vec<St
             report.push(format!(
                 "cleaned up half-created container {} ({}): the wharf command creating it was killed",
                 container.name,
-                &container.id[..12]
+                container.short_id()
             ));
             continue;
         }
@@ -183,16 +187,16 @@ pub fn reconcile(store: &ContainerStore, runtime: &dyn Runtime) -> Result<Vec<St
             report.push(format!(
                 "container {} ({}) lost its monitor: stopped it and marked it exited",
                 container.name,
-                &container.id[..12]
+                container.short_id()
             ));
         }
     }
-    for id in broken {
-        let dir = store.dir(&id);
+    for id in &scan.half_created {
+        let dir = store.dir(id);
         for mount in rootfs::mounts_under(&dir) {
             Kernel.unmount(&mount).map_err(|e| e.to_string())?;
         }
-        let _ = runtime.delete(&id, true);
+        let _ = runtime.delete(id, true);
         fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
         report.push(format!("removed {}: a container directory without a record", dir.display()));
     }
@@ -204,7 +208,9 @@ pub fn reconcile(store: &ContainerStore, runtime: &dyn Runtime) -> Result<Vec<St
         report.push(format!("removed {}: left by a killed volume change", leftover.display()));
     }
     if store.root().runtime_state().exists() {
-        let known: Vec<&str> = containers.iter().map(|c| c.id.as_str()).collect();
+        // A container whose record does not read is still wharf's.
+        let known: Vec<&str> =
+            containers.iter().map(|c| c.id.as_str()).chain(scan.unreadable.iter().map(|(id, _)| id.as_str())).collect();
         for id in runtime.list().map_err(|e| e.to_string())? {
             if !known.contains(&id.as_str()) {
                 runtime.delete(&id, true).map_err(|e| e.to_string())?;
@@ -325,7 +331,7 @@ mod tests {
         let container = Container {
             rootfs: RootfsSource::Directory("/nonexistent".into()),
             state,
-            ..test_container(&format!("{name:0>64}"), name)
+            ..test_container(&format!("{:0>64}", name.bytes().map(|b| format!("{b:02x}")).collect::<String>()), name)
         };
         fs::create_dir_all(store.dir(&container.id)).unwrap();
         store.save(&container).unwrap();
@@ -363,6 +369,24 @@ mod tests {
         assert!(calls.contains(&format!("delete {} --force", half.id)));
         assert!(calls.contains(&"delete stray --force".to_string()));
         assert!(reconcile(&store, &runtime).unwrap().is_empty(), "a second pass finds nothing");
+    }
+
+    #[test]
+    fn reconcile_leaves_a_record_it_cannot_read_and_its_runtime_container() {
+        let (_scratch, store) = world("unreadable");
+        let id = "e".repeat(64);
+        fs::create_dir_all(store.dir(&id)).unwrap();
+        fs::write(store.dir(&id).join("container.json"), "{\"id\": \"e\", \"future_field\"").unwrap();
+        fs::write(store.dir(&id).join("data"), "kept").unwrap();
+        let runtime = Recording::default();
+        runtime.known.borrow_mut().push(id.clone());
+        fs::create_dir_all(store.root().runtime_state()).unwrap();
+        let report = reconcile(&store, &runtime).unwrap();
+        assert_eq!(report.len(), 1, "{report:?}");
+        assert!(report[0].starts_with(&format!("left container directory {id} alone: ")), "{report:?}");
+        assert_eq!(fs::read_to_string(store.dir(&id).join("data")).unwrap(), "kept");
+        let calls = runtime.calls.borrow().clone();
+        assert!(!calls.iter().any(|call| call.starts_with("delete")), "{calls:?}");
     }
 
     #[test]

@@ -55,6 +55,13 @@ pub struct Container {
     pub state: State,
 }
 
+impl Container {
+    /// The first 12 hex digits of the id, as `docker ps` shows it.
+    pub fn short_id(&self) -> &str {
+        self.id.get(..12).unwrap_or(&self.id)
+    }
+}
+
 /// A container's place on one network: its address there and the names
 /// other containers on that network know it by.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,6 +238,20 @@ fn start_time(pid: u32) -> Option<u64> {
     fields.nth(18)?.parse().ok()
 }
 
+/// What [`ContainerStore::scan`] found in the containers directory.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Every container with a readable record, oldest first.
+    pub containers: Vec<Container>,
+    /// Directories without a record: a `wharf` command creating the
+    /// container was killed before it wrote one (records are written
+    /// whole, so a missing one is the only half-created form).
+    pub half_created: Vec<String>,
+    /// Directories whose record is there but does not read (edited by
+    /// hand, written by another version), and why: nothing removes these.
+    pub unreadable: Vec<(String, String)>,
+}
+
 /// The containers under `WHARF_ROOT/containers`.
 #[derive(Debug, Clone)]
 pub struct ContainerStore {
@@ -276,34 +297,45 @@ impl ContainerStore {
         state::write_json(&self.record(&container.id), container)
     }
 
+    /// The record of container `id`; refused (`InvalidData`) unless it is
+    /// the record of that id, 64 hex digits, as wharf writes them.
     pub fn load(&self, id: &str) -> io::Result<Container> {
-        state::read_json(&self.record(id))
+        let path = self.record(id);
+        let container: Container = state::read_json(&path)?;
+        let well_formed =
+            container.id.len() == 64 && container.id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if container.id != id || !well_formed {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: the record's id {:?} is not its directory's", path.display(), container.id),
+            ));
+        }
+        Ok(container)
     }
 
-    /// Every container with a readable record, oldest first, and the ids of
-    /// directories whose record is missing or unreadable (half-created).
-    pub fn scan(&self) -> io::Result<(Vec<Container>, Vec<String>)> {
-        let mut containers = Vec::new();
-        let mut broken = Vec::new();
+    /// Every container directory, by what its record says (see [`Scan`]).
+    pub fn scan(&self) -> io::Result<Scan> {
+        let mut scan = Scan::default();
         let entries = match fs::read_dir(self.root.containers()) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((containers, broken)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(scan),
             Err(e) => return Err(e),
         };
         for entry in entries {
             let id = entry?.file_name().to_string_lossy().into_owned();
             match self.load(&id) {
-                Ok(container) => containers.push(container),
-                Err(_) => broken.push(id),
+                Ok(container) => scan.containers.push(container),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => scan.half_created.push(id),
+                Err(e) => scan.unreadable.push((id, e.to_string())),
             }
         }
-        containers.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
-        Ok((containers, broken))
+        scan.containers.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
+        Ok(scan)
     }
 
     /// Every container, oldest first.
     pub fn list(&self) -> io::Result<Vec<Container>> {
-        Ok(self.scan()?.0)
+        Ok(self.scan()?.containers)
     }
 
     /// Finds a container by name, full id or unique id prefix.
@@ -406,8 +438,38 @@ mod tests {
         fs::create_dir_all(store.dir(&c.id)).unwrap();
         fs::create_dir_all(store.dir("broken")).unwrap();
         store.save(&c).unwrap();
-        let (found, broken) = store.scan().unwrap();
-        assert_eq!(found, vec![c]);
-        assert_eq!(broken, vec!["broken".to_string()]);
+        let scan = store.scan().unwrap();
+        assert_eq!(scan.containers, vec![c]);
+        assert_eq!(scan.half_created, vec!["broken".to_string()]);
+        assert!(scan.unreadable.is_empty());
+    }
+
+    #[test]
+    fn a_record_that_does_not_read_is_set_aside_not_taken_for_half_created() {
+        let scratch = state::Scratch::new("unreadable");
+        let store = ContainerStore::new(&scratch.root());
+        let good = test_container(&"a".repeat(64), "good");
+        fs::create_dir_all(store.dir(&good.id)).unwrap();
+        store.save(&good).unwrap();
+        // Not JSON; a record whose id is short (`wharf ps` prints id[..12]);
+        // one whose id is another directory's.
+        let garbled = "b".repeat(64);
+        fs::create_dir_all(store.dir(&garbled)).unwrap();
+        fs::write(store.record(&garbled), "{\"id\": ").unwrap();
+        let short = test_container("c0ffee", "short");
+        fs::create_dir_all(store.dir(&short.id)).unwrap();
+        state::write_json(&store.record(&short.id), &short).unwrap();
+        let moved = "d".repeat(64);
+        fs::create_dir_all(store.dir(&moved)).unwrap();
+        state::write_json(&store.record(&moved), &good).unwrap();
+
+        let scan = store.scan().unwrap();
+        assert_eq!(scan.containers, vec![good]);
+        assert!(scan.half_created.is_empty(), "{:?}", scan.half_created);
+        let mut ids: Vec<&str> = scan.unreadable.iter().map(|(id, _)| id.as_str()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, [garbled.as_str(), "c0ffee", moved.as_str()]);
+        let why = &scan.unreadable.iter().find(|(id, _)| id == "c0ffee").unwrap().1;
+        assert!(why.contains("is not its directory's"), "{why}");
     }
 }

@@ -35,7 +35,7 @@ pub fn status_text(container: &Container) -> String {
 pub fn ps(containers: &[Container], all: bool, quiet: bool) -> String {
     let shown: Vec<&Container> = containers.iter().rev().filter(|c| all || c.state.status.is_up()).collect();
     if quiet {
-        return shown.iter().map(|c| format!("{}\n", &c.id[..12])).collect();
+        return shown.iter().map(|c| format!("{}\n", c.short_id())).collect();
     }
     let mut rows = vec![[
         "CONTAINER ID".to_string(),
@@ -51,7 +51,7 @@ pub fn ps(containers: &[Container], all: bool, quiet: bool) -> String {
             command = format!("{}…", command.chars().take(19).collect::<String>());
         }
         rows.push([
-            c.id[..12].to_string(),
+            c.short_id().to_string(),
             c.rootfs.display(),
             format!("\"{command}\""),
             format!("{} ago", human_duration(since(Some(&c.created)))),
@@ -290,7 +290,7 @@ pub fn stats(containers: &[Container]) -> String {
         let limit = after.limit.min(host_memory);
         let percent = if limit > 0 { after.memory as f64 / limit as f64 * 100.0 } else { 0.0 };
         rows.push([
-            container.id[..12].to_string(),
+            container.short_id().to_string(),
             container.name.clone(),
             format!("{cpu:.2}%"),
             format!("{} / {}", human_bytes(after.memory), human_bytes(limit)),

@@ -172,7 +172,7 @@ impl<'a> BridgeStage<'a> {
         let id = &self.container.id;
         let run_dir = self.root.dir().join("run");
         fs::create_dir_all(&run_dir).map_err(|e| format!("create {}: {e}", run_dir.display()))?;
-        let socket = run_dir.join(format!("proxy-{}.sock", &id[..12]));
+        let socket = run_dir.join(format!("proxy-{}.sock", self.container.short_id()));
         let _ = fs::remove_file(&socket);
         let log_path = self.root.containers().join(id).join("proxy.log");
         let log = fs::File::create(&log_path).map_err(|e| format!("create {}: {e}", log_path.display()))?;

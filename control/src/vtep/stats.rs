@@ -21,22 +21,15 @@ pub struct StatsServer {
 }
 
 impl StatsServer {
-    /// Binds `path`, replacing a stale socket left by a VTEP that is gone;
-    /// refuses if another VTEP still answers there.
+    /// Binds `path`, replacing a stale socket left by a runner that is
+    /// gone; refuses if another still answers there, or if `path` is a file
+    /// that is not a socket.
     pub fn bind(path: &Path) -> io::Result<StatsServer> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| io::Error::new(e.kind(), format!("create {}: {e}", dir.display())))?;
         }
-        if path.exists() {
-            if UnixStream::connect(path).is_ok() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    format!("{} is served by a running VTEP", path.display()),
-                ));
-            }
-            std::fs::remove_file(path)?;
-        }
+        dataplane::sys::socket_path::claim_socket_path(path)?;
         let listener =
             UnixListener::bind(path).map_err(|e| io::Error::new(e.kind(), format!("bind {}: {e}", path.display())))?;
         listener.set_nonblocking(true)?;
@@ -95,6 +88,11 @@ mod tests {
         drop(server);
         assert!(!path.exists());
         assert!(fetch(&path).unwrap_err().to_string().contains("is `wharf vtep` running?"));
+        // A mistyped --stats-socket that names somebody's file is refused.
+        let file = dir.join("notes.txt");
+        std::fs::write(&file, "keep").unwrap();
+        assert!(StatsServer::bind(&file).unwrap_err().to_string().contains("is not a socket"));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -139,6 +139,10 @@ fn header_checksum_ok(header: &[u8]) -> bool {
     }
 }
 
+/// The inverse of 0xffff modulo 2^64: multiplying by it divides a multiple
+/// of 0xffff exactly (see [`fixed_header_checksum_ok`]).
+const INVERSE_OF_FFFF: u64 = 0xfffe_fffe_fffe_ffff;
+
 /// [`header_checksum_ok`] for a header without options, in one pass and
 /// without the fold: the header summed as two 64-bit words and a 32-bit
 /// one with end-around carries, then tested for a multiple of 0xffff.
@@ -162,7 +166,7 @@ fn fixed_header_checksum_ok(h: &[u8; 20]) -> bool {
     // `sum % 0xffff == 0` as one multiply: by the inverse of 0xffff modulo
     // 2^64, the multiples of 0xffff (and only they) land at or below
     // u64::MAX / 0xffff.
-    sum != 0 && sum.wrapping_mul(0xfffe_fffe_fffe_ffff) <= u64::MAX / 0xffff
+    sum != 0 && sum.wrapping_mul(INVERSE_OF_FFFF) <= u64::MAX / 0xffff
 }
 
 /// Reads an IP packet of the family `N` at the start of `buf`: its header
@@ -909,7 +913,7 @@ mod tests {
             }
             headers.push(h);
         }
-        assert_eq!(0xffffu64.wrapping_mul(0xfffe_fffe_fffe_ffff), 1);
+        assert_eq!(0xffffu64.wrapping_mul(INVERSE_OF_FFFF), 1, "not the inverse of 0xffff");
         for h in headers {
             let wire = ipv4::Packet::new_unchecked(&h[..]).verify_checksum();
             assert_eq!(fixed_header_checksum_ok(&h), wire, "{h:02x?}");

@@ -315,8 +315,22 @@ fn parse_bool(s: &str) -> Result<bool, String> {
     }
 }
 
-/// A Go duration (`300ms`, `1m30s`, `1.5h`), or a bare number of seconds.
+/// The longest duration Go's `time.Duration` holds (`math.MaxInt64`
+/// nanoseconds, about 292 years): longer ones are refused, as Go refuses
+/// them, and every deadline the proxy adds one to stays representable.
+pub const MAX_DURATION: Duration = Duration::from_nanos(i64::MAX as u64);
+
+/// A Go duration (`300ms`, `1m30s`, `1.5h`), or a bare number of seconds;
+/// at most [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let duration = parse_unbounded_duration(s)?;
+    if duration > MAX_DURATION {
+        return Err(format!("{s:?} is longer than the longest duration, 2562047h47m16.854775807s"));
+    }
+    Ok(duration)
+}
+
+fn parse_unbounded_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("{s:?} is not a duration (like 300ms, 5s, 1m30s)");
     if let Ok(seconds) = s.parse::<u64>() {
         return Ok(Duration::from_secs(seconds));
@@ -346,9 +360,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(total).map_err(|_| bad())
 }
 
+/// The largest `-config` file read: some 100,000 mappings. A path to
+/// something endless (`/dev/zero`) gets an error, not all the memory.
+const MAX_CONFIG_BYTES: u64 = 8 << 20;
+
 /// Reads mapping SPECs from a file: one per line, `#` comments.
 fn read_config(path: &str) -> Result<Vec<Mapping>, String> {
-    let text = std::fs::read_to_string(path).map_err(|err| format!("cannot read {path}: {err}"))?;
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text))
+        .map_err(|err| format!("cannot read {path}: {err}"))?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(format!("{path} is larger than {} MiB; is it a mapping file?", MAX_CONFIG_BYTES >> 20));
+    }
     parse_config(&text)
 }
 
@@ -511,6 +536,28 @@ mod tests {
         for bad in ["", "s", "5x", "-5s", "1..2s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn durations_stop_where_go_stops() {
+        // math.MaxInt64 nanoseconds is 9,223,372,036.854775807 s.
+        assert_eq!(parse_duration("9223372036"), Ok(Duration::from_secs(9_223_372_036)));
+        assert_eq!(parse_duration("2562047h"), Ok(Duration::from_secs(2_562_047 * 3600)));
+        for long in ["9223372037", "2562048h", "10000000000000000000", "18446744073709551615", "3000000000000000h"] {
+            let err = parse_duration(long).unwrap_err();
+            assert!(err.contains("longer than the longest duration"), "{long}: {err}");
+        }
+        let err =
+            parse_strs(&["-map", "udp:127.0.0.1:53:10.0.0.2:53", "-udp-timeout", "10000000000000000000"]).unwrap_err();
+        assert!(err.0.contains("udp-timeout") && err.0.contains("longest duration"), "{err:?}");
+    }
+
+    #[test]
+    fn an_endless_config_is_refused() {
+        let err = parse_strs(&["-config", "/dev/zero"]).unwrap_err();
+        assert!(err.0.contains("/dev/zero is larger than 8 MiB"), "{err:?}");
+        let err = parse_strs(&["-config", "/nonexistent/wharf.conf"]).unwrap_err();
+        assert!(err.0.contains("cannot read /nonexistent/wharf.conf"), "{err:?}");
     }
 
     #[test]

@@ -135,9 +135,10 @@ impl<K: Hash + Eq + Copy, V> FlowTable<K, V> {
         self.remove(oldest)
     }
 
-    /// When the oldest flow expires, if there is one.
+    /// When the oldest flow expires, if there is one and its expiry is a
+    /// time the clock can hold (a timeout that long never expires).
     pub fn next_expiry(&self) -> Option<Instant> {
-        (self.oldest != NIL).then(|| self.slots[self.oldest].last_used + self.timeout)
+        (self.oldest != NIL).then(|| self.slots[self.oldest].last_used.checked_add(self.timeout)).flatten()
     }
 
     fn unlink(&mut self, id: usize) {
@@ -230,12 +231,22 @@ mod tests {
             }
         }
         assert!(table.slots.len() <= 64, "slots are reused");
-        let mut last = None;
+        // Every removed key came back in the round after; the last round
+        // touched all 64 in key order.
+        let mut evicted = Vec::new();
         while let Some((key, _)) = table.evict_idlest() {
-            if let Some(previous) = last {
-                assert!(key > previous, "oldest first");
-            }
-            last = Some(key);
+            evicted.push(key);
         }
+        assert_eq!(evicted, (0..64).collect::<Vec<u64>>(), "oldest first");
+    }
+
+    #[test]
+    fn a_timeout_past_the_clock_never_expires() {
+        let t0 = Instant::now();
+        let mut table = FlowTable::new(2, Duration::MAX);
+        table.insert(1u8, (), t0).unwrap();
+        assert_eq!(table.next_expiry(), None);
+        assert_eq!(table.pop_expired(t0 + Duration::from_secs(1 << 40)), None);
+        assert_eq!(table.len(), 1);
     }
 }

@@ -24,7 +24,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
-use super::args::{Congestion, Options, DEFAULT_LOCAL_CONGESTION};
+use super::args::{Congestion, Options, DEFAULT_LOCAL_CONGESTION, MAX_DURATION};
 use super::flows::FlowTable;
 use super::mapping::Protocol;
 use super::proxy_protocol::{Header, Transport};
@@ -346,7 +346,7 @@ impl Proxy {
                             // A second signal: stop now.
                             return Ok(Stop::Now);
                         }
-                        let deadline = now + self.options.drain_timeout;
+                        let deadline = now + self.options.drain_timeout.min(MAX_DURATION);
                         *self.control.drain_deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
                         draining = Some(deadline);
                         self.stop_listening();
@@ -745,12 +745,10 @@ fn sctp_error(host: SocketAddr) -> StartError {
     }
 }
 
-/// The stats socket; a stale socket file from an earlier run is replaced.
+/// The stats socket; a stale socket file from an earlier run is replaced,
+/// and a live one or a file that is not a socket is refused.
 fn bind_stats(path: &PathBuf) -> Result<UnixListener, StartError> {
-    use std::os::unix::fs::FileTypeExt;
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
-        let _ = std::fs::remove_file(path);
-    }
+    crate::sys::socket_path::claim_socket_path(path).map_err(|err| StartError(format!("stats socket: {err}")))?;
     UnixListener::bind(path).map_err(|err| StartError(format!("stats socket {}: bind: {err}", path.display())))
 }
 

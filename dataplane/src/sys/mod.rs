@@ -46,6 +46,7 @@ pub mod packet;
 pub mod poll;
 pub mod prefetch;
 pub mod process;
+pub mod socket_path;
 pub mod splice;
 pub mod tap;
 pub mod udp;

@@ -175,13 +175,31 @@ mod tests {
         let h = hash(&arp);
         arp[11] = 2;
         assert_ne!(h, hash(&arp));
-        // A truncated IPv4 header falls back to the MACs rather than failing;
-        // an IHL past the end hashes without ports.
-        let tcp = tcp_frame(1);
-        let _ = hash(&tcp[..20]);
+        // A truncated IPv4 header (19 of 20 bytes) falls back to the MACs
+        // rather than failing: the addresses in it do not count, the MACs do.
+        let truncated = &tcp_frame(1)[..33];
+        let h = hash(truncated);
+        assert_eq!(h, hash(&truncated[..14]), "only the Ethernet header is hashed");
+        let mut other_src = truncated.to_vec();
+        other_src[29] = 9;
+        assert_eq!(h, hash(&other_src));
+        let mut other_mac = truncated.to_vec();
+        other_mac[5] = 3;
+        assert_ne!(h, hash(&other_mac));
+        // An IHL past the end hashes the addresses without ports: the bytes
+        // where the ports were do not count, the addresses do, the MACs not.
         let mut long_ihl = tcp_frame(1);
         long_ihl[14] = 0x4f;
-        let _ = hash(&long_ihl[..40]);
+        let h = hash(&long_ihl[..40]);
+        let mut other_ports = long_ihl;
+        other_ports[34..38].copy_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(h, hash(&other_ports[..40]));
+        let mut other_mac = long_ihl;
+        other_mac[5] = 3;
+        assert_eq!(h, hash(&other_mac[..40]));
+        let mut other_dst = long_ihl;
+        other_dst[33] = 9;
+        assert_ne!(h, hash(&other_dst[..40]));
         // A later fragment has no ports: every fragment of a datagram hashes
         // alike.
         let mut frag = tcp_frame(1);
