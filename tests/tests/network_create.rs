@@ -314,3 +314,36 @@ fn rm_is_refused_while_a_container_is_attached_and_prune_keeps_used_networks() {
     let names: Vec<&str> = rows.keys().map(String::as_str).collect();
     assert_eq!(names, ["bridge", "host", "none", "used"], "{rows:?}");
 }
+
+/// `-o com.docker.network.bridge.name=BR` naming a bridge that is already
+/// there: the network uses it and `network rm` leaves it, as Docker leaves
+/// a bridge it did not create; a bridge wharf made goes with its network;
+/// naming a link that is not a bridge is refused and the link keeps its
+/// addresses.
+#[test]
+fn an_existing_bridge_is_used_and_kept_and_other_links_are_refused() {
+    let nw = NetWorld::new(WHARF, PROXY);
+    let w = &nw.w;
+    let link = |name: &str| nw.host.ip(&["-o", "addr", "show", "dev", name]);
+    nw.host.ip(&["link", "add", "brmine", "type", "bridge"]).unwrap();
+    nw.host.ip(&["link", "add", "vmine", "type", "veth", "peer", "name", "vmine-peer"]).unwrap();
+    let veth_before = link("vmine").unwrap();
+
+    let bridge_name = |name: &str| format!("com.docker.network.bridge.name={name}");
+    let ran = w.run(&["network", "create", "-o", &bridge_name("vmine"), "--subnet", "172.23.5.0/24", "onveth"]);
+    assert_eq!(ran.code, 1, "{ran}");
+    assert!(ran.stderr.contains("vmine is a veth link, not a bridge"), "{ran}");
+    assert_eq!(link("vmine").unwrap(), veth_before, "a refused create changed the link");
+    assert_ne!(w.run(&["network", "inspect", "onveth"]).code, 0, "the refused network has a record");
+
+    w.ok(&["network", "create", "-o", &bridge_name("brmine"), "--subnet", "172.23.6.0/24", "mine"]);
+    let addresses = link("brmine").unwrap();
+    assert!(addresses.contains("172.23.6.1/24"), "the gateway is not on the bridge:\n{addresses}");
+    w.ok(&["network", "rm", "mine"]);
+    assert!(link("brmine").is_ok(), "network rm deleted a bridge wharf did not create");
+
+    w.ok(&["network", "create", "-o", &bridge_name("brwharf"), "--subnet", "172.23.7.0/24", "ours"]);
+    assert!(link("brwharf").is_ok(), "no bridge made for the network");
+    w.ok(&["network", "rm", "ours"]);
+    assert!(link("brwharf").is_err(), "network rm left the bridge wharf made");
+}

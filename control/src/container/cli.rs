@@ -16,6 +16,7 @@ use super::resources::{ResourceFlags, Resources};
 use super::runtime::{exit_code, ExecOptions, Runc, Runtime};
 use super::{ContainerStore, NetworkMode, RootfsSource, Status};
 use crate::image::ImageStore;
+use crate::network::links::Iproute2;
 use crate::network::ports::{self, PortSpec};
 use crate::state::Root;
 use crate::volume::{self, VolumeSpec, VolumeStore};
@@ -486,9 +487,13 @@ fn run(store: &ContainerStore, runtime: &Runc, args: RunArgs) -> Result<ExitCode
         Ok(Some(monitor)) => monitor,
         Ok(None) => unreachable!("a new container is not running yet"),
         Err(message) => {
-            // A run that could not start changes nothing.
+            // A run that could not start changes nothing. The record as it
+            // is now: a monitor that died part-way may have saved its port
+            // proxy in it.
             let _lock = store.root().lock();
+            let container = store.load(&container.id).unwrap_or(container);
             let _ = runtime.delete(&container.id, true);
+            let _ = lifecycle::release_links(store, &container, &Iproute2);
             let _ = lifecycle::remove_files(store, &container, true);
             return Err(fail(message));
         }

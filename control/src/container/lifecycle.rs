@@ -16,7 +16,7 @@ use crate::network::firewall::{Firewall, Iptables};
 use crate::network::ipam::NetworkStore;
 use crate::network::links::{Iproute2, Links};
 use crate::network::stage::{self, host_veth_name};
-use crate::volume::VolumeStore;
+use crate::volume::{VolumeError, VolumeStore};
 
 /// Starts a stopped or created container and waits until it runs; returns
 /// its monitor, or None when it was running already.
@@ -63,15 +63,16 @@ pub fn stop(
 }
 
 /// Removes a stopped container's files: its root filesystem mount (if one
-/// is left), its directory with record, log and upper layer, and with
-/// `anonymous_volumes` the anonymous volumes no other container uses. The
-/// caller holds the state lock.
+/// is left), its addresses, with `anonymous_volumes` the anonymous volumes
+/// no other container uses, and last its directory with record, log and
+/// upper layer: until the record goes, a failure or a crash part-way leaves
+/// a container that `wharf rm` removes again, never a volume or an address
+/// that no record names. The caller holds the state lock.
 pub fn remove_files(store: &ContainerStore, container: &Container, anonymous_volumes: bool) -> io::Result<()> {
     let dir = store.dir(&container.id);
     for mount in rootfs::mounts_under(&dir) {
         Kernel.unmount(&mount)?;
     }
-    fs::remove_dir_all(&dir).or_else(|e| if e.kind() == io::ErrorKind::NotFound { Ok(()) } else { Err(e) })?;
     let networks = NetworkStore::new(store.root());
     for attachment in &container.networks {
         if let Ok(mut network) = networks.get(&attachment.network) {
@@ -85,13 +86,21 @@ pub fn remove_files(store: &ContainerStore, container: &Container, anonymous_vol
         let volumes = VolumeStore::new(store.root());
         for mount in container.mounts.iter().filter(|m| m.kind == MountKind::Volume && m.anonymous) {
             let Some(name) = &mount.name else { continue };
-            let used = others.iter().any(|c| c.mounts.iter().any(|m| m.name.as_ref() == Some(name)));
-            if !used {
-                volumes.remove(name).map_err(|e| io::Error::other(e.to_string()))?;
+            let used = others
+                .iter()
+                .filter(|c| c.id != container.id)
+                .any(|c| c.mounts.iter().any(|m| m.name.as_ref() == Some(name)));
+            if used {
+                continue;
+            }
+            match volumes.remove(name) {
+                // Already gone: an earlier `rm` removed it, then failed.
+                Ok(()) | Err(VolumeError::NotFound(_)) => {}
+                Err(e) => return Err(io::Error::other(e.to_string())),
             }
         }
     }
-    Ok(())
+    fs::remove_dir_all(&dir).or_else(|e| if e.kind() == io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
 }
 
 /// `wharf rm`: removes a container, refusing a running one unless `force`
@@ -223,7 +232,7 @@ pub fn reconcile(store: &ContainerStore, runtime: &dyn Runtime) -> Result<Vec<St
 
 /// Deletes a container's host veths (the kernel takes their peers) and
 /// stops its port proxy, for a half-made container whose record goes.
-fn release_links(store: &ContainerStore, container: &Container, links: &dyn Links) -> Result<(), String> {
+pub fn release_links(store: &ContainerStore, container: &Container, links: &dyn Links) -> Result<(), String> {
     if !container.networks.is_empty() {
         let networks = NetworkStore::new(store.root()).list().map_err(|e| e.to_string())?;
         for network in container.networks.iter().filter_map(|a| networks.iter().find(|n| n.name == a.network)) {
@@ -263,27 +272,47 @@ pub fn reconcile_network_devices(store: &ContainerStore, links: &dyn Links) -> R
     Ok(report)
 }
 
-/// The network side of [`reconcile`] (the caller holds the lock):
-/// addresses held for containers that are gone are released, host veths
-/// of containers that are not running are deleted, and a published-port
-/// proxy whose container stopped is killed.
+/// The network side of [`reconcile`] (the caller holds the lock): an
+/// address held for a container that is gone, or for one whose record does
+/// not list that network (a `network connect` or `disconnect` cut short),
+/// is released, with the host veth of a running one; host veths of
+/// containers that are not running are deleted, and a published-port proxy
+/// whose container stopped is killed. A container whose record does not
+/// read keeps what it holds.
 fn reconcile_networks(store: &ContainerStore, links: &dyn Links) -> Result<Vec<String>, String> {
     let mut report = Vec::new();
-    let containers = store.list().map_err(|e| e.to_string())?;
+    let scan = store.scan().map_err(|e| e.to_string())?;
+    let containers = &scan.containers;
     let networks = NetworkStore::new(store.root());
     let all = networks.list().map_err(|e| e.to_string())?;
+    let mut detached = Vec::new();
     for mut network in all.clone() {
-        let gone: Vec<String> =
-            network.allocations.values().filter(|id| !containers.iter().any(|c| &&c.id == id)).cloned().collect();
-        for id in &gone {
-            network.release(id);
-            report.push(format!(
-                "released the address of vanished container {} on network {}",
-                &id[..id.len().min(12)],
-                network.name
-            ));
+        let mut released = false;
+        for id in network.allocations.values().cloned().collect::<Vec<_>>() {
+            if scan.unreadable.iter().any(|(unreadable, _)| *unreadable == id) {
+                continue;
+            }
+            let Some(container) = containers.iter().find(|c| c.id == id) else {
+                network.release(&id);
+                released = true;
+                report.push(format!(
+                    "released the address of vanished container {} on network {}",
+                    &id[..id.len().min(12)],
+                    network.name
+                ));
+                continue;
+            };
+            if !container.networks.iter().any(|a| a.network == network.name) {
+                network.release(&id);
+                released = true;
+                detached.push(host_veth_name(&id, &network.id));
+                report.push(format!(
+                    "released the address of container {} on network {}: it is not attached",
+                    container.name, network.name
+                ));
+            }
         }
-        if !gone.is_empty() {
+        if released {
             networks.save(&network).map_err(|e| e.to_string())?;
         }
     }
@@ -297,12 +326,13 @@ fn reconcile_networks(store: &ContainerStore, links: &dyn Links) -> Result<Vec<S
                 .filter_map(|a| all.iter().find(|n| n.name == a.network))
                 .map(|n| host_veth_name(&c.id, &n.id))
         })
+        .chain(detached)
         .collect();
     if !stray.is_empty() {
         let present = links.list()?;
         for veth in stray.iter().filter(|v| present.contains(v)) {
             links.delete_veth(veth)?;
-            report.push(format!("deleted {veth}: its container is not running"));
+            report.push(format!("deleted {veth}: no running container is attached through it"));
         }
     }
     for container in containers.iter().filter(|c| !running(c)) {
@@ -387,6 +417,50 @@ mod tests {
         assert_eq!(fs::read_to_string(store.dir(&id).join("data")).unwrap(), "kept");
         let calls = runtime.calls.borrow().clone();
         assert!(!calls.iter().any(|call| call.starts_with("delete")), "{calls:?}");
+    }
+
+    #[test]
+    fn reconcile_releases_an_address_the_container_does_not_name() {
+        use crate::network::ipam::{Network, NetworkRequest};
+        let (_scratch, store) = world("detached");
+        let networks = NetworkStore::new(store.root());
+        let request =
+            NetworkRequest { name: "one".into(), subnet: Some("172.22.18.0/24".into()), ..Default::default() };
+        let mut network = Network::from_request(&request, "1".repeat(64), &[], &[]).unwrap();
+        // A connect cut short: the address held, the record never saved.
+        let running = saved(
+            &store,
+            "running",
+            State { committed: true, status: Status::Running, monitor: Some(Process::current()), ..State::new() },
+        );
+        network.allocate(&running.id, None).unwrap();
+        // A disconnect cut short: the record saved, the address still held.
+        let stopped = saved(&store, "stopped", State { committed: true, status: Status::Exited, ..State::new() });
+        network.allocate(&stopped.id, None).unwrap();
+        // Attached as it should be.
+        let mut attached = saved(&store, "attached", State { committed: true, status: Status::Exited, ..State::new() });
+        let ip = network.allocate(&attached.id, None).unwrap();
+        attached.networks.push(crate::container::Attachment {
+            network: "one".into(),
+            ip,
+            mac: String::new(),
+            aliases: vec![],
+        });
+        store.save(&attached).unwrap();
+        networks.save(&network).unwrap();
+        let veth = host_veth_name(&running.id, &network.id);
+        let links = crate::network::links::Recording { present: vec![veth.clone()], ..Default::default() };
+
+        let report = reconcile_networks(&store, &links).unwrap();
+        let network = networks.get("one").unwrap();
+        assert_eq!(network.address_of(&running.id), None, "{report:?}");
+        assert_eq!(network.address_of(&stopped.id), None, "{report:?}");
+        assert_eq!(network.address_of(&attached.id), Some(ip), "{report:?}");
+        assert!(report
+            .iter()
+            .any(|r| r == "released the address of container running on network one: it is not attached"));
+        assert!(links.calls.borrow().contains(&format!("delete {veth}")), "{:?}", links.calls.borrow());
+        assert!(reconcile_networks(&store, &links).unwrap().iter().all(|r| !r.starts_with("released")));
     }
 
     #[test]

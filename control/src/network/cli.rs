@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::firewall::{Firewall, Iptables};
 use super::ipam::{format_mac, mac_for, parse_routes, Network, NetworkRequest, NetworkStore};
-use super::links::{Iproute2, Links};
+use super::links::{Iproute2, Links, Made};
 use super::stage::{self, host_veth_name, DEFAULT_NETWORK};
 use crate::container::report::table;
 use crate::container::{Attachment, Container, ContainerStore, NetworkMode, Status};
@@ -135,18 +135,21 @@ pub fn run(containers: &ContainerStore, command: NetworkCommand) -> Result<(), S
                 options: args.options,
             };
             let id = state::random_id().map_err(|e| e.to_string())?;
-            let network = Network::from_request(&request, id, &taken, &routes).map_err(|e| e.to_string())?;
+            let mut network = Network::from_request(&request, id, &taken, &routes).map_err(|e| e.to_string())?;
             if existing.iter().any(|n| n.bridge == network.bridge) {
                 return Err(format!("bridge {} is already used by another network", network.bridge));
             }
             // The bridge and the rules, then the record; undo on error.
-            links.ensure_bridge(&network.bridge, network.gateway, network.subnet, network.mtu)?;
+            let made = links.ensure_bridge(&network.bridge, network.gateway, network.subnet, network.mtu)?;
+            network.bridge_existed = made == Made::Existed;
             let mut all = existing;
             all.push(network.clone());
             let made =
                 firewall.sync(&stage::rules(&all)).and_then(|()| networks.save(&network).map_err(|e| e.to_string()));
             if let Err(e) = made {
-                let _ = links.delete_bridge(&network.bridge);
+                if !network.bridge_existed {
+                    let _ = links.delete_bridge(&network.bridge);
+                }
                 all.pop();
                 let _ = firewall.sync(&stage::rules(&all));
                 return Err(e);
@@ -241,7 +244,9 @@ fn remove(
     let rest: Vec<Network> =
         networks.list().map_err(|e| e.to_string())?.into_iter().filter(|n| n.name != network.name).collect();
     firewall.sync(&stage::rules(&rest))?;
-    links.delete_bridge(&network.bridge)?;
+    if !network.bridge_existed {
+        links.delete_bridge(&network.bridge)?;
+    }
     networks.remove(&network.name).map_err(|e| e.to_string())
 }
 
@@ -343,21 +348,40 @@ fn connect(
     if network.name == DEFAULT_NETWORK && (ip.is_some() || !aliases.is_empty()) {
         return Err("user specified IP address is supported on user defined networks only".into());
     }
+    // The address is held before the kernel has anything that uses it, and
+    // the container's record names the network last: an address held for a
+    // container that does not name the network is what `reconcile`
+    // releases, with its veth, if this is cut short.
     let address = network.allocate(&container.id, ip).map_err(|e| e.to_string())?;
+    networks.save(&network).map_err(|e| e.to_string())?;
     let attachment =
         Attachment { network: network.name.clone(), ip: address, mac: format_mac(mac_for(address)), aliases };
+    // Undoes the above, and the veth if it was made.
+    let undo = |mut network: Network, id: &str, err: String| {
+        let _ = links.delete_veth(&host_veth_name(id, &network.id));
+        network.release(id);
+        let _ = networks.save(&network);
+        err
+    };
     if container.state.status == Status::Running {
-        let pid = container.state.pid.ok_or("the running container has no pid recorded")?;
-        // The lowest free ethN: a disconnect may have left a gap (eth1 alone).
-        let present = links.names_in(pid)?;
-        let interface = (0..).map(|n| format!("eth{n}")).find(|name| !present.contains(name)).expect("unbounded");
-        let endpoint = stage::endpoint(&container.id, interface, &network, &attachment, false);
-        links.ensure_bridge(&network.bridge, network.gateway, network.subnet, network.mtu)?;
-        links.add_endpoint(pid, &endpoint)?;
+        let wired =
+            container.state.pid.ok_or_else(|| "the running container has no pid recorded".to_string()).and_then(
+                |pid| {
+                    // The lowest free ethN: a disconnect may have left a gap (eth1 alone).
+                    let present = links.names_in(pid)?;
+                    let interface =
+                        (0..).map(|n| format!("eth{n}")).find(|name| !present.contains(name)).expect("unbounded");
+                    let endpoint = stage::endpoint(&container.id, interface, &network, &attachment, false);
+                    links.ensure_bridge(&network.bridge, network.gateway, network.subnet, network.mtu)?;
+                    links.add_endpoint(pid, &endpoint)
+                },
+            );
+        if let Err(err) = wired {
+            return Err(undo(network, &container.id, err));
+        }
     }
     container.networks.push(attachment);
-    networks.save(&network).map_err(|e| e.to_string())?;
-    containers.save(&container).map_err(|e| e.to_string())
+    containers.save(&container).map_err(|e| undo(network, &container.id, e.to_string()))
 }
 
 fn disconnect(
@@ -376,10 +400,12 @@ fn disconnect(
     if container.state.status == Status::Running {
         links.delete_veth(&host_veth_name(&container.id, &network.id))?;
     }
+    // The record first: an address then still held for a container that no
+    // longer names the network is what `reconcile` releases.
     container.networks.retain(|a| a.network != network.name);
+    containers.save(&container).map_err(|e| e.to_string())?;
     network.release(&container.id);
-    networks.save(&network).map_err(|e| e.to_string())?;
-    containers.save(&container).map_err(|e| e.to_string())
+    networks.save(&network).map_err(|e| e.to_string())
 }
 
 /// `wharf port NAME`: its published ports.
@@ -415,6 +441,33 @@ mod tests {
         assert!(calls.iter().any(|c| c.starts_with("endpoint 42 ") && c.contains(" eth0 172.22.16.2/24")), "{calls:?}");
         assert_eq!(containers.load(&container.id).unwrap().networks.len(), 1);
         assert_eq!(networks.get("one").unwrap().address_of(&container.id), Some("172.22.16.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_connect_that_fails_in_the_kernel_holds_no_address() {
+        let scratch = Scratch::new("connect-fails");
+        let root = scratch.root();
+        let (containers, networks) = (ContainerStore::new(&root), NetworkStore::new(&root));
+        let request =
+            NetworkRequest { name: "one".into(), subnet: Some("172.22.17.0/24".into()), ..Default::default() };
+        let network = Network::from_request(&request, "1".repeat(64), &[], &[]).unwrap();
+        networks.save(&network).unwrap();
+        let mut container = test_container(&"c".repeat(64), "web");
+        container.network = NetworkMode::Bridge("other".into());
+        container.state.status = Status::Running;
+        container.state.pid = Some(42);
+        std::fs::create_dir_all(containers.dir(&container.id)).unwrap();
+        containers.save(&container).unwrap();
+        let links = Recording { fail_endpoint_at: Some(0), ..Recording::default() };
+        let err = connect(&containers, &networks, &links, "one", "web", None, vec![]).unwrap_err();
+        assert!(err.contains("endpoint failed as the test asked"), "{err}");
+        assert_eq!(networks.get("one").unwrap().address_of(&container.id), None, "the address is given back");
+        assert!(containers.load(&container.id).unwrap().networks.is_empty());
+        let veth = host_veth_name(&container.id, &network.id);
+        assert_eq!(links.calls.borrow().last(), Some(&format!("delete {veth}")));
+        // And it can be done again once the kernel agrees.
+        connect(&containers, &networks, &Recording::default(), "one", "web", None, vec![]).unwrap();
+        assert_eq!(networks.get("one").unwrap().address_of(&container.id), Some("172.22.17.2".parse().unwrap()));
     }
 
     #[test]

@@ -251,6 +251,11 @@ pub struct Network {
     pub internal: bool,
     /// The bridge device's name.
     pub bridge: String,
+    /// The bridge was there before the network (`-o
+    /// com.docker.network.bridge.name` naming one): removing the network
+    /// leaves it, as Docker leaves a bridge it did not create.
+    #[serde(default)]
+    pub bridge_existed: bool,
     pub mtu: u32,
     /// The `-o KEY=VALUE` options, as given.
     pub options: BTreeMap<String, String>,
@@ -395,6 +400,7 @@ impl Network {
             mtu,
             options,
             allocations: BTreeMap::new(),
+            bridge_existed: false,
         })
     }
 

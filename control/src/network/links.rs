@@ -32,10 +32,20 @@ pub struct Endpoint {
     pub gateway: Option<Ipv4Addr>,
 }
 
+/// Whether [`Links::ensure_bridge`] made the bridge or found it there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Made {
+    Created,
+    Existed,
+}
+
 /// What container networking asks of the kernel.
 pub trait Links {
-    /// Creates the bridge (if missing) with the gateway address and MTU, and brings it up.
-    fn ensure_bridge(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr, mtu: u32) -> Result<(), String>;
+    /// Creates the bridge (if missing) with the gateway address and MTU, and
+    /// brings it up; says whether it created it. A link of that name that
+    /// is not a bridge is refused; a bridge this call made and could not set
+    /// up is deleted again.
+    fn ensure_bridge(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr, mtu: u32) -> Result<Made, String>;
     /// Deletes the bridge; a missing one counts as deleted.
     fn delete_bridge(&self, name: &str) -> Result<(), String>;
     /// Makes `endpoint` in the namespace of process `pid`.
@@ -84,6 +94,13 @@ fn link_names(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The `info_kind` of the one link in `ip -j -d link show` output (`None`
+/// for a device without one, such as a physical interface).
+fn link_kind(json: &str) -> Option<String> {
+    let links: serde_json::Value = serde_json::from_str(json).ok()?;
+    Some(links.get(0)?.get("linkinfo")?.get("info_kind")?.as_str()?.to_owned())
+}
+
 fn missing(error: &str) -> bool {
     // The last: the link was there when looked up and gone when deleted, as
     // a veth is when the kernel takes it down with its namespace.
@@ -91,19 +108,42 @@ fn missing(error: &str) -> bool {
 }
 
 impl Links for Iproute2 {
-    fn ensure_bridge(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr, mtu: u32) -> Result<(), String> {
-        let exists = ip(&["link", "show", "dev", name]).is_ok();
-        if !exists {
-            ip(&["link", "add", name, "type", "bridge"]).map_err(|e| format!("create bridge {name}: {e}"))?;
-        }
+    fn ensure_bridge(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr, mtu: u32) -> Result<Made, String> {
+        let made = match ip(&["-j", "-d", "link", "show", "dev", name]) {
+            Ok(shown) => match link_kind(&shown).as_deref() {
+                Some("bridge") => Made::Existed,
+                kind => {
+                    return Err(format!(
+                        "{name} is a {} link, not a bridge: choose another com.docker.network.bridge.name",
+                        kind.unwrap_or("physical")
+                    ))
+                }
+            },
+            Err(_) => {
+                ip(&["link", "add", name, "type", "bridge"]).map_err(|e| format!("create bridge {name}: {e}"))?;
+                Made::Created
+            }
+        };
         let address = format!("{gateway}/{}", subnet.len);
-        let shown = ip(&["-4", "-o", "addr", "show", "dev", name])?;
-        if !shown.split_whitespace().any(|word| word == address) {
-            ip(&["addr", "add", &address, "dev", name]).map_err(|e| format!("address bridge {name}: {e}"))?;
+        let set_up = ip(&["-4", "-o", "addr", "show", "dev", name])
+            .and_then(|shown| {
+                if shown.split_whitespace().any(|word| word == address) {
+                    return Ok(());
+                }
+                ip(&["addr", "add", &address, "dev", name]).map(drop).map_err(|e| format!("address bridge {name}: {e}"))
+            })
+            .and_then(|()| {
+                ip(&["link", "set", name, "mtu", &mtu.to_string(), "up"])
+                    .map(drop)
+                    .map_err(|e| format!("bring up bridge {name}: {e}"))
+            });
+        if let Err(e) = set_up {
+            if made == Made::Created {
+                let _ = self.delete_bridge(name);
+            }
+            return Err(e);
         }
-        ip(&["link", "set", name, "mtu", &mtu.to_string(), "up"])
-            .map_err(|e| format!("bring up bridge {name}: {e}"))?;
-        Ok(())
+        Ok(made)
     }
 
     fn delete_bridge(&self, name: &str) -> Result<(), String> {
@@ -173,12 +213,14 @@ pub struct Recording {
     pub calls: RefCell<Vec<String>>,
     /// Fail the endpoint call with this index (0: the first).
     pub fail_endpoint_at: Option<usize>,
+    /// Links `list` reports besides `lo`.
+    pub present: Vec<String>,
 }
 
 impl Links for Recording {
-    fn ensure_bridge(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr, mtu: u32) -> Result<(), String> {
+    fn ensure_bridge(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr, mtu: u32) -> Result<Made, String> {
         self.calls.borrow_mut().push(format!("bridge {name} {gateway}/{} mtu {mtu}", subnet.len));
-        Ok(())
+        Ok(if self.present.iter().any(|link| link == name) { Made::Existed } else { Made::Created })
     }
 
     fn delete_bridge(&self, name: &str) -> Result<(), String> {
@@ -203,7 +245,7 @@ impl Links for Recording {
     }
 
     fn list(&self) -> Result<Vec<String>, String> {
-        Ok(vec!["lo".into()])
+        Ok(["lo".to_string()].into_iter().chain(self.present.iter().cloned()).collect())
     }
 
     fn names_in(&self, _pid: u32) -> Result<Vec<String>, String> {

@@ -182,6 +182,15 @@ impl<'a> BridgeStage<'a> {
         }
         command.arg("-stats-socket").arg(&socket).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
         let mut child = command.spawn().map_err(|e| format!("start {}: {e}", proxy_binary().display()))?;
+        // Recorded before anything else can fail or this monitor be killed:
+        // whoever cleans up after the container (`reconcile`, a failed
+        // `run`) finds the proxy there.
+        let recorded = self.record_proxy(Process::of(child.id()));
+        if let Err(err) = recorded {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(err);
+        }
         // The proxy binds its stats socket after every listener: its file
         // appearing means the ports are served.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -197,11 +206,15 @@ impl<'a> BridgeStage<'a> {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        let process = Process::of(child.id());
         *self.proxy.borrow_mut() = Some(child);
+        Ok(())
+    }
+
+    /// Saves the port proxy's process in the container's record.
+    fn record_proxy(&self, process: Option<Process>) -> Result<(), String> {
         let _lock = self.root.lock().map_err(|e| e.to_string())?;
         let store = crate::container::ContainerStore::new(&self.root);
-        let mut record = store.load(id).map_err(|e| e.to_string())?;
+        let mut record = store.load(&self.container.id).map_err(|e| e.to_string())?;
         record.state.proxy = process;
         store.save(&record).map_err(|e| e.to_string())
     }
