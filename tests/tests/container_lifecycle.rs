@@ -106,6 +106,8 @@ fn errors_before_start_leave_no_state() {
             format!("wharf: invalid mount config: bind source path does not exist: {}", missing.display()),
         ),
         (vec!["run", "--memory", "abc", "bb", "true"], 125, "wharf: invalid memory value \"abc\"".into()),
+        (vec!["run", "-e", "=foo", "bb", "true"], 125, "wharf: invalid environment variable: =foo".into()),
+        (vec!["run", "-e", "", "bb", "true"], 125, "wharf: invalid environment variable: ".into()),
         (vec!["run", "--name", "taken", "bb", "true"], 125, "wharf: container name \"taken\" is already in use".into()),
         (
             vec!["run", "-d", "--name", "taken", "bb", "sleep", "100"],

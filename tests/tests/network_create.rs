@@ -316,16 +316,17 @@ fn rm_is_refused_while_a_container_is_attached_and_prune_keeps_used_networks() {
 }
 
 /// `-o com.docker.network.bridge.name=BR` naming a bridge that is already
-/// there: the network uses it and `network rm` leaves it, as Docker leaves
-/// a bridge it did not create; a bridge wharf made goes with its network;
-/// naming a link that is not a bridge is refused and the link keeps its
-/// addresses.
+/// there: the network uses it (its MTU left alone) and `network rm` leaves
+/// it, as Docker leaves a bridge it did not create, taking back only the
+/// gateway address; a bridge wharf made goes with its network; naming a
+/// link that is not a bridge is refused and the link keeps its addresses.
 #[test]
 fn an_existing_bridge_is_used_and_kept_and_other_links_are_refused() {
     let nw = NetWorld::new(WHARF, PROXY);
     let w = &nw.w;
     let link = |name: &str| nw.host.ip(&["-o", "addr", "show", "dev", name]);
-    nw.host.ip(&["link", "add", "brmine", "type", "bridge"]).unwrap();
+    nw.host.ip(&["link", "add", "brmine", "mtu", "1400", "type", "bridge"]).unwrap();
+    nw.host.ip(&["addr", "add", "192.0.2.1/24", "dev", "brmine"]).unwrap();
     nw.host.ip(&["link", "add", "vmine", "type", "veth", "peer", "name", "vmine-peer"]).unwrap();
     let veth_before = link("vmine").unwrap();
 
@@ -339,8 +340,12 @@ fn an_existing_bridge_is_used_and_kept_and_other_links_are_refused() {
     w.ok(&["network", "create", "-o", &bridge_name("brmine"), "--subnet", "172.23.6.0/24", "mine"]);
     let addresses = link("brmine").unwrap();
     assert!(addresses.contains("172.23.6.1/24"), "the gateway is not on the bridge:\n{addresses}");
+    let shown = nw.host.ip(&["-o", "link", "show", "dev", "brmine"]).unwrap();
+    assert!(shown.contains("mtu 1400") && shown.contains(",UP"), "{shown}");
     w.ok(&["network", "rm", "mine"]);
-    assert!(link("brmine").is_ok(), "network rm deleted a bridge wharf did not create");
+    let addresses = link("brmine").expect("network rm deleted a bridge wharf did not create");
+    assert!(!addresses.contains("172.23.6.1/24"), "the gateway address stayed:\n{addresses}");
+    assert!(addresses.contains("192.0.2.1/24"), "the bridge's own address went:\n{addresses}");
 
     w.ok(&["network", "create", "-o", &bridge_name("brwharf"), "--subnet", "172.23.7.0/24", "ours"]);
     assert!(link("brwharf").is_ok(), "no bridge made for the network");

@@ -242,10 +242,14 @@ pub enum VolumeCommand {
         #[arg(required = true)]
         volumes: Vec<String>,
     },
-    /// Remove every volume no container uses.
+    /// Remove every anonymous volume no container uses; with --all, every
+    /// unused volume (Docker 23 and later).
     Prune {
         #[arg(short = 'f', long)]
         force: bool,
+        /// Named volumes too.
+        #[arg(short = 'a', long)]
+        all: bool,
     },
 }
 
@@ -333,7 +337,7 @@ fn dispatch(store: &ContainerStore, runtime: &Runc, command: ContainerCommand) -
             if tty && !stdin_is_terminal() {
                 return Err(Failure("the input device is not a TTY".into(), 1));
             }
-            let options = ExecOptions { tty, env: expand_env(&env), workdir };
+            let options = ExecOptions { tty, env: expand_env(&env)?, workdir };
             let code = runtime.exec(&container.id, &command, &options).map_err(|e| Failure(e.to_string(), 126))?;
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
@@ -402,13 +406,19 @@ fn stdin_is_terminal() -> bool {
 }
 
 /// `-e K` takes K's value from wharf's environment (and is dropped if unset).
-fn expand_env(env: &[String]) -> Vec<String> {
-    env.iter()
-        .filter_map(|e| match e.split_once('=') {
-            Some(_) => Some(e.clone()),
-            None => std::env::var(e).ok().map(|v| format!("{e}={v}")),
-        })
-        .collect()
+fn expand_env(env: &[String]) -> Result<Vec<String>, String> {
+    let mut expanded = Vec::with_capacity(env.len());
+    for e in env {
+        // Docker's check: a variable needs a name.
+        if e.is_empty() || e.starts_with('=') {
+            return Err(format!("invalid environment variable: {e}"));
+        }
+        match e.split_once('=') {
+            Some(_) => expanded.push(e.clone()),
+            None => expanded.extend(std::env::var(e).ok().map(|v| format!("{e}={v}"))),
+        }
+    }
+    Ok(expanded)
 }
 
 fn run(store: &ContainerStore, runtime: &Runc, args: RunArgs) -> Result<ExitCode, Failure> {
@@ -459,7 +469,7 @@ fn run(store: &ContainerStore, runtime: &Runc, args: RunArgs) -> Result<ExitCode
         name: args.name,
         rootfs,
         cmd,
-        env: expand_env(&args.env),
+        env: expand_env(&args.env).map_err(fail)?,
         workdir: args.workdir,
         hostname: args.hostname,
         network,
@@ -572,7 +582,7 @@ fn image(store: &ContainerStore, command: ImageCommand) -> Result<ExitCode, Fail
             print!("{}", report::table(&rows));
         }
         ImageCommand::Rm { images: names } => {
-            let containers = store.list().map_err(|e| e.to_string())?;
+            let containers = readable_containers(store, "an image")?;
             return each(&names, |name| {
                 images.get(name).map_err(|e| e.to_string())?;
                 if let Some(user) = containers.iter().find(|c| c.rootfs == RootfsSource::Image(name.to_string())) {
@@ -585,10 +595,22 @@ fn image(store: &ContainerStore, command: ImageCommand) -> Result<ExitCode, Fail
     Ok(ExitCode::SUCCESS)
 }
 
+/// Every container, for a command that removes what none may use: refused
+/// while a container's record does not read, since what it uses is not known.
+fn readable_containers(store: &ContainerStore, what: &str) -> Result<Vec<super::Container>, String> {
+    let scan = store.scan().map_err(|e| e.to_string())?;
+    match scan.unreadable.first() {
+        None => Ok(scan.containers),
+        Some((_, why)) => Err(format!("cannot tell whether {what} is in use: {why}")),
+    }
+}
+
 fn volume(store: &ContainerStore, command: VolumeCommand) -> Result<ExitCode, Failure> {
     let volumes = VolumeStore::new(store.root());
     let _lock = store.root().lock().map_err(|e| e.to_string())?;
-    let containers = store.list().map_err(|e| e.to_string())?;
+    let removes = matches!(command, VolumeCommand::Rm { .. } | VolumeCommand::Prune { .. });
+    let containers =
+        if removes { readable_containers(store, "a volume")? } else { store.list().map_err(|e| e.to_string())? };
     let user = |name: &str| {
         containers.iter().find(|c| c.mounts.iter().any(|m| m.name.as_deref() == Some(name))).map(|c| c.name.clone())
     };
@@ -635,10 +657,10 @@ fn volume(store: &ContainerStore, command: VolumeCommand) -> Result<ExitCode, Fa
                 volumes.remove(name).map_err(|e| e.to_string())
             });
         }
-        VolumeCommand::Prune { force: _ } => {
+        VolumeCommand::Prune { force: _, all } => {
             println!("Deleted Volumes:");
             for volume in volumes.list().map_err(|e| e.to_string())? {
-                if user(&volume.name).is_none() {
+                if (all || volume.anonymous) && user(&volume.name).is_none() {
                     volumes.remove(&volume.name).map_err(|e| e.to_string())?;
                     println!("{}", volume.name);
                 }

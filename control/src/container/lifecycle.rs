@@ -297,7 +297,7 @@ fn reconcile_networks(store: &ContainerStore, links: &dyn Links) -> Result<Vec<S
                 released = true;
                 report.push(format!(
                     "released the address of vanished container {} on network {}",
-                    &id[..id.len().min(12)],
+                    id.get(..12).unwrap_or(id.as_str()),
                     network.name
                 ));
                 continue;

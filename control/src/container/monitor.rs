@@ -455,8 +455,10 @@ pub fn parse_record(line: &str) -> Option<LogRecord> {
 }
 
 /// Waits up to `timeout` for the container to leave the running state.
+/// A timeout past what the clock holds (`stop -t 18446744073709551615`)
+/// waits for as long as it takes.
 pub fn wait_stopped(store: &ContainerStore, id: &str, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now().checked_add(timeout);
     loop {
         match store.load(id) {
             Ok(c) if c.state.status.is_up() => {
@@ -466,7 +468,7 @@ pub fn wait_stopped(store: &ContainerStore, id: &str, timeout: Duration) -> bool
             }
             _ => return true,
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             return false;
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -31,6 +31,13 @@ impl Cidr {
     pub fn network(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.addr) & self.mask())
     }
+
+    /// Whether `ip` is in this network and can be a host's: not its network
+    /// or broadcast address (which a /31 or /32 does not have, RFC 3021).
+    pub fn is_host(&self, ip: Ipv4Addr) -> bool {
+        let host_bits = u32::from(ip) & !self.mask();
+        self.contains(ip) && (self.prefix >= 31 || (host_bits != 0 && host_bits != !self.mask()))
+    }
 }
 
 impl FromStr for Cidr {
@@ -127,15 +134,32 @@ impl NatSpec {
         if self.inside_addr.contains(self.outside_addr.addr) || self.outside_addr.contains(self.inside_addr.addr) {
             return Err(format!("--inside-addr {} and --outside-addr {} overlap", self.inside_addr, self.outside_addr));
         }
+        for (flag, cidr) in [("--inside-addr", self.inside_addr), ("--outside-addr", self.outside_addr)] {
+            if !cidr.is_host(cidr.addr) {
+                return Err(format!("{flag} {cidr} is the network's own or broadcast address, not a host's"));
+            }
+        }
         if let Some(gateway) = self.gateway {
             if !self.outside_addr.contains(gateway) {
                 return Err(format!("--outside-gateway {gateway} is not in {}", self.outside_addr));
+            }
+            if gateway == self.outside_addr.addr || !self.outside_addr.is_host(gateway) {
+                return Err(format!(
+                    "--outside-gateway {gateway} must be another host of {}: not wharf's own, network or broadcast address",
+                    self.outside_addr
+                ));
             }
         }
         for publish in &self.publish {
             if !self.inside_addr.contains(publish.internal_addr) {
                 return Err(format!(
                     "--publish to {} is not in the inside network {}",
+                    publish.internal_addr, self.inside_addr
+                ));
+            }
+            if publish.internal_addr == self.inside_addr.addr || !self.inside_addr.is_host(publish.internal_addr) {
+                return Err(format!(
+                    "--publish to {} must be a host of {}: not wharf's own, network or broadcast address",
                     publish.internal_addr, self.inside_addr
                 ));
             }
@@ -200,5 +224,27 @@ mod tests {
         assert!(overlap.validated().unwrap_err().contains("overlap"));
         let publish = NatSpec { publish: vec!["tcp:80:192.168.1.2:80".parse().unwrap()], ..spec() };
         assert!(publish.validated().unwrap_err().contains("not in the inside network"));
+        for (bad, why) in [
+            (
+                NatSpec { inside_addr: "10.0.0.0/24".parse().unwrap(), ..spec() },
+                "--inside-addr 10.0.0.0/24 is the network's",
+            ),
+            (NatSpec { inside_addr: "10.0.0.255/24".parse().unwrap(), ..spec() }, "broadcast"),
+            (NatSpec { outside_addr: "203.0.113.0/24".parse().unwrap(), ..spec() }, "--outside-addr"),
+            (NatSpec { gateway: Some(Ipv4Addr::new(203, 0, 113, 10)), ..spec() }, "another host of"),
+            (NatSpec { gateway: Some(Ipv4Addr::new(203, 0, 113, 255)), ..spec() }, "another host of"),
+            (NatSpec { publish: vec!["tcp:80:10.0.0.1:80".parse().unwrap()], ..spec() }, "not wharf's own"),
+            (NatSpec { publish: vec!["tcp:80:10.0.0.0:80".parse().unwrap()], ..spec() }, "must be a host of"),
+        ] {
+            let err = bad.clone().validated().unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
+        // A /31 has no network or broadcast address (RFC 3021).
+        let point_to_point = NatSpec {
+            outside_addr: "203.0.113.10/31".parse().unwrap(),
+            gateway: Some(Ipv4Addr::new(203, 0, 113, 11)),
+            ..spec()
+        };
+        assert!(point_to_point.validated().is_ok());
     }
 }

@@ -140,16 +140,18 @@ pub fn run(containers: &ContainerStore, command: NetworkCommand) -> Result<(), S
                 return Err(format!("bridge {} is already used by another network", network.bridge));
             }
             // The bridge and the rules, then the record; undo on error.
-            let made = links.ensure_bridge(&network.bridge, network.gateway, network.subnet, network.mtu)?;
-            network.bridge_existed = made == Made::Existed;
+            match links.ensure_bridge(&network.bridge, network.gateway, network.subnet, network.mtu)? {
+                Made::Created => {}
+                Made::Existed { added_address } => {
+                    (network.bridge_existed, network.gateway_added) = (true, added_address)
+                }
+            }
             let mut all = existing;
             all.push(network.clone());
             let made =
                 firewall.sync(&stage::rules(&all)).and_then(|()| networks.save(&network).map_err(|e| e.to_string()));
             if let Err(e) = made {
-                if !network.bridge_existed {
-                    let _ = links.delete_bridge(&network.bridge);
-                }
+                let _ = release_bridge(&links, &network);
                 all.pop();
                 let _ = firewall.sync(&stage::rules(&all));
                 return Err(e);
@@ -244,10 +246,18 @@ fn remove(
     let rest: Vec<Network> =
         networks.list().map_err(|e| e.to_string())?.into_iter().filter(|n| n.name != network.name).collect();
     firewall.sync(&stage::rules(&rest))?;
-    if !network.bridge_existed {
-        links.delete_bridge(&network.bridge)?;
-    }
+    release_bridge(links, &network)?;
     networks.remove(&network.name).map_err(|e| e.to_string())
+}
+
+/// Undoes what the network did to its bridge: deletes a bridge wharf made;
+/// takes wharf's gateway address off one that was there before.
+fn release_bridge(links: &dyn Links, network: &Network) -> Result<(), String> {
+    match (network.bridge_existed, network.gateway_added) {
+        (false, _) => links.delete_bridge(&network.bridge),
+        (true, true) => links.remove_address(&network.bridge, network.gateway, network.subnet),
+        (true, false) => Ok(()),
+    }
 }
 
 /// The built-in `host` and `none` networks as `docker network inspect` shows

@@ -256,6 +256,10 @@ pub struct Network {
     /// leaves it, as Docker leaves a bridge it did not create.
     #[serde(default)]
     pub bridge_existed: bool,
+    /// On a bridge that was there, the gateway address is wharf's (it
+    /// added it), and goes with the network.
+    #[serde(default)]
+    pub gateway_added: bool,
     pub mtu: u32,
     /// The `-o KEY=VALUE` options, as given.
     pub options: BTreeMap<String, String>,
@@ -401,6 +405,7 @@ impl Network {
             options,
             allocations: BTreeMap::new(),
             bridge_existed: false,
+            gateway_added: false,
         })
     }
 

@@ -32,20 +32,25 @@ pub struct Endpoint {
     pub gateway: Option<Ipv4Addr>,
 }
 
-/// Whether [`Links::ensure_bridge`] made the bridge or found it there.
+/// Whether [`Links::ensure_bridge`] made the bridge or found it there, and
+/// then whether it gave it the gateway address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Made {
     Created,
-    Existed,
+    Existed { added_address: bool },
 }
 
 /// What container networking asks of the kernel.
 pub trait Links {
     /// Creates the bridge (if missing) with the gateway address and MTU, and
-    /// brings it up; says whether it created it. A link of that name that
-    /// is not a bridge is refused; a bridge this call made and could not set
-    /// up is deleted again.
+    /// brings it up; says what it did. A bridge that is there already gets
+    /// the address if it lacks it and is brought up, its MTU left as it is.
+    /// A link of that name that is not a bridge is refused. What this call
+    /// did is undone if it fails part-way.
     fn ensure_bridge(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr, mtu: u32) -> Result<Made, String>;
+    /// Takes the gateway address off a bridge; a missing bridge or address
+    /// counts as done.
+    fn remove_address(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr) -> Result<(), String>;
     /// Deletes the bridge; a missing one counts as deleted.
     fn delete_bridge(&self, name: &str) -> Result<(), String>;
     /// Makes `endpoint` in the namespace of process `pid`.
@@ -109,9 +114,9 @@ fn missing(error: &str) -> bool {
 
 impl Links for Iproute2 {
     fn ensure_bridge(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr, mtu: u32) -> Result<Made, String> {
-        let made = match ip(&["-j", "-d", "link", "show", "dev", name]) {
+        let created = match ip(&["-j", "-d", "link", "show", "dev", name]) {
             Ok(shown) => match link_kind(&shown).as_deref() {
-                Some("bridge") => Made::Existed,
+                Some("bridge") => false,
                 kind => {
                     return Err(format!(
                         "{name} is a {} link, not a bridge: choose another com.docker.network.bridge.name",
@@ -121,29 +126,44 @@ impl Links for Iproute2 {
             },
             Err(_) => {
                 ip(&["link", "add", name, "type", "bridge"]).map_err(|e| format!("create bridge {name}: {e}"))?;
-                Made::Created
+                true
             }
         };
         let address = format!("{gateway}/{}", subnet.len);
+        let mut added_address = false;
         let set_up = ip(&["-4", "-o", "addr", "show", "dev", name])
             .and_then(|shown| {
                 if shown.split_whitespace().any(|word| word == address) {
                     return Ok(());
                 }
-                ip(&["addr", "add", &address, "dev", name]).map(drop).map_err(|e| format!("address bridge {name}: {e}"))
+                ip(&["addr", "add", &address, "dev", name]).map_err(|e| format!("address bridge {name}: {e}"))?;
+                added_address = true;
+                Ok(())
             })
             .and_then(|()| {
-                ip(&["link", "set", name, "mtu", &mtu.to_string(), "up"])
-                    .map(drop)
-                    .map_err(|e| format!("bring up bridge {name}: {e}"))
+                let mtu = mtu.to_string();
+                let args: &[&str] =
+                    if created { &["link", "set", name, "mtu", &mtu, "up"] } else { &["link", "set", name, "up"] };
+                ip(args).map(drop).map_err(|e| format!("bring up bridge {name}: {e}"))
             });
         if let Err(e) = set_up {
-            if made == Made::Created {
+            if created {
                 let _ = self.delete_bridge(name);
+            } else if added_address {
+                let _ = self.remove_address(name, gateway, subnet);
             }
             return Err(e);
         }
-        Ok(made)
+        Ok(if created { Made::Created } else { Made::Existed { added_address } })
+    }
+
+    fn remove_address(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr) -> Result<(), String> {
+        match ip(&["addr", "del", &format!("{gateway}/{}", subnet.len), "dev", name]) {
+            Err(e) if !missing(&e) && !e.contains("Cannot assign requested address") => {
+                Err(format!("remove the gateway address from {name}: {e}"))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn delete_bridge(&self, name: &str) -> Result<(), String> {
@@ -220,7 +240,16 @@ pub struct Recording {
 impl Links for Recording {
     fn ensure_bridge(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr, mtu: u32) -> Result<Made, String> {
         self.calls.borrow_mut().push(format!("bridge {name} {gateway}/{} mtu {mtu}", subnet.len));
-        Ok(if self.present.iter().any(|link| link == name) { Made::Existed } else { Made::Created })
+        Ok(if self.present.iter().any(|link| link == name) {
+            Made::Existed { added_address: true }
+        } else {
+            Made::Created
+        })
+    }
+
+    fn remove_address(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr) -> Result<(), String> {
+        self.calls.borrow_mut().push(format!("remove address {gateway}/{} from {name}", subnet.len));
+        Ok(())
     }
 
     fn delete_bridge(&self, name: &str) -> Result<(), String> {
