@@ -60,6 +60,9 @@ fn a_published_port_is_served_while_the_container_runs() {
     }
 
     assert_eq!(port_lines(&nw, "web"), ["53/udp -> 0.0.0.0:5353", "80/tcp -> 0.0.0.0:8080"]);
+    let id = w.inspect("web")["Id"].as_str().unwrap().to_owned();
+    let stats_socket = w.root().join("run").join(format!("proxy-{}.sock", &id[..12]));
+    assert!(stats_socket.exists(), "no stats socket for the port proxy at {}", stats_socket.display());
     // The UDP port is bound in the host namespace (by the proxy).
     let udp = nw.host.exec("ss", &["-Hnlu", "sport", "= :5353"]).unwrap();
     assert!(udp.contains(":5353"), "nothing listens on UDP 5353 in the host namespace: {udp:?}");
@@ -72,6 +75,7 @@ fn a_published_port_is_served_while_the_container_runs() {
     assert!(refused, "127.0.0.1:8080 still answers after stop");
     let tcp = nw.host.exec("ss", &["-Hnlt", "sport", "= :8080"]).unwrap();
     assert!(tcp.trim().is_empty(), "still listening on 8080 after stop: {tcp}");
+    assert!(!stats_socket.exists(), "the stopped proxy's socket stayed");
     // Started again: served again.
     w.ok(&["start", "web"]);
     let got = get_within(&nw.outside, &outside, Duration::from_secs(10));

@@ -100,6 +100,7 @@ pub fn remove_files(store: &ContainerStore, container: &Container, anonymous_vol
             }
         }
     }
+    let _ = fs::remove_file(stage::proxy_socket(store.root(), container));
     fs::remove_dir_all(&dir).or_else(|e| if e.kind() == io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
 }
 
@@ -168,6 +169,16 @@ pub fn reconcile(store: &ContainerStore, runtime: &dyn Runtime) -> Result<Vec<St
             remove_files(store, container, true).map_err(|e| e.to_string())?;
             report.push(format!(
                 "cleaned up half-created container {} ({}): the wharf command creating it was killed",
+                container.name,
+                container.short_id()
+            ));
+            continue;
+        }
+        if state.status == Status::Exited && container.auto_remove && !monitor_alive {
+            let _ = runtime.delete(&container.id, true);
+            remove_files(store, container, true).map_err(|e| e.to_string())?;
+            report.push(format!(
+                "removed container {} ({}): it ran with --rm and its removal was cut short",
                 container.name,
                 container.short_id()
             ));
@@ -461,6 +472,22 @@ mod tests {
             .any(|r| r == "released the address of container running on network one: it is not attached"));
         assert!(links.calls.borrow().contains(&format!("delete {veth}")), "{:?}", links.calls.borrow());
         assert!(reconcile_networks(&store, &links).unwrap().iter().all(|r| !r.starts_with("released")));
+    }
+
+    #[test]
+    fn reconcile_finishes_an_rm_that_was_cut_short() {
+        let (_scratch, store) = world("auto-remove");
+        let mut once = saved(&store, "once", State { committed: true, status: Status::Exited, ..State::new() });
+        once.auto_remove = true;
+        store.save(&once).unwrap();
+        let kept = saved(&store, "kept", State { committed: true, status: Status::Exited, ..State::new() });
+        let runtime = Recording::default();
+        let report = reconcile(&store, &runtime).unwrap();
+        assert_eq!(report.len(), 1, "{report:?}");
+        assert!(report[0].starts_with("removed container once ("), "{report:?}");
+        assert!(!store.dir(&once.id).exists());
+        assert!(store.dir(&kept.id).exists(), "an exited container without --rm stays");
+        assert!(runtime.calls.borrow().contains(&format!("delete {} --force", once.id)));
     }
 
     #[test]

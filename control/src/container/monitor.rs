@@ -190,10 +190,11 @@ fn monitor(store: &ContainerStore, runtime: &dyn Runtime, id: &str, attach: bool
     container.state.finished_at = Some(state::now_rfc3339());
     container.state.monitor = None;
     container.state.pid = None;
+    // Exited first: a `--rm` whose removal fails here is finished by
+    // `reconcile`, and never looks like a container still running.
+    store.save(&container).map_err(|e| e.to_string())?;
     if container.auto_remove {
         lifecycle::remove_files(store, &container, true).map_err(|e| e.to_string())?;
-    } else {
-        store.save(&container).map_err(|e| e.to_string())?;
     }
     if !container.networks.is_empty() {
         // The resolver forgets it.

@@ -119,6 +119,12 @@ pub fn write_identity_files(
     Ok(mounts)
 }
 
+/// The stats socket of the port proxy of `container` (killed, the proxy
+/// leaves it: whoever kills it removes it).
+pub fn proxy_socket(root: &Root, container: &Container) -> PathBuf {
+    root.dir().join("run").join(format!("proxy-{}.sock", container.short_id()))
+}
+
 /// Where the wharf-proxy binary is: `WHARF_PROXY`, else next to this
 /// binary, else on PATH.
 pub fn proxy_binary() -> PathBuf {
@@ -164,6 +170,10 @@ impl<'a> BridgeStage<'a> {
         Ok(endpoints)
     }
 
+    fn proxy_socket(&self) -> PathBuf {
+        proxy_socket(&self.root, &self.container)
+    }
+
     fn start_proxy(&self) -> Result<(), String> {
         let Some(first) = self.container.networks.first() else { return Ok(()) };
         if self.container.ports.is_empty() {
@@ -172,7 +182,7 @@ impl<'a> BridgeStage<'a> {
         let id = &self.container.id;
         let run_dir = self.root.dir().join("run");
         fs::create_dir_all(&run_dir).map_err(|e| format!("create {}: {e}", run_dir.display()))?;
-        let socket = run_dir.join(format!("proxy-{}.sock", self.container.short_id()));
+        let socket = self.proxy_socket();
         let _ = fs::remove_file(&socket);
         let log_path = self.root.containers().join(id).join("proxy.log");
         let log = fs::File::create(&log_path).map_err(|e| format!("create {}: {e}", log_path.display()))?;
@@ -257,6 +267,7 @@ impl NetworkStage for BridgeStage<'_> {
         if let Some(mut proxy) = self.proxy.borrow_mut().take() {
             let _ = proxy.kill();
             let _ = proxy.wait();
+            let _ = fs::remove_file(self.proxy_socket());
         }
         let networks = NetworkStore::new(&self.root).list().map_err(|e| e.to_string())?;
         // `network connect` may have added interfaces since the start.
