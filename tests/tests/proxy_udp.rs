@@ -1,5 +1,6 @@
 //! wharf-proxy's UDP relay: 50 clients at once each get their own echoes
-//! and nobody else's, one flow each; ICMP port unreachable from the
+//! and nobody else's, one flow each; clients whose datagrams interleave
+//! keep their order; ICMP port unreachable from the
 //! container does not end a flow; on a host with two addresses the reply
 //! comes from the address the client sent to; the flow table is bounded
 //! (`-udp-max-flows`) and idle flows expire (`-udp-timeout`); a UDP-only
@@ -232,4 +233,58 @@ fn a_proxy_without_tcp_ports_starts_no_worker_threads() {
     let status = std::fs::read_to_string(format!("/proc/{}/status", proxy.pid())).unwrap();
     let threads = status.lines().find_map(|line| line.strip_prefix("Threads:")).map(str::trim);
     assert_eq!(threads, Some("1"), "UDP is served by the main thread alone:\n{status}");
+}
+
+/// Clients whose datagrams interleave (A B C D A B C D ...): each client's
+/// reach the container, and come back, in the order it sent them (the proxy
+/// sends each client's datagrams of a batch together).
+#[test]
+fn interleaved_clients_keep_their_order() {
+    const CLIENTS: usize = 4;
+    const EACH: usize = 16;
+    let topo = Topology::new();
+    let arrived: Arc<Mutex<BTreeMap<usize, Vec<usize>>>> = Arc::default();
+    let noted = arrived.clone();
+    let _server = UdpServer::start(&topo.container, sock(CONTAINER_IP, 53), move |socket, datagram, from| {
+        let text = String::from_utf8_lossy(datagram);
+        let mut words = text.split(' ');
+        if let (Some(client), Some(seq)) = (words.next(), words.next()) {
+            if let (Ok(client), Ok(seq)) = (client.parse(), seq.parse()) {
+                noted.lock().unwrap().entry(client).or_default().push(seq);
+            }
+        }
+        let _ = socket.send_to(datagram, from);
+    });
+    let stats = StatsPath::new();
+    let proxy = start(&topo, &stats, &[]);
+    let clients: Vec<UdpSocket> = (0..CLIENTS).map(|_| udp_socket(&topo.outside, sock("0.0.0.0", 0))).collect();
+    let to = sock(HOST_IP, 5353);
+    for seq in 0..EACH {
+        for (client, socket) in clients.iter().enumerate() {
+            socket.send_to(format!("{client} {seq} {}", "x".repeat(seq * 11)).as_bytes(), to).unwrap();
+        }
+    }
+    let in_order: Vec<usize> = (0..EACH).collect();
+    for (client, socket) in clients.iter().enumerate() {
+        let mut echoed = Vec::new();
+        for _ in 0..EACH {
+            let mut buf = [0u8; 2048];
+            let (len, _) = socket.recv_from(&mut buf).unwrap_or_else(|e| {
+                panic!("client {client} after {echoed:?}: {e}\n{}\ncounters: {:?}", proxy.output(), stats.read())
+            });
+            let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+            let mut words = text.split(' ');
+            assert_eq!(words.next(), Some(client.to_string().as_str()), "client {client} got {text:?}");
+            echoed.push(words.next().and_then(|seq| seq.parse().ok()).unwrap_or(usize::MAX));
+        }
+        assert_eq!(echoed, in_order, "client {client}'s echoes out of order");
+    }
+    let arrived = arrived.lock().unwrap();
+    for client in 0..CLIENTS {
+        assert_eq!(
+            arrived.get(&client),
+            Some(&in_order),
+            "client {client}'s datagrams reached the container out of order"
+        );
+    }
 }

@@ -34,6 +34,10 @@ use super::udp::{Udp, UdpListener};
 use crate::sys::epoll;
 use crate::sys::udp::{UdpOptions, UdpSocket};
 
+/// How long a worker goes without events before it gives its idle pipes
+/// and buffers back.
+const QUIET: Duration = Duration::from_secs(1);
+
 const SIGNAL_TERM: Token = Token(0);
 const SIGNAL_USR1: Token = Token(1);
 const STATS: Token = Token(2);
@@ -305,6 +309,10 @@ impl Proxy {
     fn serve(mut self) -> io::Result<Stop> {
         let mut events = Events::with_capacity(1024);
         let mut draining: Option<Instant> = None;
+        // When the loop last had an event: the pools are trimmed after a
+        // second without one (a poll can return early and empty, for a UDP
+        // flow's expiry or a backed-up accept, while connections are busy).
+        let mut last_event = Instant::now();
         loop {
             let now = Instant::now();
             if let Some(deadline) = draining {
@@ -312,7 +320,7 @@ impl Proxy {
                     return Ok(Stop::Drained);
                 }
             }
-            let mut timeout = Duration::from_secs(1);
+            let mut timeout = QUIET;
             if let Some(expiry) = self.udp.flows.next_expiry() {
                 timeout = timeout.min(expiry.saturating_duration_since(now) + Duration::from_millis(1));
             }
@@ -328,7 +336,9 @@ impl Proxy {
                 Err(err) => return Err(err),
             }
             let now = Instant::now();
-            if events.is_empty() {
+            if !events.is_empty() {
+                last_event = now;
+            } else if now.saturating_duration_since(last_event) >= QUIET {
                 // A quiet second: give pooled pipes and buffers back.
                 self.pool.trim();
             }

@@ -28,6 +28,8 @@ use crate::sys::udp::{RecvBatch, Transmit, UdpOptions, UdpSocket};
 
 /// Datagrams per `recvmmsg`.
 const BATCH: usize = 64;
+// A batch index fits the group array's u8.
+const _: () = assert!(BATCH <= 256);
 
 /// The largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
@@ -88,25 +90,35 @@ impl Udp {
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return,
             };
-            let mut i = 0;
-            while i < n {
-                let Some(first) = batch.get(i) else { break };
-                let key = (index, first.source);
-                // The run of datagrams from this client.
-                let mut end = i + 1;
-                while batch.get(end).is_some_and(|d| d.source == first.source) {
-                    end += 1;
+            let n = n.min(BATCH);
+            // Each client's datagrams of the batch go in one send, in the
+            // order they came, however the clients' datagrams interleave.
+            let mut sent_already = [false; BATCH];
+            for i in 0..n {
+                if sent_already[i] {
+                    continue;
                 }
+                let Some(first) = batch.get(i) else { break };
+                let mut group = [0u8; BATCH];
+                let mut len = 0;
+                for (j, sent) in sent_already.iter_mut().enumerate().take(n).skip(i) {
+                    if !*sent && batch.get(j).is_some_and(|d| d.source == first.source) {
+                        *sent = true;
+                        group[len] = j as u8;
+                        len += 1;
+                    }
+                }
+                let group = &group[..len];
+                let key = (index, first.source);
                 let new = FlowRequest { key, local: first.local, listener, proxy_protocol: self.proxy_protocol };
                 let Some(id) = flow_for(&mut self.flows, new, counters, registry, self.token_base, now) else {
-                    counters[listener.mapping].errors.add((end - i) as u64);
-                    i = end;
+                    counters[listener.mapping].errors.add(len as u64);
                     continue;
                 };
                 self.flows.touch(id, now);
                 if let Some((_, flow)) = self.flows.get(id) {
                     let prefix = flow.header.as_ref().map_or(&[][..], |h| h.as_bytes());
-                    let datagrams = (i..end).filter_map(|j| batch.get(j)).flat_map(|d| d.segments());
+                    let datagrams = group.iter().filter_map(|&j| batch.get(usize::from(j))).flat_map(|d| d.segments());
                     let to = Path { socket: &flow.socket, dst: listener.container, src: None, prefix };
                     let sent = to.send(datagrams, &mut self.gso);
                     let c = &counters[listener.mapping];
@@ -114,7 +126,6 @@ impl Udp {
                     c.bytes_in.add(sent.bytes);
                     c.errors.add(sent.dropped);
                 }
-                i = end;
             }
             if n < batch.capacity() {
                 return;
