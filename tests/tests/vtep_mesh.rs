@@ -1,7 +1,7 @@
 //! Three hosts, all running `wharf vtep` (VNI 42), on one underlay bridge:
 //! a broadcast reaches both peers (head-end replication); once the FDB has
 //! learned, unicast goes only to the owner; a MAC that moves to another VTEP
-//! is re-learned.
+//! is re-learned; a remote that cannot be reached costs only its own copies.
 
 use std::time::Duration;
 
@@ -74,4 +74,30 @@ fn flood_learn_and_move() {
     let rx2 = h2.vtep.stat("rx_packets");
     h1.ns.exec("ping", &["-c", "3", "-i", "0.2", "-W", "2", "198.51.100.2"]).unwrap();
     assert_eq!(h2.vtep.stat("rx_packets"), rx2, "traffic for the moved MAC still went to its old VTEP");
+}
+
+/// A remote that cannot be reached (no route to it) costs only its own
+/// copies: a broadcast still reaches the remote listed after it, and
+/// traffic flows; the lost copies are counted.
+#[test]
+fn an_unreachable_remote_does_not_silence_the_others() {
+    require_root();
+    let (h1, h2) = (Netns::new("ur1").unwrap(), Netns::new("ur2").unwrap());
+    h1.veth("u0", &h2, "u0").unwrap();
+    let mut vteps = Vec::new();
+    for (i, ns) in [(1u8, &h1), (2, &h2)] {
+        ns.exec("sysctl", &["-qw", "net.ipv6.conf.default.disable_ipv6=1"]).unwrap();
+        ns.ip(&["addr", "add", &format!("192.0.2.{i}/24"), "dev", "u0"]).unwrap();
+        ns.ip(&["link", "set", "u0", "up"]).unwrap();
+        let local = format!("192.0.2.{i}");
+        let peer = format!("192.0.2.{}", 3 - i);
+        // 203.0.113.99 has no route in these namespaces: sending to it
+        // fails at once (ENETUNREACH), and nothing leaves.
+        let args = ["--vni", "42", "--local", &local, "--remote", "203.0.113.99", "--remote", &peer, "--tap", "wt0"];
+        vteps.push(WharfRunner::start(WHARF, ns, "wt0", &args).unwrap());
+        ns.ip(&["addr", "add", &format!("198.51.100.{i}/24"), "dev", "wt0"]).unwrap();
+    }
+    let out = h1.exec("ping", &["-c", "3", "-i", "0.2", "-W", "2", "198.51.100.2"]);
+    assert!(out.is_ok(), "no traffic past the unreachable remote: {out:?}\n{}", vteps[0].output());
+    assert!(vteps[0].stat("underlay_send_errors") >= 1, "the copies to the unreachable remote were not counted");
 }

@@ -102,18 +102,14 @@ impl OutQueue {
         }
     }
 
-    /// Sends every queued frame in one `sendmmsg` (or a few).
+    /// Sends every queued frame in one `sendmmsg` (or a few); a frame the
+    /// kernel refuses (too large for the link) costs only itself.
     fn flush(&mut self, socket: &PacketSocket, counters: &mut Counters) {
-        let mut sent = 0;
-        while sent < self.count {
-            let frames = (sent..self.count).map(|i| &self.buf[i * OUT_SLOT..i * OUT_SLOT + self.lens[i]]);
-            match socket.send_batch(frames) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => sent += n,
-            }
-        }
+        let (sent, dropped) = dataplane::sys::send_skipping(self.count, |from| {
+            socket.send_batch((from..self.count).map(|i| &self.buf[i * OUT_SLOT..i * OUT_SLOT + self.lens[i]]))
+        });
         counters.tx_frames += sent as u64;
-        counters.write_errors += (self.count - sent) as u64;
+        counters.write_errors += dropped as u64;
         self.count = 0;
     }
 }

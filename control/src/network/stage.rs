@@ -191,6 +191,10 @@ impl<'a> BridgeStage<'a> {
             command.arg("-map").arg(port.proxy_map(first.ip));
         }
         command.arg("-stats-socket").arg(&socket).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        // A process group of its own: the ^C, ^\ or ^Z of a terminal that a
+        // foreground `wharf run` is attached to is for the container, and a
+        // hangup of that terminal must not take the ports with it.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let mut child = command.spawn().map_err(|e| format!("start {}: {e}", proxy_binary().display()))?;
         // Recorded before anything else can fail or this monitor be killed:
         // whoever cleans up after the container (`reconcile`, a failed

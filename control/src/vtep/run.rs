@@ -691,18 +691,25 @@ fn flush(io: &Io, vtep: &Vtep, slots: &mut Slots, stats: &mut RunnerStats) {
                     *part = std::io::IoSlice::new(datagram(p));
                 }
                 if socket.send_segments(*dst, None, *segment_size, &parts[..range.len()]).is_err() {
-                    unsent += 1;
+                    // Every datagram of the message is lost.
+                    unsent += range.len();
                 }
             }
             unsent
         } else {
-            let transmits = queue.iter().flat_map(|p| {
-                let payload = datagram(p);
-                vtep.destinations(&p.to)
-                    .iter()
-                    .map(move |remote| Transmit::new(SocketAddr::new(*remote, io.dst_port), payload))
-            });
-            *expected - socket.send_batch(transmits).unwrap_or(0)
+            let transmits = || {
+                queue.iter().flat_map(|p| {
+                    let payload = datagram(p);
+                    vtep.destinations(&p.to)
+                        .iter()
+                        .map(move |remote| Transmit::new(SocketAddr::new(*remote, io.dst_port), payload))
+                })
+            };
+            // One remote that cannot be reached (its route gone, a firewall
+            // rule) costs its own datagrams, not the rest of the batch's.
+            let (_, dropped) =
+                dataplane::sys::send_skipping(*expected, |from| socket.send_batch(transmits().skip(from)));
+            dropped
         };
         stats.underlay_send_errors += unsent as u64;
         queue.clear();

@@ -196,6 +196,33 @@ fn set_nonblocking(fd: std::os::fd::BorrowedFd<'_>, nonblocking: bool, target: &
     Ok(())
 }
 
+/// Sends `count` messages with a batched send that stops at the first
+/// message the kernel refuses (`sendmmsg`): `send_from(k)` sends messages
+/// `k..` and says how many went. A refused message (a peer's route gone, a
+/// firewall rule, too large) is dropped and the ones after it still go; a
+/// full socket buffer drops the rest, which would fail alike. Returns how
+/// many went and how many were dropped.
+pub fn send_skipping(count: usize, mut send_from: impl FnMut(usize) -> io::Result<usize>) -> (usize, usize) {
+    let (mut done, mut sent, mut dropped) = (0, 0, 0);
+    while done < count {
+        match send_from(done) {
+            Ok(n) if n > 0 => {
+                done += n;
+                sent += n;
+            }
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                dropped += count - done;
+                break;
+            }
+            _ => {
+                done += 1;
+                dropped += 1;
+            }
+        }
+    }
+    (sent, dropped)
+}
+
 /// Makes a TCP socket that has not connected yet hold the handshake's
 /// last ACK back, for its first data segment to carry: `TCP_DEFER_ACCEPT`,
 /// which on a connecting socket makes Linux schedule that ACK as a delayed
@@ -279,6 +306,26 @@ pub(crate) fn require_root() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_message_is_skipped_and_a_full_buffer_ends_the_batch() {
+        // The kernel's behaviour: messages go until the first refused one.
+        let refused = [2usize, 5];
+        let mut calls = Vec::new();
+        let got = send_skipping(8, |from| {
+            calls.push(from);
+            match refused.iter().find(|&&r| r >= from) {
+                Some(&r) if r == from => Err(io::Error::from_raw_os_error(libc::ENETUNREACH)),
+                Some(&r) => Ok(r - from),
+                None => Ok(8 - from),
+            }
+        });
+        assert_eq!(got, (6, 2));
+        assert_eq!(calls, [0, 2, 3, 5, 6]);
+        let got =
+            send_skipping(8, |from| if from < 3 { Ok(3) } else { Err(io::Error::from(io::ErrorKind::WouldBlock)) });
+        assert_eq!(got, (3, 5));
+    }
 
     #[test]
     fn error_names_the_call_the_target_and_the_fix() {
