@@ -22,6 +22,37 @@
 
 #![deny(unsafe_code)]
 
+/// `eprintln!` for a long-running process: a line that cannot be written
+/// (stderr on a full disk, a pipe nobody reads any more) is lost, where
+/// `eprintln!` would panic and take the process with it.
+#[macro_export]
+macro_rules! stderr_line {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = ::std::writeln!(::std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `eprint!`, as [`stderr_line!`] is `eprintln!`.
+#[macro_export]
+macro_rules! stderr_text {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = ::std::write!(::std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `println!`, as [`stderr_line!`] is `eprintln!`.
+#[macro_export]
+macro_rules! stdout_line {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let mut out = ::std::io::stdout().lock();
+        let _ = ::std::writeln!(out, $($arg)*);
+        let _ = out.flush();
+    }};
+}
+
 mod counters;
 pub mod gro;
 pub mod gso;

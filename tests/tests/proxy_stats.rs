@@ -196,3 +196,24 @@ fn the_stats_socket_replaces_a_stale_socket_and_nothing_else() {
     let counters = stats.read().unwrap_or_else(|e| panic!("the third proxy's socket: {e}"));
     assert_eq!(counters.get(&format!("tcp:{HOST_IP}:6104:{CONTAINER_IP}:80"), "connections"), 0);
 }
+
+/// SIGUSR1 when stderr cannot be written (here `/dev/full`, as a log on a
+/// full disk): the counters are lost, the proxy is not.
+#[test]
+fn sigusr1_with_a_full_stderr_does_not_stop_the_proxy() {
+    let topo = Topology::new();
+    let _server = TcpServer::echo(&topo.container, sock(CONTAINER_IP, 80));
+    let mut child =
+        topo.host.command("sh", &["-c", r#"exec "$@" 2>/dev/full"#, "sh", PROXY, "-map", LEGACY]).spawn().unwrap();
+    let served = wait_for(PATIENCE, || tcp_exchange(&topo.outside, sock(HOST_IP, 6000), b"one").is_ok());
+    assert!(served, "the proxy did not start");
+    let pid = child.id().to_string();
+    for _ in 0..3 {
+        tests::run(std::process::Command::new("kill").args(["-USR1", &pid])).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let exited = child.try_wait().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(exited, None, "SIGUSR1 with stderr full stopped the proxy");
+}

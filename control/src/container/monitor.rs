@@ -118,7 +118,7 @@ pub fn main(id: &str, attach: bool) -> ExitCode {
         }
     }
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
-        eprintln!("wharf: container monitor: become a subreaper: {e}");
+        dataplane::stderr_line!("wharf: container monitor: become a subreaper: {e}");
         return ExitCode::FAILURE;
     }
     let root = Root::from_env();
@@ -128,7 +128,7 @@ pub fn main(id: &str, attach: bool) -> ExitCode {
         // The foreground `run` waiting for this process exits with its code.
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(message) => {
-            eprintln!("wharf: container {id}: {message}");
+            dataplane::stderr_line!("wharf: container {id}: {message}");
             ExitCode::FAILURE
         }
     }
@@ -199,7 +199,7 @@ fn monitor(store: &ContainerStore, runtime: &dyn Runtime, id: &str, attach: bool
     if !container.networks.is_empty() {
         // The resolver forgets it.
         if let Err(e) = crate::network::resolver::sync(store.root()) {
-            eprintln!("wharf: container {id}: {e}");
+            dataplane::stderr_line!("wharf: container {id}: {e}");
         }
     }
     Ok(exit_code)
@@ -338,16 +338,16 @@ fn stop_and_release(
     network: Result<&dyn NetworkStage, &String>,
 ) {
     if let Err(e) = runtime.delete(&container.id, true) {
-        eprintln!("wharf: container {}: {e}", container.id);
+        dataplane::stderr_line!("wharf: container {}: {e}", container.id);
     }
     if let Ok(network) = network {
         if let Err(e) = network.detach() {
-            eprintln!("wharf: container {}: {e}", container.id);
+            dataplane::stderr_line!("wharf: container {}: {e}", container.id);
         }
     }
     if matches!(container.rootfs, RootfsSource::Image(_)) {
         if let Err(e) = mounter.unmount(&store.dir(&container.id).join("rootfs")) {
-            eprintln!("wharf: container {}: {e}", container.id);
+            dataplane::stderr_line!("wharf: container {}: {e}", container.id);
         }
     }
 }

@@ -192,7 +192,7 @@ impl Watch {
                     changed |= config != self.config;
                     self.config = config;
                 }
-                Err(e) => eprintln!("wharf dns: {e}; keeping the previous configuration"),
+                Err(e) => dataplane::stderr_line!("wharf dns: {e}; keeping the previous configuration"),
             }
         }
         if resolv_too {
@@ -209,7 +209,7 @@ impl Watch {
                         changed |= !self.resolv.is_empty();
                         self.resolv.clear();
                     }
-                    Err(e) => eprintln!("wharf dns: read {}: {e}", self.options.resolv_conf.display()),
+                    Err(e) => dataplane::stderr_line!("wharf dns: read {}: {e}", self.options.resolv_conf.display()),
                 }
             }
         }
@@ -571,7 +571,7 @@ fn run(options: &Options, stop: &AtomicBool, dump: &AtomicBool) -> Result<(), St
         listeners.retain(|addr, _| {
             let keep = wanted.contains(addr);
             if !keep {
-                eprintln!("wharf dns: stopped listening on {addr}:{port}");
+                dataplane::stderr_line!("wharf dns: stopped listening on {addr}:{port}");
             }
             keep
         });
@@ -586,7 +586,7 @@ fn run(options: &Options, stop: &AtomicBool, dump: &AtomicBool) -> Result<(), St
             }
             match Listener::start(&shared, addr, port) {
                 Ok(listener) => {
-                    eprintln!("wharf dns: listening on {addr}:{port} (UDP and TCP)");
+                    dataplane::stderr_line!("wharf dns: listening on {addr}:{port} (UDP and TCP)");
                     listeners.insert(addr, listener);
                     waiting.remove(&addr);
                 }
@@ -598,7 +598,9 @@ fn run(options: &Options, stop: &AtomicBool, dump: &AtomicBool) -> Result<(), St
                     *next_try = now + RETRY_BIND;
                     let text = e.to_string();
                     if *reported != text {
-                        eprintln!("wharf dns: cannot listen on {addr}:{port} yet ({text}); retrying every second");
+                        dataplane::stderr_line!(
+                            "wharf dns: cannot listen on {addr}:{port} yet ({text}); retrying every second"
+                        );
                         *reported = text;
                     }
                 }
@@ -610,17 +612,17 @@ fn run(options: &Options, stop: &AtomicBool, dump: &AtomicBool) -> Result<(), St
         if !ready {
             // After the first attempt at every address, so that a caller
             // waiting for this line finds the sockets there.
-            println!("wharf dns: ready: following {}", options.config.display());
+            dataplane::stdout_line!("wharf dns: ready: following {}", options.config.display());
             let _ = io::stdout().flush();
             ready = true;
         }
         if dump.swap(false, Ordering::Relaxed) {
-            eprint!("{}", shared.counters.render());
+            dataplane::stderr_text!("{}", shared.counters.render());
         }
         thread::sleep(CHECK_EVERY);
     };
     drop(listeners);
-    eprint!("{}", shared.counters.render());
+    dataplane::stderr_text!("{}", shared.counters.render());
     result
 }
 

@@ -208,7 +208,7 @@ pub fn run(spec: &NatSpec, nat: Nat, stats_socket: &Path) -> Result<(), String> 
         held: vec![0; FRAME_LEN].into_boxed_slice(),
     };
     let mut batches = [FrameBatch::new(BURST, 0, READ_LEN), FrameBatch::new(BURST, 0, READ_LEN)];
-    println!(
+    dataplane::stdout_line!(
         "wharf nat: ready: inside {} {} ({}), outside {} {} ({}){}; stats at {}",
         spec.inside,
         spec.inside_addr,
@@ -241,7 +241,7 @@ pub fn run(spec: &NatSpec, nat: Nat, stats_socket: &Path) -> Result<(), String> 
             stats.serve(|| gateway.render());
         }
         if dump.swap(false, Ordering::Relaxed) {
-            eprint!("{}", gateway.render());
+            dataplane::stderr_text!("{}", gateway.render());
         }
         let now = Instant::now();
         if now.duration_since(last_tick) >= Duration::from_millis(200) {
@@ -249,7 +249,7 @@ pub fn run(spec: &NatSpec, nat: Nat, stats_socket: &Path) -> Result<(), String> 
             gateway.tick(now);
         }
     }
-    println!("wharf nat: stopped");
+    dataplane::stdout_line!("wharf nat: stopped");
     Ok(())
 }
 

@@ -270,7 +270,7 @@ pub fn run(spec: &Spec, stats_socket: &Path) -> Result<(), RunError> {
         coalescers: io.ports.iter().map(|_| Coalescer::new(COALESCE_LEN)).collect(),
     };
     let tunnel_note = state.engine.tunnel.as_ref().map(|t| format!("; {}", t.describe())).unwrap_or_default();
-    println!(
+    dataplane::stdout_line!(
         "wharf vtep: ready: {}; local {}:{}, sending from {} port(s) in {}-{}{}; stats at {}",
         spec.vnis
             .iter()
@@ -293,7 +293,7 @@ pub fn run(spec: &Spec, stats_socket: &Path) -> Result<(), RunError> {
     let mut next_expiry = Instant::now() + Duration::from_secs(1);
     while !stop.load(Ordering::Relaxed) {
         if dump.swap(false, Ordering::Relaxed) {
-            eprint!("{}", state.snapshot(&io));
+            dataplane::stderr_text!("{}", state.snapshot(&io));
         }
         match poll(&mut fds, Some(Duration::from_millis(250))) {
             Ok(_) => {}

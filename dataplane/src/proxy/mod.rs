@@ -61,7 +61,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let proxy = match started {
         Ok(proxy) => proxy,
         Err(err) => {
-            eprintln!("wharf-proxy: {}", err.0);
+            crate::stderr_line!("wharf-proxy: {}", err.0);
             report(ready, Err(&err.0));
             return 1;
         }
@@ -70,7 +70,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     match proxy.run() {
         Ok(()) => 0,
         Err(err) => {
-            eprintln!("wharf-proxy: event loop: {err}");
+            crate::stderr_line!("wharf-proxy: event loop: {err}");
             1
         }
     }

@@ -374,7 +374,7 @@ impl Proxy {
                         if let Some(signals) = &mut self.signals {
                             drain_pipe(&mut signals.usr1);
                         }
-                        eprint!("{}", self.render_stats());
+                        crate::stderr_text!("{}", self.render_stats());
                     }
                     t if t == STATS.0 => self.serve_stats(),
                     t if t >= FLOW_BASE => {
