@@ -67,6 +67,9 @@ struct Counters {
     superframes: u64,
 }
 
+/// Receive bursts taken from one side per turn of the event loop.
+const BURSTS_PER_WAKEUP: usize = 4;
+
 /// Frames queued for one `sendmmsg`.
 const OUT_BURST: usize = 64;
 
@@ -265,9 +268,12 @@ struct Gateway {
 }
 
 impl Gateway {
-    /// Reads a burst from `side` and handles each frame.
+    /// Reads up to [`BURSTS_PER_WAKEUP`] bursts from `side` and handles
+    /// each frame. What is left waits for the next turn of the loop (`poll`
+    /// says again that it is there): a side that never runs dry must not
+    /// starve the other side, the timers, the stats socket or a stop.
     fn receive(&mut self, side: usize, batch: &mut FrameBatch) {
-        loop {
+        for _ in 0..BURSTS_PER_WAKEUP {
             let n = match self.ports[side].socket.recv_batch(batch) {
                 Ok(n) => n,
                 Err(_) => return,

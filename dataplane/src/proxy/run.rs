@@ -96,6 +96,10 @@ pub struct Proxy {
     workers: Vec<std::thread::JoinHandle<io::Result<Stop>>>,
     /// Listeners that ran out of descriptors while accepting, to retry.
     accept_backlog: Vec<usize>,
+    /// UDP listeners and flows (their tokens) left with datagrams to read
+    /// when their turn ended: read again after the next poll, which then
+    /// does not wait. A flood on one must not starve the others.
+    udp_again: Vec<usize>,
     /// Clients accepted when no descriptor was left for their container
     /// connection, oldest first: they wait (no listener accepts meanwhile)
     /// until a connection closes and frees one.
@@ -223,6 +227,7 @@ impl Proxy {
             peer_wakers: Vec::new(),
             workers: Vec::new(),
             accept_backlog: Vec::new(),
+            udp_again: Vec::new(),
             waiting: std::collections::VecDeque::new(),
             reserve_fd: std::fs::File::open("/dev/null").ok(),
         })
@@ -300,6 +305,7 @@ impl Proxy {
             peer_wakers: Vec::new(),
             workers: Vec::new(),
             accept_backlog: Vec::new(),
+            udp_again: Vec::new(),
             waiting: std::collections::VecDeque::new(),
             reserve_fd: None,
         })
@@ -330,13 +336,16 @@ impl Proxy {
             if !self.accept_backlog.is_empty() || !self.waiting.is_empty() {
                 timeout = timeout.min(Duration::from_millis(50));
             }
+            if !self.udp_again.is_empty() {
+                timeout = Duration::ZERO;
+            }
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => return Err(err),
             }
             let now = Instant::now();
-            if !events.is_empty() {
+            if !events.is_empty() || !self.udp_again.is_empty() {
                 last_event = now;
             } else if now.saturating_duration_since(last_event) >= QUIET {
                 // A quiet second: give pooled pipes and buffers back.
@@ -377,11 +386,16 @@ impl Proxy {
                         crate::stderr_text!("{}", self.render_stats());
                     }
                     t if t == STATS.0 => self.serve_stats(),
-                    t if t >= FLOW_BASE => {
-                        self.udp.relay_to_client(t - FLOW_BASE, &self.listeners, &self.counters, now)
-                    }
+                    t if t >= FLOW_BASE => self.flow_event(t, now),
                     t if t >= CONN_BASE => self.conn_event(t - CONN_BASE, ready, event.is_error()),
                     t if t >= LISTENER_BASE => self.listener_event(t - LISTENER_BASE, now),
+                    _ => {}
+                }
+            }
+            for token in std::mem::take(&mut self.udp_again) {
+                match token {
+                    t if t >= FLOW_BASE => self.flow_event(t, now),
+                    t if (LISTENER_BASE..CONN_BASE).contains(&t) => self.listener_event(t - LISTENER_BASE, now),
                     _ => {}
                 }
             }
@@ -407,9 +421,21 @@ impl Proxy {
         self.waiting.clear();
     }
 
+    /// What a UDP flow's container sent, back to its client.
+    fn flow_event(&mut self, token: usize, now: Instant) {
+        let more = self.udp.relay_to_client(token - FLOW_BASE, &self.listeners, &self.counters, now);
+        if more && !self.udp_again.contains(&token) {
+            self.udp_again.push(token);
+        }
+    }
+
     fn listener_event(&mut self, index: usize, now: Instant) {
         if let Some(Listener::Udp(listener)) = self.listeners.get(index) {
-            self.udp.relay_to_container(index, listener, &self.counters, self.poll.registry(), now);
+            let more = self.udp.relay_to_container(index, listener, &self.counters, self.poll.registry(), now);
+            let token = LISTENER_BASE + index;
+            if more && !self.udp_again.contains(&token) {
+                self.udp_again.push(token);
+            }
             return;
         }
         loop {
@@ -440,8 +466,36 @@ impl Proxy {
                     }
                     return;
                 }
-                // The client gave up before we took it (ECONNABORTED...).
-                Err(_) => continue,
+                // The client gave up before we took it, or its connection
+                // failed (Linux passes such errors on from `accept`): that
+                // connection is gone, the next may be fine.
+                Err(err)
+                    if matches!(
+                        err.raw_os_error(),
+                        Some(
+                            libc::ECONNABORTED
+                                | libc::EPROTO
+                                | libc::ENOPROTOOPT
+                                | libc::EHOSTDOWN
+                                | libc::ENONET
+                                | libc::EHOSTUNREACH
+                                | libc::ENETDOWN
+                                | libc::ENETUNREACH
+                                | libc::EOPNOTSUPP
+                        )
+                    ) =>
+                {
+                    continue
+                }
+                // Anything else (a security module's EPERM...) would come back
+                // on every retry: counted, and retried later, not at once.
+                Err(_) => {
+                    self.counters[mapping].errors.add(1);
+                    if !self.accept_backlog.contains(&index) {
+                        self.accept_backlog.push(index);
+                    }
+                    return;
+                }
             };
             self.counters[mapping].connections.add(1);
             // A listener on a loopback address passed it on already.

@@ -28,6 +28,8 @@ use crate::sys::udp::{RecvBatch, Transmit, UdpOptions, UdpSocket};
 
 /// Datagrams per `recvmmsg`.
 const BATCH: usize = 64;
+/// Batches one listener or flow may read before the others get a turn.
+const BATCHES_PER_TURN: usize = 4;
 // A batch index fits the group array's u8.
 const _: () = assert!(BATCH <= 256);
 
@@ -74,7 +76,8 @@ impl Udp {
         Udp { flows, batch: None, proxy_protocol, token_base, gso: true }
     }
 
-    /// Forwards what clients sent to listener `index`.
+    /// Forwards what clients sent to listener `index`, up to
+    /// [`BATCHES_PER_TURN`] batches; says whether more may be waiting.
     pub(crate) fn relay_to_container(
         &mut self,
         index: usize,
@@ -82,13 +85,13 @@ impl Udp {
         counters: &[Counters],
         registry: &Registry,
         now: Instant,
-    ) {
+    ) -> bool {
         let batch = self.batch.get_or_insert_with(|| RecvBatch::new(BATCH, MAX_DATAGRAM));
-        loop {
+        for _ in 0..BATCHES_PER_TURN {
             let n = match listener.socket.recv_batch(batch) {
                 Ok(n) => n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return,
+                Err(_) => return false,
             };
             let n = n.min(BATCH);
             // Each client's datagrams of the batch go in one send, in the
@@ -128,19 +131,28 @@ impl Udp {
                 }
             }
             if n < batch.capacity() {
-                return;
+                return false;
             }
         }
+        true
     }
 
-    /// Forwards what the container sent on flow `id` back to its client.
-    pub(crate) fn relay_to_client(&mut self, id: usize, listeners: &[Listener], counters: &[Counters], now: Instant) {
-        let Some((_, flow)) = self.flows.get(id) else { return };
-        let Some(Listener::Udp(listener)) = listeners.get(flow.listener) else { return };
+    /// Forwards what the container sent on flow `id` back to its client, up
+    /// to [`BATCHES_PER_TURN`] batches; says whether more may be waiting.
+    pub(crate) fn relay_to_client(
+        &mut self,
+        id: usize,
+        listeners: &[Listener],
+        counters: &[Counters],
+        now: Instant,
+    ) -> bool {
+        let Some((_, flow)) = self.flows.get(id) else { return false };
+        let Some(Listener::Udp(listener)) = listeners.get(flow.listener) else { return false };
         let c = &counters[flow.mapping];
         let batch = self.batch.get_or_insert_with(|| RecvBatch::new(BATCH, MAX_DATAGRAM));
         let mut any = false;
-        loop {
+        let mut more = true;
+        for _ in 0..BATCHES_PER_TURN {
             let n = match flow.socket.recv_batch(batch) {
                 Ok(n) => n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
@@ -149,7 +161,10 @@ impl Udp {
                     c.errors.add(1);
                     continue;
                 }
-                Err(_) => break,
+                Err(_) => {
+                    more = false;
+                    break;
+                }
             };
             any = true;
             let datagrams = (0..n).filter_map(|i| batch.get(i)).flat_map(|d| d.segments());
@@ -159,12 +174,14 @@ impl Udp {
             c.bytes_out.add(sent.bytes);
             c.errors.add(sent.dropped);
             if n < batch.capacity() {
+                more = false;
                 break;
             }
         }
         if any {
             self.flows.touch(id, now);
         }
+        more
     }
 
     /// Closes flows idle longer than the timeout.
@@ -422,6 +439,35 @@ fn is_retried(err: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A listener that never runs dry is read [`BATCHES_PER_TURN`] batches
+    /// at a time, and says so; what is left comes on the next turn.
+    #[test]
+    fn a_flood_is_read_a_few_batches_per_turn() {
+        let container = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let options = UdpOptions { nonblocking: true, ..UdpOptions::default() };
+        let socket = UdpSocket::bind_with("127.0.0.1:0".parse().unwrap(), options).unwrap();
+        socket.set_recv_pktinfo(true).unwrap();
+        let at = socket.local_addr().unwrap();
+        let listener = UdpListener { mapping: 0, socket, container: container.local_addr().unwrap() };
+        // Clients take turns, so that no two datagrams in a row share a
+        // source and GRO cannot merge them: one datagram per batch entry.
+        let clients: Vec<std::net::UdpSocket> =
+            (0..4).map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+        let total = BATCHES_PER_TURN * BATCH + 10;
+        for i in 0..total {
+            clients[i % clients.len()].send_to(&[i as u8; 8], at).unwrap();
+        }
+        let poll = mio::Poll::new().unwrap();
+        let counters = [Counters::default()];
+        let mut udp = Udp::new(FlowTable::new(16, std::time::Duration::from_secs(90)), None, 1000);
+        let now = Instant::now();
+        assert!(udp.relay_to_container(0, &listener, &counters, poll.registry(), now), "a full turn says more waits");
+        assert_eq!(counters[0].datagrams_in.get(), (BATCHES_PER_TURN * BATCH) as u64);
+        assert!(!udp.relay_to_container(0, &listener, &counters, poll.registry(), now), "the rest fits a turn");
+        assert_eq!(counters[0].datagrams_in.get(), total as u64);
+        assert_eq!(counters[0].errors.get(), 0);
+    }
 
     /// Whatever the grouping, the receiver sees the datagrams one by one,
     /// in order, each with its own prefix: runs of equal size, a shorter
