@@ -590,7 +590,9 @@ fn run(options: &Options, stop: &AtomicBool, dump: &AtomicBool) -> Result<(), St
                     listeners.insert(addr, listener);
                     waiting.remove(&addr);
                 }
-                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                // Fatal only at the start: once it serves some network, the
+                // resolver keeps serving it, and retries this one as below.
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied && listeners.is_empty() && !ready => {
                     fatal = Some(format!("listen on {addr}:{port}: {e} (the resolver needs root for port {port})"));
                     break;
                 }
