@@ -430,20 +430,27 @@ mod tests {
     use crate::network::links::Recording;
     use crate::state::Scratch;
 
-    #[test]
-    fn connect_takes_the_lowest_free_interface_name() {
-        let scratch = Scratch::new("connect");
+    /// Network "one" on `subnet` and a running container "web" (pid 42) on
+    /// another network, in a scratch root.
+    fn web_and_network(tag: &str, subnet: &str) -> (Scratch, ContainerStore, NetworkStore, Network, Container) {
+        let scratch = Scratch::new(tag);
         let root = scratch.root();
         let (containers, networks) = (ContainerStore::new(&root), NetworkStore::new(&root));
-        let request =
-            NetworkRequest { name: "one".into(), subnet: Some("172.22.16.0/24".into()), ..Default::default() };
-        networks.save(&Network::from_request(&request, "1".repeat(64), &[], &[]).unwrap()).unwrap();
+        let request = NetworkRequest { name: "one".into(), subnet: Some(subnet.into()), ..Default::default() };
+        let network = Network::from_request(&request, "1".repeat(64), &[], &[]).unwrap();
+        networks.save(&network).unwrap();
         let mut container = test_container(&"c".repeat(64), "web");
         container.network = NetworkMode::Bridge("other".into());
         container.state.status = Status::Running;
         container.state.pid = Some(42);
         std::fs::create_dir_all(containers.dir(&container.id)).unwrap();
         containers.save(&container).unwrap();
+        (scratch, containers, networks, network, container)
+    }
+
+    #[test]
+    fn connect_takes_the_lowest_free_interface_name() {
+        let (_scratch, containers, networks, _, container) = web_and_network("connect", "172.22.16.0/24");
         // The fake's namespace holds lo and eth1 (eth0 was disconnected).
         let links = Recording::default();
         connect(&containers, &networks, &links, "one", "web", None, vec![]).unwrap();
@@ -455,19 +462,7 @@ mod tests {
 
     #[test]
     fn a_connect_that_fails_in_the_kernel_holds_no_address() {
-        let scratch = Scratch::new("connect-fails");
-        let root = scratch.root();
-        let (containers, networks) = (ContainerStore::new(&root), NetworkStore::new(&root));
-        let request =
-            NetworkRequest { name: "one".into(), subnet: Some("172.22.17.0/24".into()), ..Default::default() };
-        let network = Network::from_request(&request, "1".repeat(64), &[], &[]).unwrap();
-        networks.save(&network).unwrap();
-        let mut container = test_container(&"c".repeat(64), "web");
-        container.network = NetworkMode::Bridge("other".into());
-        container.state.status = Status::Running;
-        container.state.pid = Some(42);
-        std::fs::create_dir_all(containers.dir(&container.id)).unwrap();
-        containers.save(&container).unwrap();
+        let (_scratch, containers, networks, network, container) = web_and_network("connect-fails", "172.22.17.0/24");
         let links = Recording { fail_endpoint_at: Some(0), ..Recording::default() };
         let err = connect(&containers, &networks, &links, "one", "web", None, vec![]).unwrap_err();
         assert!(err.contains("endpoint failed as the test asked"), "{err}");
