@@ -336,6 +336,11 @@ fn an_existing_bridge_is_used_and_kept_and_other_links_are_refused() {
     assert!(ran.stderr.contains("vmine is a veth link, not a bridge"), "{ran}");
     assert_eq!(link("vmine").unwrap(), veth_before, "a refused create changed the link");
     assert_ne!(w.run(&["network", "inspect", "onveth"]).code, 0, "the refused network has a record");
+    let lo_before = link("lo").unwrap();
+    let ran = w.run(&["network", "create", "-o", &bridge_name("lo"), "--subnet", "172.23.4.0/24", "onlo"]);
+    assert_eq!(ran.code, 1, "{ran}");
+    assert!(ran.stderr.contains("lo is a device, not a bridge"), "{ran}");
+    assert_eq!(link("lo").unwrap(), lo_before, "a refused create changed lo");
 
     w.ok(&["network", "create", "-o", &bridge_name("brmine"), "--subnet", "172.23.6.0/24", "mine"]);
     let addresses = link("brmine").unwrap();

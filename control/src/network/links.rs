@@ -118,10 +118,10 @@ impl Links for Iproute2 {
             Ok(shown) => match link_kind(&shown).as_deref() {
                 Some("bridge") => false,
                 kind => {
+                    let what = kind.map_or("a device".to_owned(), |kind| format!("a {kind} link"));
                     return Err(format!(
-                        "{name} is a {} link, not a bridge: choose another com.docker.network.bridge.name",
-                        kind.unwrap_or("physical")
-                    ))
+                        "{name} is {what}, not a bridge: choose another com.docker.network.bridge.name"
+                    ));
                 }
             },
             Err(_) => {
