@@ -250,6 +250,9 @@ def main():
     add("container_args", "sizes", b"64m\x00128m\x001.5\x002\x00-1")
     add("container_args", "network", b"container:web")
     add("container_args", "huge-memory", b"4994499944944444444")  # overflowed the default swap once
+    add("container_args", "rfc3339", b"2026-11-28T17:42:07.123456789Z")
+    add("container_args", "rfc3339-last", b"9999-12-31T23:59:59.5Z")
+    add("container_args", "rfc3339-huge", b"1970-01-01T00:00:10000000000000000000Z")  # overflowed once
 
     # The DNS resolver: a selector byte (bit 0: TCP; bits 1-2: the source,
     # 0 a container on front, 1 one on front and back, 2 unknown, 3 IPv6),

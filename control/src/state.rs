@@ -163,7 +163,7 @@ pub fn parse_rfc3339(text: &str) -> Option<std::time::SystemTime> {
         && (1..=31).contains(&day)
         && h < 24
         && m < 60
-        && s <= 60;
+        && s < 60;
     if !in_range {
         return None;
     }
@@ -263,9 +263,11 @@ mod tests {
 
     #[test]
     fn out_of_range_timestamps_are_refused_not_overflowed() {
+        // The last time a four-digit year holds; no leap second (Go, which
+        // writes Docker's times, refuses second 60 too).
         assert_eq!(
-            parse_rfc3339("9999-12-31T23:59:60.999999999Z"),
-            Some(UNIX_EPOCH + Duration::new(253_402_300_800, 999_999_999))
+            parse_rfc3339("9999-12-31T23:59:59.999999999Z"),
+            Some(UNIX_EPOCH + Duration::new(253_402_300_799, 999_999_999))
         );
         for bad in [
             "1970-01-01T00:00:10000000000000000000Z",
@@ -277,7 +279,7 @@ mod tests {
             "2026-01-32T00:00:00Z",
             "2026-01-01T24:00:00Z",
             "2026-01-01T00:60:00Z",
-            "2026-01-01T00:00:61Z",
+            "2026-01-01T00:00:60Z",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }

@@ -1,5 +1,6 @@
 //! `wharf run`'s value parsers: `-v` SPECs, `--volumes-from`, byte sizes,
-//! the resource flags together, `--network`, and the chroot-style path
+//! the resource flags together, `--network`, a record's RFC 3339 times
+//! (which print back to themselves), and the chroot-style path
 //! resolution of a mount target. Fields are NUL-separated. Nothing may
 //! panic; a parsed volume target is absolute and free of `..`; a resolved
 //! target never leaves the root.
@@ -25,6 +26,10 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(resolved) = secure_join(root, target) {
             assert!(resolved.starts_with(root), "{resolved:?}");
         }
+    }
+    // A record's timestamps: what parses prints back to the same time.
+    if let Some(time) = control::state::parse_rfc3339(fields[0]) {
+        assert_eq!(control::state::parse_rfc3339(&control::state::rfc3339(time)), Some(time), "{:?}", fields[0]);
     }
     let _ = parse_volumes_from(fields[0]);
     let _ = parse_bytes(fields[0]);
