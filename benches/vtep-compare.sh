@@ -13,8 +13,9 @@
 # the medians.
 #
 # Usage (as root): benches/vtep-compare.sh [SECONDS] [STREAMS] [ROUNDS]
-# Needs: iproute2, iperf3, ethtool, python3, and a release build (the script runs
-# `cargo build --release -p control`). Everything lives in namespaces the
+# Needs: iproute2, iperf3, ethtool, python3, ping, Rust (1.86 or newer: the script
+# runs `cargo build --release -p control`), and Linux 6.17 or newer for the
+# --tunnel-gso rows (skipped, with a note, on an older kernel). Everything lives in namespaces the
 # script creates (underlay 192.0.2.0/24, overlay 198.51.100.0/24) and is
 # removed on exit.
 set -euo pipefail
@@ -27,8 +28,16 @@ rounds=${3:-1}
 for n in "$seconds" "$streams" "$rounds"; do
     [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "vtep-compare: SECONDS, STREAMS and ROUNDS are positive numbers" >&2; exit 2; }
 done
+command -v cargo >/dev/null || { echo "vtep-compare: needs Rust 1.86 or newer (cargo; rustup.rs)" >&2; exit 1; }
 cargo build --release -q -p control
 wharf="$PWD/target/release/wharf"
+# UDP-tunnel GSO on a TAP (--tunnel-gso) came with Linux 6.17.
+read -r major minor _ <<<"$(uname -r | tr '.-' '  ')"
+tunnel_gso=yes
+if [ "$major" -lt 6 ] || { [ "$major" = 6 ] && [ "$minor" -lt 17 ]; }; then
+    tunnel_gso=no
+    echo "vtep-compare: Linux $(uname -r) is older than 6.17: the --tunnel-gso rows are skipped" >&2
+fi
 tag="wb$$"
 a="${tag}a"
 b="${tag}b"
@@ -73,7 +82,8 @@ wharf_end() { # ns local remote overlay-address
         $wharf_flags >"$log" 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do grep -q ready "$log" && break; sleep 0.1; done
-    grep -q ready "$log" || { echo "wharf did not start:"; cat "$log"; exit 1; }
+    # To stderr: a round's output is captured.
+    grep -q ready "$log" || { echo "vtep-compare: wharf did not start:" >&2; cat "$log" >&2; exit 1; }
     ip -n "$1" addr add "$4/24" dev wt0
 }
 
@@ -113,17 +123,21 @@ for round in $(seq "$rounds"); do
         measure "kernel↔kernel zero" kernel kernel
         measure "wharf↔wharf zero" wharf wharf
         measure "wharf↔kernel zero" wharf kernel
-        wharf_flags="--tunnel-gso"
-        measure "wharf↔wharf/tunnel-gso zero" wharf wharf
-        measure "wharf↔kernel/tunnel-gso zero" wharf kernel
+        if [ $tunnel_gso = yes ]; then
+            wharf_flags="--tunnel-gso"
+            measure "wharf↔wharf/tunnel-gso zero" wharf wharf
+            measure "wharf↔kernel/tunnel-gso zero" wharf kernel
+        fi
         wharf_flags="--udpcsum"
         kernel_flags="udpcsum"
         measure "kernel↔kernel on" kernel kernel
         measure "wharf↔wharf on" wharf wharf
         measure "wharf↔kernel on" wharf kernel
-        wharf_flags="--udpcsum --tunnel-gso"
-        measure "wharf↔wharf/tunnel-gso on" wharf wharf
-        measure "wharf↔kernel/tunnel-gso on" wharf kernel
+        if [ $tunnel_gso = yes ]; then
+            wharf_flags="--udpcsum --tunnel-gso"
+            measure "wharf↔wharf/tunnel-gso on" wharf wharf
+            measure "wharf↔kernel/tunnel-gso on" wharf kernel
+        fi
     )
     [ "$rounds" = 1 ] || echo "round $round: $(awk '{ printf "%s%s %s %.2f", (NR > 1 ? ", " : ""), $1, $2, $3 / 1e9 }' <<<"$got")"
     while read -r path sum bps; do
