@@ -150,7 +150,9 @@ pub fn prune(store: &ContainerStore, runtime: &dyn Runtime) -> Result<Vec<String
 /// everything it owned; a running container whose monitor died is deleted
 /// from the runtime and marked exited; a container directory without a
 /// record, and a runtime container without a wharf record, are removed.
-/// Takes the state lock.
+/// What cannot be done now (a device that will not go, a mount that is
+/// busy) is said and left for the next command: one stuck item must not
+/// stop every command. Takes the state lock.
 pub fn reconcile(store: &ContainerStore, runtime: &dyn Runtime) -> Result<Vec<String>, String> {
     let _lock = store.root().lock().map_err(|e| e.to_string())?;
     let scan = store.scan().map_err(|e| e.to_string())?;
@@ -160,67 +162,25 @@ pub fn reconcile(store: &ContainerStore, runtime: &dyn Runtime) -> Result<Vec<St
         report.push(format!("left container directory {id} alone: {why}"));
     }
     for container in containers {
-        let state = &container.state;
-        let owner_alive = state.owner.is_some_and(|p| p.alive());
-        let monitor_alive = state.monitor.is_some_and(|p| p.alive());
-        if !state.committed && !owner_alive && !monitor_alive {
-            let _ = runtime.delete(&container.id, true);
-            release_links(store, container, &Iproute2)?;
-            remove_files(store, container, true).map_err(|e| e.to_string())?;
-            report.push(format!(
-                "cleaned up half-created container {} ({}): the wharf command creating it was killed",
-                container.name,
-                container.short_id()
-            ));
-            continue;
-        }
-        if state.status == Status::Exited && container.auto_remove && !monitor_alive {
-            let _ = runtime.delete(&container.id, true);
-            remove_files(store, container, true).map_err(|e| e.to_string())?;
-            report.push(format!(
-                "removed container {} ({}): it ran with --rm and its removal was cut short",
-                container.name,
-                container.short_id()
-            ));
-            continue;
-        }
-        let running = state.status.is_up();
-        let monitor_gone = match state.monitor {
-            Some(_) => !monitor_alive,
-            None => state.status == Status::Starting && !owner_alive,
-        };
-        if running && monitor_gone {
-            // Its veths and port proxy go in `reconcile_networks`, below,
-            // with those of every container that is not running.
-            let _ = runtime.delete(&container.id, true);
-            if matches!(container.rootfs, RootfsSource::Image(_)) {
-                Kernel.unmount(&store.dir(&container.id).join("rootfs")).map_err(|e| e.to_string())?;
-            }
-            let mut container = container.clone();
-            container.state.status = Status::Exited;
-            container.state.exit_code = 255;
-            container.state.monitor = None;
-            container.state.pid = None;
-            container.state.finished_at = Some(crate::state::now_rfc3339());
-            container.state.error = Some("its monitor was killed; wharf stopped it".into());
-            store.save(&container).map_err(|e| e.to_string())?;
-            report.push(format!(
-                "container {} ({}) lost its monitor: stopped it and marked it exited",
-                container.name,
-                container.short_id()
-            ));
-        }
+        let what = format!("container {} ({})", container.name, container.short_id());
+        note(&mut report, &what, reconcile_container(store, runtime, container));
     }
     for id in &scan.half_created {
         let dir = store.dir(id);
-        for mount in rootfs::mounts_under(&dir) {
-            Kernel.unmount(&mount).map_err(|e| e.to_string())?;
-        }
-        let _ = runtime.delete(id, true);
-        fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
-        report.push(format!("removed {}: a container directory without a record", dir.display()));
+        let removed = (|| {
+            for mount in rootfs::mounts_under(&dir) {
+                Kernel.unmount(&mount).map_err(|e| e.to_string())?;
+            }
+            let _ = runtime.delete(id, true);
+            fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
+            Ok(Some(format!("removed {}: a container directory without a record", dir.display())))
+        })();
+        note(&mut report, &dir.display().to_string(), removed);
     }
-    report.extend(reconcile_networks(store, &Iproute2)?);
+    match reconcile_networks(store, &Iproute2) {
+        Ok(lines) => report.extend(lines),
+        Err(e) => note(&mut report, "the containers' networks", Err(e)),
+    }
     for leftover in ImageStore::new(store.root()).reconcile() {
         report.push(format!("removed {}: left by a killed image import", leftover.display()));
     }
@@ -231,14 +191,85 @@ pub fn reconcile(store: &ContainerStore, runtime: &dyn Runtime) -> Result<Vec<St
         // A container whose record does not read is still wharf's.
         let known: Vec<&str> =
             containers.iter().map(|c| c.id.as_str()).chain(scan.unreadable.iter().map(|(id, _)| id.as_str())).collect();
-        for id in runtime.list().map_err(|e| e.to_string())? {
-            if !known.contains(&id.as_str()) {
-                runtime.delete(&id, true).map_err(|e| e.to_string())?;
-                report.push(format!("deleted runtime container {id}: wharf has no record of it"));
+        match runtime.list() {
+            Ok(ids) => {
+                for id in ids.into_iter().filter(|id| !known.contains(&id.as_str())) {
+                    let deleted = runtime
+                        .delete(&id, true)
+                        .map(|()| Some(format!("deleted runtime container {id}: wharf has no record of it")))
+                        .map_err(|e| e.to_string());
+                    note(&mut report, &format!("runtime container {id}"), deleted);
+                }
             }
+            Err(e) => note(&mut report, "the runtime's containers", Err(e.to_string())),
         }
     }
     Ok(report)
+}
+
+/// Adds what a step of [`reconcile`] did, or why `what` is left as it is.
+fn note(report: &mut Vec<String>, what: &str, done: Result<Option<String>, String>) {
+    match done {
+        Ok(line) => report.extend(line),
+        Err(e) => report.push(format!("could not put {what} right, left for the next command: {e}")),
+    }
+}
+
+/// [`reconcile`] for one container: what it did, if anything.
+fn reconcile_container(
+    store: &ContainerStore,
+    runtime: &dyn Runtime,
+    container: &Container,
+) -> Result<Option<String>, String> {
+    let state = &container.state;
+    let owner_alive = state.owner.is_some_and(|p| p.alive());
+    let monitor_alive = state.monitor.is_some_and(|p| p.alive());
+    if !state.committed && !owner_alive && !monitor_alive {
+        let _ = runtime.delete(&container.id, true);
+        release_links(store, container, &Iproute2)?;
+        remove_files(store, container, true).map_err(|e| e.to_string())?;
+        return Ok(Some(format!(
+            "cleaned up half-created container {} ({}): the wharf command creating it was killed",
+            container.name,
+            container.short_id()
+        )));
+    }
+    if state.status == Status::Exited && container.auto_remove && !monitor_alive {
+        let _ = runtime.delete(&container.id, true);
+        remove_files(store, container, true).map_err(|e| e.to_string())?;
+        return Ok(Some(format!(
+            "removed container {} ({}): it ran with --rm and its removal was cut short",
+            container.name,
+            container.short_id()
+        )));
+    }
+    let running = state.status.is_up();
+    let monitor_gone = match state.monitor {
+        Some(_) => !monitor_alive,
+        None => state.status == Status::Starting && !owner_alive,
+    };
+    if !(running && monitor_gone) {
+        return Ok(None);
+    }
+    // Its veths and port proxy go in `reconcile_networks`, with those of
+    // every container that is not running.
+    let _ = runtime.delete(&container.id, true);
+    if matches!(container.rootfs, RootfsSource::Image(_)) {
+        Kernel.unmount(&store.dir(&container.id).join("rootfs")).map_err(|e| e.to_string())?;
+    }
+    let mut container = container.clone();
+    container.state.status = Status::Exited;
+    container.state.exit_code = 255;
+    container.state.monitor = None;
+    container.state.pid = None;
+    container.state.finished_at = Some(crate::state::now_rfc3339());
+    container.state.error = Some("its monitor was killed; wharf stopped it".into());
+    store.save(&container).map_err(|e| e.to_string())?;
+    Ok(Some(format!(
+        "container {} ({}) lost its monitor: stopped it and marked it exited",
+        container.name,
+        container.short_id()
+    )))
 }
 
 /// Deletes a container's host veths (the kernel takes their peers) and
@@ -488,6 +519,29 @@ mod tests {
         assert!(!store.dir(&once.id).exists());
         assert!(store.dir(&kept.id).exists(), "an exited container without --rm stays");
         assert!(runtime.calls.borrow().contains(&format!("delete {} --force", once.id)));
+    }
+
+    #[test]
+    fn a_step_that_fails_is_reported_and_the_rest_still_done() {
+        let (_scratch, store) = world("stuck");
+        let mut once = saved(&store, "once", State { committed: true, status: Status::Exited, ..State::new() });
+        once.auto_remove = true;
+        store.save(&once).unwrap();
+        fs::create_dir_all(store.dir("norecord")).unwrap();
+        fs::create_dir_all(store.root().runtime_state()).unwrap();
+        let runtime = Recording { fail_on: Some("list"), ..Recording::default() };
+        let report = reconcile(&store, &runtime).expect("a failed step does not fail reconcile");
+        assert!(report.iter().any(|r| r.starts_with("removed container once (")), "{report:?}");
+        assert!(report
+            .iter()
+            .any(|r| r.starts_with("removed ") && r.ends_with("a container directory without a record")));
+        assert!(
+            report
+                .iter()
+                .any(|r| r.starts_with("could not put the runtime's containers right, left for the next command: ")),
+            "{report:?}"
+        );
+        assert!(!store.dir(&once.id).exists() && !store.dir("norecord").exists());
     }
 
     #[test]
