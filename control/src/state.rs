@@ -35,6 +35,17 @@ impl Root {
         &self.dir
     }
 
+    /// What marks a kernel object (a bridge's alias) as made by this root,
+    /// so that another `WHARF_ROOT` on the host leaves it alone: `wharf `
+    /// and a hash of the root's path.
+    pub fn owner_tag(&self) -> String {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in self.dir.as_os_str().as_encoded_bytes() {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("wharf {hash:016x}")
+    }
+
     /// `WHARF_ROOT/images`.
     pub fn images(&self) -> PathBuf {
         self.dir.join("images")

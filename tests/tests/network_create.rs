@@ -357,3 +357,35 @@ fn an_existing_bridge_is_used_and_kept_and_other_links_are_refused() {
     w.ok(&["network", "rm", "ours"]);
     assert!(link("brwharf").is_err(), "network rm left the bridge wharf made");
 }
+
+/// A `wh-` bridge that no network owns is deleted by the next `network`
+/// command only if this WHARF_ROOT made it (its alias says so): another
+/// root's bridge on the same host, or one made by hand, stays.
+#[test]
+fn only_this_roots_stray_bridges_are_deleted() {
+    let nw = NetWorld::new(WHARF, PROXY);
+    let w = &nw.w;
+    let id = w.ok(&["network", "create", "--subnet", "172.23.8.0/24", "ours"]).trim().to_owned();
+    let ours = format!("wh-{}", &id[..12]);
+    let shown = nw.host.ip(&["-j", "link", "show", "dev", &ours]).unwrap();
+    let alias = Json::parse(&shown).unwrap()[0]["ifalias"].as_str().map(str::to_owned);
+    let alias = alias.unwrap_or_else(|| panic!("wharf's bridge carries no alias: {shown}"));
+    assert!(alias.starts_with("wharf "), "{alias}");
+    // What a `network create` killed before saving its record leaves, and
+    // what another root or a person made.
+    for (name, alias) in
+        [("wh-strayours", Some(alias.as_str())), ("wh-strayother", Some("wharf 0000000000000000")), ("wh-byhand", None)]
+    {
+        nw.host.ip(&["link", "add", name, "type", "bridge"]).unwrap();
+        if let Some(alias) = alias {
+            nw.host.ip(&["link", "set", "dev", name, "alias", alias]).unwrap();
+        }
+    }
+    let ran = w.run(&["network", "ls"]);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(ran.stderr.contains("deleted bridge wh-strayours: no network owns it"), "{ran}");
+    let exists = |name: &str| nw.host.ip(&["link", "show", "dev", name]).is_ok();
+    assert!(!exists("wh-strayours"), "this root's stray bridge stayed");
+    assert!(exists("wh-strayother") && exists("wh-byhand"), "a bridge this root did not make was deleted");
+    assert!(exists(&ours), "the network's own bridge went");
+}

@@ -293,9 +293,9 @@ fn kill_proxy(container: &Container) -> bool {
 }
 
 /// What a crash can leave of networks themselves: wharf's iptables chains
-/// rewritten from the records, and `wh-` bridges that no network owns (a
-/// `network create` that died between making the bridge and saving the
-/// record) deleted. Run by the `network` commands, which change exactly
+/// rewritten from the records, and `wh-` bridges that this root made (their
+/// alias says so) and no network owns (a `network create` that died between
+/// making the bridge and saving the record) deleted. Run by the `network` commands, which change exactly
 /// these (not by every command: `wharf ps` never touches the packet
 /// filter). The caller holds the lock.
 pub fn reconcile_network_devices(store: &ContainerStore, links: &dyn Links) -> Result<Vec<String>, String> {
@@ -305,7 +305,8 @@ pub fn reconcile_network_devices(store: &ContainerStore, links: &dyn Links) -> R
         return Ok(report);
     }
     Iptables.sync(&stage::rules(&all))?;
-    for link in links.list()? {
+    // Only bridges this root made: another WHARF_ROOT's are not ours.
+    for link in links.owned(&store.root().owner_tag())? {
         if link.starts_with("wh-") && !all.iter().any(|n| n.bridge == link) {
             links.delete_bridge(&link)?;
             report.push(format!("deleted bridge {link}: no network owns it"));

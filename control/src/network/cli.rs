@@ -140,7 +140,13 @@ pub fn run(containers: &ContainerStore, command: NetworkCommand) -> Result<(), S
                 return Err(format!("bridge {} is already used by another network", network.bridge));
             }
             // The bridge and the rules, then the record; undo on error.
-            match links.ensure_bridge(&network.bridge, network.gateway, network.subnet, network.mtu)? {
+            match links.ensure_bridge(
+                &network.bridge,
+                network.gateway,
+                network.subnet,
+                network.mtu,
+                &root.owner_tag(),
+            )? {
                 Made::Created => {}
                 Made::Existed { added_address } => {
                     (network.bridge_existed, network.gateway_added) = (true, added_address)
@@ -382,7 +388,13 @@ fn connect(
                     let interface =
                         (0..).map(|n| format!("eth{n}")).find(|name| !present.contains(name)).expect("unbounded");
                     let endpoint = stage::endpoint(&container.id, interface, &network, &attachment, false);
-                    links.ensure_bridge(&network.bridge, network.gateway, network.subnet, network.mtu)?;
+                    links.ensure_bridge(
+                        &network.bridge,
+                        network.gateway,
+                        network.subnet,
+                        network.mtu,
+                        &containers.root().owner_tag(),
+                    )?;
                     links.add_endpoint(pid, &endpoint)
                 },
             );

@@ -47,7 +47,12 @@ pub trait Links {
     /// the address if it lacks it and is brought up, its MTU left as it is.
     /// A link of that name that is not a bridge is refused. What this call
     /// did is undone if it fails part-way.
-    fn ensure_bridge(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr, mtu: u32) -> Result<Made, String>;
+    /// A bridge it creates carries `owner` as its alias (see
+    /// [`Links::owned`]).
+    fn ensure_bridge(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr, mtu: u32, owner: &str)
+        -> Result<Made, String>;
+    /// The links in this namespace whose alias is `owner`.
+    fn owned(&self, owner: &str) -> Result<Vec<String>, String>;
     /// Takes the gateway address off a bridge; a missing bridge or address
     /// counts as done.
     fn remove_address(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr) -> Result<(), String>;
@@ -99,6 +104,17 @@ fn link_names(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The names of the links in `ip -j link show` output whose alias is
+/// `alias`.
+fn links_aliased(json: &str, alias: &str) -> Vec<String> {
+    let Ok(serde_json::Value::Array(links)) = serde_json::from_str(json) else { return Vec::new() };
+    links
+        .iter()
+        .filter(|link| link.get("ifalias").and_then(|a| a.as_str()) == Some(alias))
+        .filter_map(|link| Some(link.get("ifname")?.as_str()?.to_owned()))
+        .collect()
+}
+
 /// The `info_kind` of the one link in `ip -j -d link show` output (`None`
 /// for a device without one, such as a physical interface).
 fn link_kind(json: &str) -> Option<String> {
@@ -113,7 +129,14 @@ fn missing(error: &str) -> bool {
 }
 
 impl Links for Iproute2 {
-    fn ensure_bridge(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr, mtu: u32) -> Result<Made, String> {
+    fn ensure_bridge(
+        &self,
+        name: &str,
+        gateway: Ipv4Addr,
+        subnet: Cidr,
+        mtu: u32,
+        owner: &str,
+    ) -> Result<Made, String> {
         let created = match ip(&["-j", "-d", "link", "show", "dev", name]) {
             Ok(shown) => match link_kind(&shown).as_deref() {
                 Some("bridge") => false,
@@ -126,6 +149,10 @@ impl Links for Iproute2 {
             },
             Err(_) => {
                 ip(&["link", "add", name, "type", "bridge"]).map_err(|e| format!("create bridge {name}: {e}"))?;
+                if let Err(e) = ip(&["link", "set", "dev", name, "alias", owner]) {
+                    let _ = self.delete_bridge(name);
+                    return Err(format!("mark bridge {name} as wharf's: {e}"));
+                }
                 true
             }
         };
@@ -216,6 +243,10 @@ impl Links for Iproute2 {
         Ok(link_names(&ip(&["-o", "link", "show"])?))
     }
 
+    fn owned(&self, owner: &str) -> Result<Vec<String>, String> {
+        Ok(links_aliased(&ip(&["-j", "link", "show"])?, owner))
+    }
+
     fn names_in(&self, pid: u32) -> Result<Vec<String>, String> {
         let text =
             run(Command::new("nsenter").arg(format!("--net=/proc/{pid}/ns/net")).args(["ip", "-o", "link", "show"]))?;
@@ -238,7 +269,14 @@ pub struct Recording {
 }
 
 impl Links for Recording {
-    fn ensure_bridge(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr, mtu: u32) -> Result<Made, String> {
+    fn ensure_bridge(
+        &self,
+        name: &str,
+        gateway: Ipv4Addr,
+        subnet: Cidr,
+        mtu: u32,
+        _owner: &str,
+    ) -> Result<Made, String> {
         self.calls.borrow_mut().push(format!("bridge {name} {gateway}/{} mtu {mtu}", subnet.len));
         Ok(if self.present.iter().any(|link| link == name) {
             Made::Existed { added_address: true }
@@ -277,6 +315,10 @@ impl Links for Recording {
         Ok(["lo".to_string()].into_iter().chain(self.present.iter().cloned()).collect())
     }
 
+    fn owned(&self, _owner: &str) -> Result<Vec<String>, String> {
+        Ok(self.present.clone())
+    }
+
     fn names_in(&self, _pid: u32) -> Result<Vec<String>, String> {
         Ok(vec!["lo".into(), "eth1".into()])
     }
@@ -289,6 +331,13 @@ impl Links for Recording {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_links_with_the_alias_are_owned() {
+        let json = r#"[{"ifname":"lo"},{"ifname":"wh-1","ifalias":"wharf 00ff"},{"ifname":"wh-2","ifalias":"wharf 0abc"},{"ifname":"wh-3"}]"#;
+        assert_eq!(links_aliased(json, "wharf 00ff"), ["wh-1"]);
+        assert!(links_aliased("not json", "wharf 00ff").is_empty());
+    }
 
     #[test]
     fn a_link_already_gone_is_not_an_error_to_delete() {

@@ -249,7 +249,13 @@ impl NetworkStage for BridgeStage<'_> {
         let endpoints = self.endpoints(&networks)?;
         for endpoint in &endpoints {
             let network = networks.iter().find(|n| n.bridge == endpoint.bridge).expect("endpoints come from networks");
-            self.links.ensure_bridge(&network.bridge, network.gateway, network.subnet, network.mtu)?;
+            self.links.ensure_bridge(
+                &network.bridge,
+                network.gateway,
+                network.subnet,
+                network.mtu,
+                &self.root.owner_tag(),
+            )?;
         }
         let mut made: Vec<String> = Vec::new();
         for endpoint in &endpoints {
