@@ -4,7 +4,8 @@
 //! address), then the message. Nothing may panic; every reply parses, keeps
 //! the query's id, is a response and fits its transport; a forwarded query
 //! has a SERVFAIL to fall back on. A message that parses emits back to one
-//! that parses to the same thing.
+//! that parses to the same thing. A name compares with dotted text as the
+//! name the text parses to.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -86,6 +87,11 @@ fuzz_target!(|data: &[u8]| {
         if let Ok((name, end)) = Name::parse(query, offset) {
             assert!(name.wire_len() <= 255 && end <= query.len() && end > offset);
             let _ = name.to_string();
+            // The resolver's quick comparison agrees with parsing the text.
+            if let Ok(text) = std::str::from_utf8(&query[end..]) {
+                let slow = Name::from_dotted(text).is_ok_and(|own| own.eq_ignore_case(&name));
+                assert_eq!(name.eq_dotted_ignore_case(text), slow, "{name:?} against {text:?}");
+            }
         }
     }
 });

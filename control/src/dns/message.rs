@@ -467,6 +467,19 @@ impl Name {
     }
 
     /// Equal but for ASCII case (RFC 4343).
+    /// Whether `text`, read as [`Name::from_dotted`] reads it, is this name
+    /// (ASCII case ignored; text that is no valid name is none), without
+    /// building the other name: the resolver asks this of every endpoint
+    /// name for every query.
+    pub fn eq_dotted_ignore_case(&self, text: &str) -> bool {
+        if text == "." {
+            return self.is_root();
+        }
+        let mut labels = text.strip_suffix('.').unwrap_or(text).split('.');
+        self.labels.iter().all(|own| labels.next().is_some_and(|label| label.as_bytes().eq_ignore_ascii_case(own)))
+            && labels.next().is_none()
+    }
+
     pub fn eq_ignore_case(&self, other: &Name) -> bool {
         self.labels.len() == other.labels.len()
             && self.labels.iter().zip(&other.labels).all(|(a, b)| a.eq_ignore_ascii_case(b))
@@ -725,6 +738,24 @@ fn emit_name<'a>(out: &mut Vec<u8>, written: &mut Vec<(&'a Name, u16)>, name: &'
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dotted_name_compares_as_the_name_it_parses_to() {
+        let names =
+            ["web", "WEB.", "web.net1", "a.b.c", ".", "", "..", "web..net", "web.", &"x".repeat(64), "Web.Net1."];
+        for query in ["web", "web.net1", "a.b.c", ".", "wEb.NET1"] {
+            let query = Name::from_dotted(query).unwrap();
+            for text in names {
+                let slow = Name::from_dotted(text).is_ok_and(|own| own.eq_ignore_case(&query));
+                assert_eq!(query.eq_dotted_ignore_case(text), slow, "{query:?} against {text:?}");
+            }
+        }
+        // A name at the 255-byte limit and one label past it.
+        let long = ["a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(61)].join(".");
+        let name = Name::from_dotted(&long).unwrap();
+        assert!(name.eq_dotted_ignore_case(&long.to_uppercase()));
+        assert!(!name.eq_dotted_ignore_case(&format!("{long}.e")));
+    }
 
     /// `dig @172.22.16.1 web` (BIND 9.18): a query for `web.` A IN with RD
     /// and AD set and an EDNS OPT record carrying a client cookie.

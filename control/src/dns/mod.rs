@@ -61,9 +61,7 @@ impl Endpoint {
     /// case ignored, with or without a trailing dot. A name or alias that is
     /// not a valid domain name matches nothing.
     pub fn answers_to(&self, name: &Name) -> bool {
-        std::iter::once(&self.name)
-            .chain(&self.aliases)
-            .any(|own| Name::from_dotted(own).is_ok_and(|own| own.eq_ignore_case(name)))
+        std::iter::once(&self.name).chain(&self.aliases).any(|own| name.eq_dotted_ignore_case(own))
     }
 }
 
