@@ -43,8 +43,7 @@ pub struct Image {
 impl Image {
     /// The id's first 12 hex digits, as `image ls` shows it.
     pub fn short_id(&self) -> &str {
-        let hex = self.id.strip_prefix("sha256:").unwrap_or(&self.id);
-        hex.get(..12).unwrap_or(hex)
+        crate::state::short_id(self.id.strip_prefix("sha256:").unwrap_or(&self.id))
     }
 }
 

@@ -39,11 +39,7 @@ impl Root {
     /// so that another `WHARF_ROOT` on the host leaves it alone: `wharf `
     /// and a hash of the root's path.
     pub fn owner_tag(&self) -> String {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in self.dir.as_os_str().as_encoded_bytes() {
-            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        format!("wharf {hash:016x}")
+        format!("wharf {:016x}", fnv1a(self.dir.as_os_str().as_encoded_bytes()))
     }
 
     /// `WHARF_ROOT/images`.
@@ -130,6 +126,18 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> io::Result<T> {
         .map_err(|e| io::Error::new(e.kind(), format!("read {}: {e}", path.display())))?;
     serde_json::from_str(&text)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("parse {}: {e}", path.display())))
+}
+
+/// FNV-1a (64-bit) of `bytes`: a stable short name for something, not a
+/// secret.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The first 12 characters of an id, as Docker shows ids (all of a
+/// shorter one).
+pub fn short_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 /// A new random id: 64 lowercase hex digits, as Docker's.

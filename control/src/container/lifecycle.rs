@@ -340,7 +340,7 @@ fn reconcile_networks(store: &ContainerStore, links: &dyn Links) -> Result<Vec<S
                 released = true;
                 report.push(format!(
                     "released the address of vanished container {} on network {}",
-                    id.get(..12).unwrap_or(id.as_str()),
+                    crate::state::short_id(&id),
                     network.name
                 ));
                 continue;
@@ -407,6 +407,14 @@ mod tests {
             ..test_container(&format!("{:0>64}", name.bytes().map(|b| format!("{b:02x}")).collect::<String>()), name)
         };
         fs::create_dir_all(store.dir(&container.id)).unwrap();
+        store.save(&container).unwrap();
+        container
+    }
+
+    /// A `--rm` container that exited, its record still there.
+    fn exited_with_rm(store: &ContainerStore, name: &str) -> Container {
+        let mut container = saved(store, name, State { committed: true, status: Status::Exited, ..State::new() });
+        container.auto_remove = true;
         store.save(&container).unwrap();
         container
     }
@@ -509,9 +517,7 @@ mod tests {
     #[test]
     fn reconcile_finishes_an_rm_that_was_cut_short() {
         let (_scratch, store) = world("auto-remove");
-        let mut once = saved(&store, "once", State { committed: true, status: Status::Exited, ..State::new() });
-        once.auto_remove = true;
-        store.save(&once).unwrap();
+        let once = exited_with_rm(&store, "once");
         let kept = saved(&store, "kept", State { committed: true, status: Status::Exited, ..State::new() });
         let runtime = Recording::default();
         let report = reconcile(&store, &runtime).unwrap();
@@ -525,9 +531,7 @@ mod tests {
     #[test]
     fn a_step_that_fails_is_reported_and_the_rest_still_done() {
         let (_scratch, store) = world("stuck");
-        let mut once = saved(&store, "once", State { committed: true, status: Status::Exited, ..State::new() });
-        once.auto_remove = true;
-        store.save(&once).unwrap();
+        let once = exited_with_rm(&store, "once");
         fs::create_dir_all(store.dir("norecord")).unwrap();
         fs::create_dir_all(store.root().runtime_state()).unwrap();
         let runtime = Recording { fail_on: Some("list"), ..Recording::default() };

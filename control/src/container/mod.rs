@@ -58,7 +58,7 @@ pub struct Container {
 impl Container {
     /// The first 12 hex digits of the id, as `docker ps` shows it.
     pub fn short_id(&self) -> &str {
-        self.id.get(..12).unwrap_or(&self.id)
+        state::short_id(&self.id)
     }
 }
 

@@ -8,8 +8,8 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::firewall::{Firewall, Iptables};
-use super::ipam::{format_mac, mac_for, parse_routes, Network, NetworkRequest, NetworkStore};
-use super::links::{Iproute2, Links, Made};
+use super::ipam::{format_mac, mac_for, parse_routes, BridgeOrigin, Network, NetworkRequest, NetworkStore};
+use super::links::{Iproute2, Links};
 use super::stage::{self, host_veth_name, DEFAULT_NETWORK};
 use crate::container::report::table;
 use crate::container::{Attachment, Container, ContainerStore, NetworkMode, Status};
@@ -140,18 +140,7 @@ pub fn run(containers: &ContainerStore, command: NetworkCommand) -> Result<(), S
                 return Err(format!("bridge {} is already used by another network", network.bridge));
             }
             // The bridge and the rules, then the record; undo on error.
-            match links.ensure_bridge(
-                &network.bridge,
-                network.gateway,
-                network.subnet,
-                network.mtu,
-                &root.owner_tag(),
-            )? {
-                Made::Created => {}
-                Made::Existed { added_address } => {
-                    (network.bridge_existed, network.gateway_added) = (true, added_address)
-                }
-            }
+            network.bridge_origin = links.ensure_bridge(&network, &root.owner_tag())?;
             let mut all = existing;
             all.push(network.clone());
             let made =
@@ -228,11 +217,7 @@ pub fn run(containers: &ContainerStore, command: NetworkCommand) -> Result<(), S
 
 /// A stable id for the built-in host and none networks.
 fn builtin_id(name: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in name.bytes() {
-        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{hash:012x}")[..12].to_string()
+    state::short_id(&format!("{:012x}", state::fnv1a(name.as_bytes()))).to_string()
 }
 
 fn remove(
@@ -259,10 +244,10 @@ fn remove(
 /// Undoes what the network did to its bridge: deletes a bridge wharf made;
 /// takes wharf's gateway address off one that was there before.
 fn release_bridge(links: &dyn Links, network: &Network) -> Result<(), String> {
-    match (network.bridge_existed, network.gateway_added) {
-        (false, _) => links.delete_bridge(&network.bridge),
-        (true, true) => links.remove_address(&network.bridge, network.gateway, network.subnet),
-        (true, false) => Ok(()),
+    match network.bridge_origin {
+        BridgeOrigin::Created => links.delete_bridge(&network.bridge),
+        BridgeOrigin::Existed { added_address: true } => links.remove_address(network),
+        BridgeOrigin::Existed { added_address: false } => Ok(()),
     }
 }
 
@@ -380,30 +365,29 @@ fn connect(
         err
     };
     if container.state.status == Status::Running {
-        let wired =
-            container.state.pid.ok_or_else(|| "the running container has no pid recorded".to_string()).and_then(
-                |pid| {
-                    // The lowest free ethN: a disconnect may have left a gap (eth1 alone).
-                    let present = links.names_in(pid)?;
-                    let interface =
-                        (0..).map(|n| format!("eth{n}")).find(|name| !present.contains(name)).expect("unbounded");
-                    let endpoint = stage::endpoint(&container.id, interface, &network, &attachment, false);
-                    links.ensure_bridge(
-                        &network.bridge,
-                        network.gateway,
-                        network.subnet,
-                        network.mtu,
-                        &containers.root().owner_tag(),
-                    )?;
-                    links.add_endpoint(pid, &endpoint)
-                },
-            );
-        if let Err(err) = wired {
+        if let Err(err) = add_interface(links, containers, &container, &network, &attachment) {
             return Err(undo(network, &container.id, err));
         }
     }
     container.networks.push(attachment);
     containers.save(&container).map_err(|e| undo(network, &container.id, e.to_string()))
+}
+
+/// Gives the running `container` its interface on `network`: the lowest
+/// free ethN (a disconnect may have left a gap, eth1 alone).
+fn add_interface(
+    links: &dyn Links,
+    containers: &ContainerStore,
+    container: &Container,
+    network: &Network,
+    attachment: &Attachment,
+) -> Result<(), String> {
+    let pid = container.state.pid.ok_or("the running container has no pid recorded")?;
+    let present = links.names_in(pid)?;
+    let interface = (0..).map(|n| format!("eth{n}")).find(|name| !present.contains(name)).expect("unbounded");
+    let endpoint = stage::endpoint(&container.id, interface, network, attachment, false);
+    links.ensure_bridge(network, &containers.root().owner_tag())?;
+    links.add_endpoint(pid, &endpoint)
 }
 
 fn disconnect(

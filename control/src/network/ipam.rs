@@ -231,6 +231,21 @@ pub const OPT_MTU_SHORT: &str = "mtu";
 /// The MTU of a network that sets none.
 pub const DEFAULT_MTU: u32 = 1500;
 
+/// How a network came by its bridge (what [`Links::ensure_bridge`] did).
+///
+/// [`Links::ensure_bridge`]: super::links::Links::ensure_bridge
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BridgeOrigin {
+    /// wharf made it: it goes with the network.
+    #[default]
+    Created,
+    /// It was there (`-o com.docker.network.bridge.name` naming one): it
+    /// stays, as Docker leaves a bridge it did not create; the gateway
+    /// address goes with the network if wharf added it.
+    Existed { added_address: bool },
+}
+
 /// A network record, `WHARF_ROOT/networks/NAME.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Network {
@@ -251,15 +266,10 @@ pub struct Network {
     pub internal: bool,
     /// The bridge device's name.
     pub bridge: String,
-    /// The bridge was there before the network (`-o
-    /// com.docker.network.bridge.name` naming one): removing the network
-    /// leaves it, as Docker leaves a bridge it did not create.
+    /// Whether wharf made the bridge, and so what removing the network
+    /// undoes.
     #[serde(default)]
-    pub bridge_existed: bool,
-    /// On a bridge that was there, the gateway address is wharf's (it
-    /// added it), and goes with the network.
-    #[serde(default)]
-    pub gateway_added: bool,
+    pub bridge_origin: BridgeOrigin,
     pub mtu: u32,
     /// The `-o KEY=VALUE` options, as given.
     pub options: BTreeMap<String, String>,
@@ -389,7 +399,7 @@ impl Network {
             }
             options.insert(key.to_string(), value.to_string());
         }
-        let bridge = bridge.unwrap_or_else(|| format!("wh-{}", id.get(..12).unwrap_or(&id)));
+        let bridge = bridge.unwrap_or_else(|| format!("wh-{}", crate::state::short_id(&id)));
 
         Ok(Network {
             name: req.name.clone(),
@@ -404,14 +414,13 @@ impl Network {
             mtu,
             options,
             allocations: BTreeMap::new(),
-            bridge_existed: false,
-            gateway_added: false,
+            bridge_origin: BridgeOrigin::Created,
         })
     }
 
     /// The id's first 12 characters, as `network ls` shows it.
     pub fn short_id(&self) -> &str {
-        self.id.get(..12).unwrap_or(&self.id)
+        crate::state::short_id(&self.id)
     }
 
     /// Gives `container` an address and records it. A container holds at most

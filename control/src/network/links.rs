@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 
-use super::ipam::Cidr;
+use super::ipam::{BridgeOrigin, Network};
 
 /// One container interface to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,30 +32,20 @@ pub struct Endpoint {
     pub gateway: Option<Ipv4Addr>,
 }
 
-/// Whether [`Links::ensure_bridge`] made the bridge or found it there, and
-/// then whether it gave it the gateway address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Made {
-    Created,
-    Existed { added_address: bool },
-}
-
 /// What container networking asks of the kernel.
 pub trait Links {
-    /// Creates the bridge (if missing) with the gateway address and MTU, and
-    /// brings it up; says what it did. A bridge that is there already gets
-    /// the address if it lacks it and is brought up, its MTU left as it is.
-    /// A link of that name that is not a bridge is refused. What this call
-    /// did is undone if it fails part-way.
-    /// A bridge it creates carries `owner` as its alias (see
-    /// [`Links::owned`]).
-    fn ensure_bridge(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr, mtu: u32, owner: &str)
-        -> Result<Made, String>;
+    /// Creates `network`'s bridge (if missing) with the gateway address and
+    /// MTU, and brings it up; says what it did. A bridge that is there
+    /// already gets the address if it lacks it and is brought up, its MTU
+    /// left as it is. A link of that name that is not a bridge is refused.
+    /// What this call did is undone if it fails part-way. A bridge it
+    /// creates carries `owner` as its alias (see [`Links::owned`]).
+    fn ensure_bridge(&self, network: &Network, owner: &str) -> Result<BridgeOrigin, String>;
     /// The links in this namespace whose alias is `owner`.
     fn owned(&self, owner: &str) -> Result<Vec<String>, String>;
-    /// Takes the gateway address off a bridge; a missing bridge or address
-    /// counts as done.
-    fn remove_address(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr) -> Result<(), String>;
+    /// Takes `network`'s gateway address off its bridge; a missing bridge or
+    /// address counts as done.
+    fn remove_address(&self, network: &Network) -> Result<(), String>;
     /// Deletes the bridge; a missing one counts as deleted.
     fn delete_bridge(&self, name: &str) -> Result<(), String>;
     /// Makes `endpoint` in the namespace of process `pid`.
@@ -115,6 +105,11 @@ fn links_aliased(json: &str, alias: &str) -> Vec<String> {
         .collect()
 }
 
+/// `GATEWAY/PREFIX`, the address a network's bridge holds.
+fn gateway_address(network: &Network) -> String {
+    format!("{}/{}", network.gateway, network.subnet.len)
+}
+
 /// The `info_kind` of the one link in `ip -j -d link show` output (`None`
 /// for a device without one, such as a physical interface).
 fn link_kind(json: &str) -> Option<String> {
@@ -129,14 +124,8 @@ fn missing(error: &str) -> bool {
 }
 
 impl Links for Iproute2 {
-    fn ensure_bridge(
-        &self,
-        name: &str,
-        gateway: Ipv4Addr,
-        subnet: Cidr,
-        mtu: u32,
-        owner: &str,
-    ) -> Result<Made, String> {
+    fn ensure_bridge(&self, network: &Network, owner: &str) -> Result<BridgeOrigin, String> {
+        let name = network.bridge.as_str();
         let created = match ip(&["-j", "-d", "link", "show", "dev", name]) {
             Ok(shown) => match link_kind(&shown).as_deref() {
                 Some("bridge") => false,
@@ -156,7 +145,7 @@ impl Links for Iproute2 {
                 true
             }
         };
-        let address = format!("{gateway}/{}", subnet.len);
+        let address = gateway_address(network);
         let mut added_address = false;
         let set_up = ip(&["-4", "-o", "addr", "show", "dev", name])
             .and_then(|shown| {
@@ -168,7 +157,7 @@ impl Links for Iproute2 {
                 Ok(())
             })
             .and_then(|()| {
-                let mtu = mtu.to_string();
+                let mtu = network.mtu.to_string();
                 let args: &[&str] =
                     if created { &["link", "set", name, "mtu", &mtu, "up"] } else { &["link", "set", name, "up"] };
                 ip(args).map(drop).map_err(|e| format!("bring up bridge {name}: {e}"))
@@ -177,17 +166,17 @@ impl Links for Iproute2 {
             if created {
                 let _ = self.delete_bridge(name);
             } else if added_address {
-                let _ = self.remove_address(name, gateway, subnet);
+                let _ = self.remove_address(network);
             }
             return Err(e);
         }
-        Ok(if created { Made::Created } else { Made::Existed { added_address } })
+        Ok(if created { BridgeOrigin::Created } else { BridgeOrigin::Existed { added_address } })
     }
 
-    fn remove_address(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr) -> Result<(), String> {
-        match ip(&["addr", "del", &format!("{gateway}/{}", subnet.len), "dev", name]) {
+    fn remove_address(&self, network: &Network) -> Result<(), String> {
+        match ip(&["addr", "del", &gateway_address(network), "dev", &network.bridge]) {
             Err(e) if !missing(&e) && !e.contains("Cannot assign requested address") => {
-                Err(format!("remove the gateway address from {name}: {e}"))
+                Err(format!("remove the gateway address from {}: {e}", network.bridge))
             }
             _ => Ok(()),
         }
@@ -269,24 +258,18 @@ pub struct Recording {
 }
 
 impl Links for Recording {
-    fn ensure_bridge(
-        &self,
-        name: &str,
-        gateway: Ipv4Addr,
-        subnet: Cidr,
-        mtu: u32,
-        _owner: &str,
-    ) -> Result<Made, String> {
-        self.calls.borrow_mut().push(format!("bridge {name} {gateway}/{} mtu {mtu}", subnet.len));
-        Ok(if self.present.iter().any(|link| link == name) {
-            Made::Existed { added_address: true }
+    fn ensure_bridge(&self, network: &Network, _owner: &str) -> Result<BridgeOrigin, String> {
+        let name = &network.bridge;
+        self.calls.borrow_mut().push(format!("bridge {name} {} mtu {}", gateway_address(network), network.mtu));
+        Ok(if self.present.contains(name) {
+            BridgeOrigin::Existed { added_address: true }
         } else {
-            Made::Created
+            BridgeOrigin::Created
         })
     }
 
-    fn remove_address(&self, name: &str, gateway: Ipv4Addr, subnet: Cidr) -> Result<(), String> {
-        self.calls.borrow_mut().push(format!("remove address {gateway}/{} from {name}", subnet.len));
+    fn remove_address(&self, network: &Network) -> Result<(), String> {
+        self.calls.borrow_mut().push(format!("remove address {} from {}", gateway_address(network), network.bridge));
         Ok(())
     }
 

@@ -170,10 +170,6 @@ impl<'a> BridgeStage<'a> {
         Ok(endpoints)
     }
 
-    fn proxy_socket(&self) -> PathBuf {
-        proxy_socket(&self.root, &self.container)
-    }
-
     fn start_proxy(&self) -> Result<(), String> {
         let Some(first) = self.container.networks.first() else { return Ok(()) };
         if self.container.ports.is_empty() {
@@ -182,7 +178,7 @@ impl<'a> BridgeStage<'a> {
         let id = &self.container.id;
         let run_dir = self.root.dir().join("run");
         fs::create_dir_all(&run_dir).map_err(|e| format!("create {}: {e}", run_dir.display()))?;
-        let socket = self.proxy_socket();
+        let socket = proxy_socket(&self.root, &self.container);
         let _ = fs::remove_file(&socket);
         let log_path = self.root.containers().join(id).join("proxy.log");
         let log = fs::File::create(&log_path).map_err(|e| format!("create {}: {e}", log_path.display()))?;
@@ -249,13 +245,7 @@ impl NetworkStage for BridgeStage<'_> {
         let endpoints = self.endpoints(&networks)?;
         for endpoint in &endpoints {
             let network = networks.iter().find(|n| n.bridge == endpoint.bridge).expect("endpoints come from networks");
-            self.links.ensure_bridge(
-                &network.bridge,
-                network.gateway,
-                network.subnet,
-                network.mtu,
-                &self.root.owner_tag(),
-            )?;
+            self.links.ensure_bridge(network, &self.root.owner_tag())?;
         }
         let mut made: Vec<String> = Vec::new();
         for endpoint in &endpoints {
@@ -277,7 +267,7 @@ impl NetworkStage for BridgeStage<'_> {
         if let Some(mut proxy) = self.proxy.borrow_mut().take() {
             let _ = proxy.kill();
             let _ = proxy.wait();
-            let _ = fs::remove_file(self.proxy_socket());
+            let _ = fs::remove_file(proxy_socket(&self.root, &self.container));
         }
         let networks = NetworkStore::new(&self.root).list().map_err(|e| e.to_string())?;
         // `network connect` may have added interfaces since the start.

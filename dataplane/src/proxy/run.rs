@@ -423,18 +423,22 @@ impl Proxy {
 
     /// What a UDP flow's container sent, back to its client.
     fn flow_event(&mut self, token: usize, now: Instant) {
-        let more = self.udp.relay_to_client(token - FLOW_BASE, &self.listeners, &self.counters, now);
-        if more && !self.udp_again.contains(&token) {
+        if self.udp.relay_to_client(token - FLOW_BASE, &self.listeners, &self.counters, now) {
+            self.read_again(token);
+        }
+    }
+
+    /// Reads UDP token `token` again after the next poll: it had more.
+    fn read_again(&mut self, token: usize) {
+        if !self.udp_again.contains(&token) {
             self.udp_again.push(token);
         }
     }
 
     fn listener_event(&mut self, index: usize, now: Instant) {
         if let Some(Listener::Udp(listener)) = self.listeners.get(index) {
-            let more = self.udp.relay_to_container(index, listener, &self.counters, self.poll.registry(), now);
-            let token = LISTENER_BASE + index;
-            if more && !self.udp_again.contains(&token) {
-                self.udp_again.push(token);
+            if self.udp.relay_to_container(index, listener, &self.counters, self.poll.registry(), now) {
+                self.read_again(LISTENER_BASE + index);
             }
             return;
         }

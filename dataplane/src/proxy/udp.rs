@@ -30,8 +30,8 @@ use crate::sys::udp::{RecvBatch, Transmit, UdpOptions, UdpSocket};
 const BATCH: usize = 64;
 /// Batches one listener or flow may read before the others get a turn.
 const BATCHES_PER_TURN: usize = 4;
-// A batch index fits the group array's u8.
-const _: () = assert!(BATCH <= 256);
+// A batch's entries are the bits of a u64.
+const _: () = assert!(BATCH <= 64);
 
 /// The largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
@@ -93,35 +93,29 @@ impl Udp {
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return false,
             };
-            let n = n.min(BATCH);
             // Each client's datagrams of the batch go in one send, in the
-            // order they came, however the clients' datagrams interleave.
-            let mut sent_already = [false; BATCH];
-            for i in 0..n {
-                if sent_already[i] {
-                    continue;
-                }
+            // order they came, however the clients' datagrams interleave:
+            // `left` holds the entries not sent yet, `group` one client's.
+            let n = n.min(BATCH);
+            let mut left = u64::MAX.checked_shr(64 - n as u32).unwrap_or(0);
+            while left != 0 {
+                let i = left.trailing_zeros() as usize;
                 let Some(first) = batch.get(i) else { break };
-                let mut group = [0u8; BATCH];
-                let mut len = 0;
-                for (j, sent) in sent_already.iter_mut().enumerate().take(n).skip(i) {
-                    if !*sent && batch.get(j).is_some_and(|d| d.source == first.source) {
-                        *sent = true;
-                        group[len] = j as u8;
-                        len += 1;
-                    }
-                }
-                let group = &group[..len];
+                let group = (i..n)
+                    .filter(|&j| left & 1 << j != 0 && batch.get(j).is_some_and(|d| d.source == first.source))
+                    .fold(0u64, |group, j| group | 1 << j);
+                left &= !group;
                 let key = (index, first.source);
                 let new = FlowRequest { key, local: first.local, listener, proxy_protocol: self.proxy_protocol };
                 let Some(id) = flow_for(&mut self.flows, new, counters, registry, self.token_base, now) else {
-                    counters[listener.mapping].errors.add(len as u64);
+                    counters[listener.mapping].errors.add(u64::from(group.count_ones()));
                     continue;
                 };
                 self.flows.touch(id, now);
                 if let Some((_, flow)) = self.flows.get(id) {
                     let prefix = flow.header.as_ref().map_or(&[][..], |h| h.as_bytes());
-                    let datagrams = group.iter().filter_map(|&j| batch.get(usize::from(j))).flat_map(|d| d.segments());
+                    let members = (i..n).filter(|&j| group & 1 << j != 0);
+                    let datagrams = members.filter_map(|j| batch.get(j)).flat_map(|d| d.segments());
                     let to = Path { socket: &flow.socket, dst: listener.container, src: None, prefix };
                     let sent = to.send(datagrams, &mut self.gso);
                     let c = &counters[listener.mapping];
